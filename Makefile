@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine (see README.md):
+#   make demo   replay the shipped DNS-lookup recording
+#   make test   run the whole test suite
+# Both create the virtual environment .venv on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+DEMO_CMD ?= $(BIN)/autotrace --headless -l $$(mktemp -d -u /tmp/autotrace-demo-XXXXXX) 'getent hosts localhost' 'strace -f -e trace=%file,%network -p PID'
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(DEMO_CMD)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check autotrace tests benchmarks examples
+	$(BIN)/mypy autotrace
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

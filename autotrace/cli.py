@@ -1,0 +1,137 @@
+"""Command-line parsing only: every command is handed to one function that
+returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from autotrace import __version__
+
+SUBCOMMANDS = ("cat", "info")
+
+DESCRIPTION = """\
+Run a command and tracers pointed at it (strace, tcpdump, lsof, ...), each in
+its own pty pane, and record everything with timestamps.
+
+In tracer commands the whole word PID becomes the main command's pid. The main
+command is held (stopped before it runs) until its tracers are attached, so
+nothing is missed.
+
+other commands:
+  autotrace cat PATH [--pane N]   the recording as one time-ordered text timeline
+  autotrace info PATH             commands, pids, times, exit status, bytes per pane
+  autotrace -- CMD ...            trace a program whose name is one of the above
+"""
+
+EPILOG = """\
+examples:
+  autotrace 'getent hosts localhost' 'strace -f -p PID'
+  autotrace 'nmap localhost' 'strace -p PID' 'tcpdump -XXs 20000 -i lo'
+  autotrace --headless -l /tmp/rec 'dig example.com @127.0.0.1' 'tcpdump -ni lo port 53'
+  autotrace cat /tmp/rec | grep openat
+  autotrace info /tmp/rec
+
+Tracers usually need privileges (ptrace, raw sockets): run autotrace with sudo;
+the recording then still belongs to you.
+"""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        cols, rows = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 120x40, not {text!r}") from None
+    if not (10 <= cols <= 1000 and 2 <= rows <= 1000):
+        raise argparse.ArgumentTypeError(f"size {text} is out of range (10x2 to 1000x1000)")
+    return cols, rows
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text}")
+    return value
+
+
+def trace_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autotrace",
+        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {cat,info} PATH",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("commands", nargs="*", metavar="MAIN [TRACER ...]",
+                   help="the main command, then tracer commands; quote each one")
+    p.add_argument("-l", "--logdir", type=Path, metavar="DIR",
+                   help="write the recording to DIR (new or empty); default: a new folder "
+                        "under ~/.local/state/autotrace/recordings")
+    p.add_argument("--headless", action="store_true",
+                   help="no interactive view, just record (chosen automatically when "
+                        "stdout is not a terminal)")
+    p.add_argument("--size", type=_size, metavar="COLSxROWS",
+                   help="pty size of every pane when headless (default: the terminal's, "
+                        "else 80x24)")
+    p.add_argument("--duration", type=_seconds, metavar="SECONDS",
+                   help="end the session after SECONDS, stopping every pane")
+    p.add_argument("--grace", type=_seconds, default=1.0, metavar="SECONDS",
+                   help="after the main command ends, how long tracers may keep running "
+                        "to flush their output (default: 1)")
+    p.add_argument("--kill-timeout", type=_seconds, default=2.0, metavar="SECONDS",
+                   help="at the end, time between SIGTERM and SIGKILL (default: 2)")
+    p.add_argument("--attach-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="longest wait for tracers to be ready before the main command "
+                        "runs (default: 5)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="do not print notices and the recording's location")
+    p.add_argument("--version", action="version", version=f"autotrace {__version__}")
+    return p
+
+
+def cat_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autotrace cat",
+        description="Print a recording as one merged, time-ordered text timeline: "
+                    "each line starts with its time offset in seconds and [pane]; "
+                    "escape sequences are stripped.",
+    )
+    p.add_argument("path", type=Path, help="recording directory")
+    p.add_argument("--pane", type=int, metavar="N", help="only pane N (0 is the main command)")
+    return p
+
+
+def info_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autotrace info",
+        description="Show a recording's commands (as given and as run), pids, start and "
+                    "end, exit status or signal, and bytes per pane.",
+    )
+    p.add_argument("path", type=Path, help="recording directory")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Imported late so `--help` and usage errors stay instant.
+    from autotrace import app
+
+    if args and args[0] in SUBCOMMANDS:
+        command, rest = args[0], args[1:]
+        if command == "cat":
+            return app.guarded(app.run_cat, cat_parser().parse_args(rest))
+        return app.guarded(app.run_info, info_parser().parse_args(rest))
+    parser = trace_parser()
+    options = parser.parse_args(args)
+    if not options.commands:
+        parser.error("no command given: autotrace [options] MAIN [TRACER ...]")
+    return app.guarded(app.run_trace, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

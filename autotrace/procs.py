@@ -1,0 +1,235 @@
+"""Spawning pane processes in ptys, holding, stopping and tearing them down.
+
+Every pane runs `/bin/sh -c COMMAND` in its own pty, session and process
+group (ptyprocess calls setsid). The main command can be *held*: its shell
+stops itself before exec'ing the command, keeping its pid, so tracers attach
+before it runs a single instruction (DESIGN.md, Process control).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import psutil
+from ptyprocess import PtyProcess
+
+# The shell stops itself, then becomes the command (same pid) once continued.
+HOLD_SCRIPT = 'kill -STOP $$; exec /bin/sh -c "$1"'
+PID_WORD = re.compile(r"\bPID\b")
+
+# Tracers that attach with ptrace: readiness is the kernel's TracerPid, or
+# their first output ("Process N attached").
+PTRACE_TOOLS = frozenset({"strace", "ltrace", "gdb"})
+
+
+def substitute_pid(command: str, pid: int) -> str:
+    """Replace the whole word PID (not MYPID, not PID_FILE) with the pid."""
+    return PID_WORD.sub(str(pid), command)
+
+
+# Shell syntax after which `exec` would change what the command means.
+COMPOUND = re.compile(r"[|&;<>()$`\n]")
+SHELL_WORDS = frozenset(
+    "if then else elif fi do done case esac while until for in { } ! [[ "
+    "cd export set unset exit return . source alias eval exec trap read wait ulimit "
+    "umask shift times break continue readonly local type command hash getopts jobs "
+    "fg bg".split()
+)
+
+
+def exec_form(command: str) -> str:
+    """`exec COMMAND` when that means the same, so the pane's pid is the program's.
+
+    dash forks even for `sh -c 'one command'`; without exec, PID would be the
+    shell, and `lsof -p PID` or `kill PID` would miss the program.
+    """
+    words = command.split()
+    if not words or COMPOUND.search(command) or "=" in words[0] or words[0] in SHELL_WORDS:
+        return command
+    return f"exec {command}"
+
+
+def shell_argv(command: str, hold: bool = False) -> list[str]:
+    command = exec_form(command)
+    if hold:
+        return ["/bin/sh", "-c", HOLD_SCRIPT, "autotrace-held", command]
+    return ["/bin/sh", "-c", command]
+
+
+def is_ptrace_tool(command: str) -> bool:
+    words = command.split()
+    return bool(words) and os.path.basename(words[0]) in PTRACE_TOOLS
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: an exit code or a signal."""
+
+    code: int | None = None
+    signal: int | None = None
+
+    @classmethod
+    def from_wait(cls, status: int) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            return cls(signal=os.WTERMSIG(status))
+        return cls(code=os.WEXITSTATUS(status))
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.signal is None:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"SIG{self.signal}"
+
+    @property
+    def shell_code(self) -> int:
+        """The status a shell would report: the code, or 128+N for signal N."""
+        return 128 + self.signal if self.signal is not None else (self.code or 0)
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            return f"killed by {self.signal_name}"
+        return f"exited {self.code}"
+
+
+def spawn(command: str, cols: int, rows: int, hold: bool = False,
+          env: dict[str, str] | None = None) -> PtyProcess:
+    """Start COMMAND through /bin/sh in a new pty of the given size."""
+    env = dict(os.environ if env is None else env)
+    env.setdefault("TERM", "xterm-256color")
+    env["COLUMNS"], env["LINES"] = str(cols), str(rows)
+    proc = PtyProcess.spawn(shell_argv(command, hold), env=env, dimensions=(rows, cols))
+    os.set_blocking(proc.fd, False)
+    return proc
+
+
+def wait_until_stopped(pid: int, timeout: float = 5.0) -> bool:
+    """Wait for a held shell to stop itself; startup only, not the hot path."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                return True
+        except psutil.NoSuchProcess:
+            return False
+        time.sleep(0.002)
+    return False
+
+
+def tracer_pid_of(pid: int) -> int:
+    """The pid ptrace-attached to PID, 0 if none (psutil does not expose it)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def become_subreaper() -> bool:
+    """Orphans of our panes are re-parented to us, so teardown can find them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_CHILD_SUBREAPER = 36
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def signal_process(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def our_descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def reap_any() -> list[tuple[int, int]]:
+    """Reap every child that has ended: [(pid, wait status)]."""
+    reaped = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        reaped.append((pid, status))
+    return reaped
+
+
+def terminate(pgids: Iterable[int], grace: float,
+              on_reaped: callable | None = None, spare: Iterable[int] = ()) -> None:  # type: ignore[valid-type]
+    """TERM every group and every descendant, KILL what is left after GRACE, reap all.
+
+    Stopped processes get SIGCONT too, or they would sit on the TERM forever.
+    Pids in SPARE (processes we attached to but did not start) are never signalled.
+    """
+    spare = set(spare)
+    pgids = [g for g in pgids if g not in spare]
+
+    def victims() -> list[psutil.Process]:
+        return [p for p in our_descendants() if p.pid not in spare]
+
+    def report(reaped: list[tuple[int, int]]) -> None:
+        if on_reaped:
+            for pid, status in reaped:
+                on_reaped(pid, status)
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in pgids:
+            signal_group(pgid, sig)
+            signal_group(pgid, signal.SIGCONT)
+        for proc in victims():
+            signal_process(proc.pid, sig)
+            signal_process(proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
+        while time.monotonic() < deadline:
+            report(reap_any())
+            if not victims():
+                return
+            time.sleep(0.01)
+    report(reap_any())
+
+
+def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
+    """Drain a non-blocking pty master: (data, eof). EIO means the slave side closed."""
+    chunks, total = [], 0
+    while total < limit:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return b"".join(chunks), False
+        except OSError as err:
+            if err.errno == errno.EIO:
+                return b"".join(chunks), True
+            raise
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks), False

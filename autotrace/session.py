@@ -1,0 +1,416 @@
+"""A live session: owns the panes, runs the one select loop, ends cleanly.
+
+Reading never waits on anything else: every readable pty is drained in large
+reads and written to the recording at once; consumers (the view) get events
+and catch up at their own pace.
+"""
+
+from __future__ import annotations
+
+import enum
+import selectors
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ptyprocess import PtyProcess
+
+from autotrace import procs
+from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.hints import refusal_hint
+from autotrace.procs import ExitStatus
+from autotrace.recording import PaneRecord, PaneWriter, RecordingWriter
+from autotrace.signals import read_signals, signal_pipe
+
+# How long to keep reading a pane after its process was reaped, for output
+# still in the pty, when something else (a background child) holds it open.
+DRAIN_AFTER_EXIT = 0.3
+# How much of a tracer's first output is searched for a permission refusal.
+HINT_SCAN_BYTES = 4096
+
+
+@dataclass
+class SessionOptions:
+    cols: int = 80
+    rows: int = 24
+    duration: float | None = None  # end the session after this many seconds
+    grace: float = 1.0  # tracers' time to flush after the main command ended
+    kill_timeout: float = 2.0  # between TERM and KILL at teardown
+    attach_timeout: float = 5.0  # longest wait for tracers before the main runs
+    settle: float = 0.5  # a silent non-ptrace tracer counts as ready after this
+
+
+@dataclass
+class PaneSpec:
+    command: str  # as the user gave it; PID is substituted for tracers
+    role: str = "tracer"
+
+
+class Phase(enum.Enum):
+    ATTACHING = "attaching"  # main held, waiting for tracers to be ready
+    RUNNING = "running"
+    GRACE = "grace"  # main ended, tracers flushing
+    STOPPING = "stopping"  # TERM sent, waiting; then KILL
+    DONE = "done"
+
+
+class View(Protocol):
+    """What the session needs from an interactive view (None when headless)."""
+
+    def fileno(self) -> int | None: ...
+    def on_input(self) -> None: ...
+    def on_event(self, event: Event) -> None: ...
+    def next_deadline(self) -> float | None: ...
+    def tick(self, now: float) -> None: ...
+    def on_resize(self) -> None: ...
+
+
+@dataclass
+class Pane:
+    record: PaneRecord
+    writer: PaneWriter
+    proc: PtyProcess | None = None
+    status: ExitStatus | None = None
+    eof: bool = False
+    spawned_at: float = 0.0  # monotonic
+    reaped_at: float | None = None
+    output_seen: bool = False
+    hint_scanned: int = 0
+    hint_buffer: str = ""
+    stopped: bool = False  # paused by us
+
+    @property
+    def index(self) -> int:
+        return self.record.index
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def ended(self) -> bool:
+        """Process reaped, and its pty drained (or given up on)."""
+        return self.proc is None or (self.status is not None and self.eof)
+
+    def state(self) -> str:
+        if self.proc is None:
+            return "not started"
+        if self.status is not None:
+            return self.status.describe()
+        return "stopped" if self.stopped else "running"
+
+
+@dataclass
+class Session:
+    specs: list[PaneSpec]
+    recording: RecordingWriter
+    options: SessionOptions = field(default_factory=SessionOptions)
+    clock: Callable[[], float] = time.monotonic
+    view: View | None = None
+    notify: Callable[[str], None] = lambda line: None  # one-line notices for the user
+
+    panes: list[Pane] = field(default_factory=list, init=False)
+    phase: Phase = field(default=Phase.ATTACHING, init=False)
+    paused: bool = field(default=False, init=False)
+    end_signal: int | None = field(default=None, init=False)
+    _t0: float = field(default=0.0, init=False)
+    _phase_deadline: float | None = field(default=None, init=False)
+    _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
+    _selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector,
+                                              init=False)
+
+    # ------------------------------------------------------------ public API
+
+    def now(self) -> float:
+        """Seconds since session start."""
+        return self.clock() - self._t0
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def main(self) -> Pane:
+        return self.panes[0]
+
+    def request_end(self, signum: int | None = None) -> None:
+        """Quit: end the session as if the main command had ended (q, a signal)."""
+        if signum is not None and self.end_signal is None:
+            self.end_signal = signum
+        if self.phase in (Phase.ATTACHING, Phase.RUNNING, Phase.GRACE):
+            self._begin_stopping()
+
+    def pause(self) -> None:
+        if self.paused or self.phase is Phase.DONE:
+            return
+        self.paused = True
+        for pane in self._live_panes():
+            procs.signal_group(pane.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+            pane.stopped = True
+            self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+        self.mark("pause")
+
+    def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        for pane in self._live_panes():
+            procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+            pane.stopped = False
+            self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+        self.mark("resume")
+
+    def mark(self, label: str) -> None:
+        t = self.now()
+        self.recording.marker(t, label)
+        self._emit(Event(t, 0, MARKER, label))
+
+    def resize_pane(self, index: int, cols: int, rows: int) -> None:
+        pane = self.panes[index]
+        if (pane.record.cols, pane.record.rows) == (cols, rows):
+            return
+        pane.record.cols, pane.record.rows = cols, rows
+        if pane.proc is not None and pane.status is None:
+            try:
+                pane.proc.setwinsize(rows, cols)
+            except OSError:
+                pass
+        t = self.now()
+        pane.writer.resize(t, cols, rows)
+        self._emit(Event(t, index, RESIZE, f"{cols}x{rows}"))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Run the session to its end; return autotrace's exit status."""
+        procs.become_subreaper()
+        self._t0 = self.clock()
+        with signal_pipe() as wake_fd:
+            self._selector.register(wake_fd, selectors.EVENT_READ, "signals")
+            view_fd = self.view.fileno() if self.view else None
+            if view_fd is not None:
+                self._selector.register(view_fd, selectors.EVENT_READ, "view")
+            try:
+                self._start_panes()
+                while self.phase is not Phase.DONE:
+                    self._step(wake_fd)
+            finally:
+                self._teardown()
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        if self.end_signal is not None:
+            return 128 + self.end_signal
+        status = self.main.status if self.panes else None
+        return status.shell_code if status else 1
+
+    def _start_panes(self) -> None:
+        main_spec, tracer_specs = self.specs[0], self.specs[1:]
+        hold = bool(tracer_specs)
+        main = self._spawn(0, main_spec, main_spec.command, hold=hold)
+        if hold and not procs.wait_until_stopped(main.pid):  # type: ignore[arg-type]
+            self.notify("the main command did not stop before exec; tracers may miss its start")
+        for i, spec in enumerate(tracer_specs, start=1):
+            self._spawn(i, spec, procs.substitute_pid(spec.command, main.pid))  # type: ignore[arg-type]
+        if hold:
+            self._phase_deadline = self.clock() + self.options.attach_timeout
+            self._check_attached()
+        else:
+            self._enter_running()
+
+    def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
+        record = PaneRecord(index=index, role=spec.role, command=spec.command,
+                            command_run=command_run, cols=self.options.cols,
+                            rows=self.options.rows)
+        pane = Pane(record=record, writer=self.recording.add_pane(record))
+        self.panes.append(pane)
+        pane.proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
+        pane.spawned_at = self.clock()
+        record.pid, record.start = pane.proc.pid, round(pane.spawned_at - self._t0, 6)
+        self._selector.register(pane.proc.fd, selectors.EVENT_READ, pane)
+        self.recording.save_manifest()
+        self._emit(Event(self.now(), index, STATE, pane.state()))
+        return pane
+
+    def _enter_running(self) -> None:
+        self.phase, self._phase_deadline = Phase.RUNNING, None
+        if self.options.duration is not None:
+            self._phase_deadline = self._t0 + self.options.duration
+
+    def _check_attached(self) -> None:
+        """Continue the held main command once every tracer is ready (or time is up)."""
+        now = self.clock()
+        if not all(self._tracer_ready(p, now) for p in self.panes[1:]) and now < self._phase_deadline:  # type: ignore[operator]
+            return
+        if now >= self._phase_deadline:  # type: ignore[operator]
+            self.notify("not every tracer was ready in time; starting the main command anyway")
+        procs.signal_process(self.main.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        self._enter_running()
+
+    def _tracer_ready(self, pane: Pane, now: float) -> bool:
+        if pane.output_seen or pane.status is not None:
+            return True
+        if procs.is_ptrace_tool(pane.record.command_run):
+            return procs.tracer_pid_of(self.main.pid) != 0  # type: ignore[arg-type]
+        return now - pane.spawned_at >= self.options.settle
+
+    def _begin_grace(self) -> None:
+        self.phase = Phase.GRACE
+        self._phase_deadline = self.clock() + self.options.grace
+
+    def _begin_stopping(self) -> None:
+        self.phase = Phase.STOPPING
+        if self.paused:
+            self.resume()
+        for pane in self._live_panes():
+            procs.signal_group(pane.pid, signal.SIGTERM)  # type: ignore[arg-type]
+            procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        self._phase_deadline = self.clock() + self.options.kill_timeout
+
+    def _teardown(self) -> None:
+        """Whatever happened, nothing we started survives and the recording is closed."""
+        groups = [p.pid for p in self.panes if p.pid is not None and p.status is None]
+        procs.terminate(groups, self.options.kill_timeout, on_reaped=self._on_reaped)
+        t = self.now()
+        for pane in self.panes:
+            if pane.proc is not None:
+                data, _ = procs.read_available(pane.proc.fd) if not pane.eof else (b"", True)
+                self._on_output(pane, data)
+                pane.eof = True
+                pane.proc.terminated = True  # we reaped it; ptyprocess must not wait again
+                try:
+                    pane.proc.close(force=True)
+                except OSError:
+                    pass
+            self._finish_pane_record(pane)
+        self.recording.marker(t, "end")
+        self.recording.close(t)
+        self._selector.close()
+
+    # ------------------------------------------------------------ the loop
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [self._phase_deadline] if self._phase_deadline is not None else []
+        if self.phase is Phase.ATTACHING:
+            deadlines.append(self.clock() + 0.01)  # TracerPid is not an event we can wait on
+        for pane in self.panes:
+            if pane.reaped_at is not None and not pane.eof:
+                deadlines.append(pane.reaped_at + DRAIN_AFTER_EXIT)
+        if self.view is not None:
+            view_deadline = self.view.next_deadline()
+            if view_deadline is not None:
+                deadlines.append(view_deadline)
+        return min(deadlines) if deadlines else None
+
+    def _step(self, wake_fd: int) -> None:
+        deadline = self._next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - self.clock())
+        for key, _ in self._selector.select(timeout):
+            if key.data == "signals":
+                self._on_signals(read_signals(wake_fd))
+            elif key.data == "view":
+                self.view.on_input()  # type: ignore[union-attr]
+            else:
+                self._read_pane(key.data)
+        self._advance(self.clock())
+
+    def _advance(self, now: float) -> None:
+        for pane in self.panes:
+            if pane.reaped_at is not None and not pane.eof and now >= pane.reaped_at + DRAIN_AFTER_EXIT:
+                self._close_pane_fd(pane)
+        if self.phase is Phase.ATTACHING:
+            self._check_attached()
+        if self.phase is Phase.RUNNING:
+            if self.main.ended:
+                self._begin_grace()
+            elif self._phase_deadline is not None and now >= self._phase_deadline:
+                self._begin_stopping()  # --duration reached
+        if self.phase is Phase.GRACE and (
+            all(p.ended for p in self.panes) or now >= self._phase_deadline  # type: ignore[operator]
+        ):
+            self._begin_stopping()
+        if self.phase is Phase.STOPPING:
+            if all(p.ended for p in self.panes):
+                self.phase = Phase.DONE
+            elif now >= self._phase_deadline:  # type: ignore[operator]
+                self.phase = Phase.DONE  # _teardown escalates to KILL
+        if self.view is not None:
+            self.view.tick(now)
+
+    def _on_signals(self, signums: list[int]) -> None:
+        for signum in signums:
+            if signum == signal.SIGCHLD:
+                for pid, status in procs.reap_any():
+                    self._on_reaped(pid, status)
+            elif signum == signal.SIGWINCH:
+                if self.view is not None:
+                    self.view.on_resize()
+            elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                self.request_end(signum)
+
+    def _on_reaped(self, pid: int, status: int) -> None:
+        for pane in self.panes:
+            if pane.pid == pid and pane.status is None:
+                pane.status = ExitStatus.from_wait(status)
+                pane.reaped_at = self.clock()
+                pane.stopped = False
+                self._finish_pane_record(pane)
+                self.recording.save_manifest()
+                self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+
+    def _finish_pane_record(self, pane: Pane) -> None:
+        record = pane.record
+        if pane.status is not None and record.end is None:
+            end = pane.reaped_at if pane.reaped_at is not None else self.clock()
+            record.end = round(end - self._t0, 6)
+            record.exit_status = pane.status.code
+            record.exit_signal = pane.status.signal
+            record.exit_signal_name = pane.status.signal_name
+
+    def _read_pane(self, pane: Pane) -> None:
+        data, eof = procs.read_available(pane.proc.fd)  # type: ignore[union-attr]
+        self._on_output(pane, data)
+        if eof:
+            self._close_pane_fd(pane)
+
+    def _close_pane_fd(self, pane: Pane) -> None:
+        pane.eof = True
+        try:
+            self._selector.unregister(pane.proc.fd)  # type: ignore[union-attr]
+        except (KeyError, ValueError):
+            pass
+
+    def _on_output(self, pane: Pane, data: bytes) -> None:
+        if not data:
+            return
+        t = self.now()
+        pane.record.bytes += len(data)
+        pane.output_seen = True
+        text = pane.writer.decode(data)
+        pane.writer.output(t, text)
+        self._emit(Event(t, pane.index, OUTPUT, text))
+        if pane.record.role == "tracer" and pane.hint_scanned < HINT_SCAN_BYTES:
+            self._look_for_refusal(pane, text)
+
+    def _look_for_refusal(self, pane: Pane, text: str) -> None:
+        pane.hint_scanned += len(text)
+        pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
+        hint = refusal_hint(pane.hint_buffer)
+        if hint and pane.record.note is None:
+            pane.record.note = hint
+            pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
+            notice = f"\r\n\x1b[1;33mautotrace: {hint}\x1b[0m\r\n"
+            t = self.now()
+            pane.writer.output(t, notice)
+            self._emit(Event(t, pane.index, OUTPUT, notice))
+            self.recording.save_manifest()
+            self.notify(f"pane {pane.index} ({pane.record.command}): {hint}")
+
+    def _emit(self, event: Event) -> None:
+        if self.view is not None:
+            self.view.on_event(event)
+        for listener in self._listeners:
+            listener(event)
+
+    def _live_panes(self) -> list[Pane]:
+        return [p for p in self.panes if p.proc is not None and p.status is None]

@@ -1,0 +1,112 @@
+"""`autotrace cat` and `autotrace info`: a recording as text.
+
+Escape sequences are removed by pyte's own parser (it knows CSI, OSC, DCS and
+friends), so what is left is exactly the text a pane printed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Iterable, Iterator, NamedTuple, TextIO
+
+import pyte
+
+from autotrace.recording import Recording
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+class _LineCollector:
+    """A pyte listener that keeps printed text and line breaks, nothing else."""
+
+    def __init__(self) -> None:
+        self.current: list[str] = []
+        self.done: list[str] = []
+
+    def draw(self, text: str) -> None:
+        self.current.append(text)
+
+    def tab(self) -> None:
+        self.current.append("\t")
+
+    def linefeed(self) -> None:
+        self.done.append("".join(self.current))
+        self.current = []
+
+    def __getattr__(self, name: str) -> Any:
+        return _ignore
+
+
+class TimelineLine(NamedTuple):
+    t: float
+    pane: int
+    text: str
+
+
+def pane_lines(recording: Recording, index: int) -> Iterator[TimelineLine]:
+    """One pane's output as text lines, each stamped with the time it began."""
+    collector = _LineCollector()
+    stream = pyte.Stream(collector)  # type: ignore[arg-type]
+    line_start: float | None = None
+    for event in recording.events(index, codes=("o",)):
+        if line_start is None:
+            line_start = event.t
+        stream.feed(event.data)
+        for text in collector.done:
+            yield TimelineLine(line_start, index, text.rstrip("\r"))
+            line_start = event.t
+        if collector.done:
+            collector.done = []
+            line_start = event.t if collector.current else None
+    if collector.current:
+        yield TimelineLine(line_start or 0.0, index, "".join(collector.current))
+
+
+def merged_lines(recording: Recording, panes: Iterable[int]) -> Iterator[TimelineLine]:
+    return heapq.merge(*(pane_lines(recording, i) for i in panes), key=lambda line: line.t)
+
+
+def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -> None:
+    indexes = range(len(recording.panes)) if pane is None else [pane]
+    for line in merged_lines(recording, indexes):
+        out.write(f"{line.t:10.3f} [{line.pane}] {line.text}\n")
+
+
+def _describe_end(pane: dict[str, Any]) -> str:
+    if pane.get("exit_signal_name"):
+        return f"killed by {pane['exit_signal_name']}"
+    if pane.get("exit_status") is not None:
+        return f"exited {pane['exit_status']}"
+    return "no end recorded"
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.3f}s" if isinstance(value, (int, float)) else "-"
+
+
+def write_info(recording: Recording, out: TextIO) -> None:
+    m = recording.manifest
+    term = m.get("terminal") or {}
+    out.write(f"recording:  {recording.directory}\n")
+    out.write(f"started:    {m.get('started_at', '?')}  by {m.get('user', '?')} "
+              f"on {m.get('host', '?')} ({m.get('kernel', '?')})\n")
+    out.write(f"duration:   {_seconds(m.get('duration'))}"
+              f"{'' if m.get('duration') is not None else ' (session did not end cleanly)'}\n")
+    out.write(f"terminal:   {term.get('cols', '?')}x{term.get('rows', '?')}\n")
+    out.write(f"autotrace:  {m.get('autotrace_version', '?')}, "
+              f"format {m.get('format_version', '?')}\n")
+    if m.get("redactions"):
+        out.write(f"redacted:   {', '.join(m['redactions'])}\n")
+    for pane in recording.panes:
+        out.write(f"\npane {pane.get('index')} ({pane.get('role')})\n")
+        out.write(f"  command:  {pane.get('command')}\n")
+        if pane.get("command_run") != pane.get("command"):
+            out.write(f"  ran as:   {pane.get('command_run')}\n")
+        out.write(f"  pid:      {pane.get('pid')}\n")
+        out.write(f"  start:    {_seconds(pane.get('start'))}   end: {_seconds(pane.get('end'))}\n")
+        out.write(f"  status:   {_describe_end(pane)}\n")
+        out.write(f"  bytes:    {pane.get('bytes', 0)}   file: {pane.get('file')}\n")
+        if pane.get("note"):
+            out.write(f"  note:     {pane['note']}\n")
