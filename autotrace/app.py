@@ -93,10 +93,32 @@ def run_trace(options: argparse.Namespace) -> int:
                        kill_timeout=options.kill_timeout, attach_timeout=options.attach_timeout),
         notify=notify,
     )
-    code = session.run()
+    code = run_with_view(session, options, directory) if interactive else session.run()
     if not options.quiet:
         report_recording(directory)
     return code
+
+
+def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
+    """The interactive view; the terminal is restored whatever happens inside."""
+    from autotrace.ui import LiveView, Terminal
+    from autotrace.view import MultiPaneView
+
+    terminal = Terminal()
+    cols, rows = terminal.size()
+    view = MultiPaneView(cols, rows, visible=options.visible, vertical=options.vertical,
+                         colours=not options.colorsoff, sync=not options.syncoff,
+                         history=options.history)
+    live = LiveView(terminal, view, session, str(directory))
+    session.view = live
+
+    def notice(line: str) -> None:
+        view.message = line
+        view.chrome_dirty = True
+
+    session.notify = notice
+    with terminal.active():
+        return session.run()
 
 
 def report_recording(directory: Path) -> None:

@@ -59,6 +59,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, not {value}")
+    return value
+
+
 def trace_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autotrace",
@@ -88,6 +98,17 @@ def trace_parser() -> argparse.ArgumentParser:
     p.add_argument("--attach-timeout", type=_seconds, default=5.0, metavar="SECONDS",
                    help="longest wait for tracers to be ready before the main command "
                         "runs (default: 5)")
+    view = p.add_argument_group("interactive view")
+    view.add_argument("--visible", type=_count, default=4, metavar="N",
+                      help="panes shown at once (default: 4); `m` cycles the others in")
+    view.add_argument("-v", "--vertical", action="store_true",
+                      help="split two panes side by side instead of one above the other")
+    view.add_argument("--syncoff", action="store_true",
+                      help="start with time-sync off (scrolling one pane leaves the others)")
+    view.add_argument("--colorsoff", action="store_true", help="start with colours off")
+    view.add_argument("--history", type=_count, default=5000, metavar="LINES",
+                      help="scrollback kept in memory per pane (default: 5000); older "
+                           "lines stay in the recording")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="do not print notices and the recording's location")
     p.add_argument("--version", action="version", version=f"autotrace {__version__}")

@@ -64,6 +64,7 @@ class View(Protocol):
     def next_deadline(self) -> float | None: ...
     def tick(self, now: float) -> None: ...
     def on_resize(self) -> None: ...
+    def pane_size(self, index: int, count: int) -> tuple[int, int]: ...
 
 
 @dataclass
@@ -219,9 +220,11 @@ class Session:
             self._enter_running()
 
     def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
+        cols, rows = self.options.cols, self.options.rows
+        if self.view is not None:
+            cols, rows = self.view.pane_size(index, len(self.specs))
         record = PaneRecord(index=index, role=spec.role, command=spec.command,
-                            command_run=command_run, cols=self.options.cols,
-                            rows=self.options.rows)
+                            command_run=command_run, cols=cols, rows=rows)
         pane = Pane(record=record, writer=self.recording.add_pane(record))
         self.panes.append(pane)
         pane.proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
