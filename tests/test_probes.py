@@ -114,6 +114,7 @@ def test_frame_clears_the_pane_then_draws(traced):
 
 
 def test_proc_shows_state_threads_fds_and_io(traced):
+    wait_for(lambda: traced.proc.status() == psutil.STATUS_SLEEPING)  # blocked on its stdin
     lines = plain(make_probe("@proc").render(traced.proc, 100))
     values = {line[:13].strip(): line[13:] for line in lines[1:]}
     assert values["state"] == "sleeping"
