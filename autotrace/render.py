@@ -1,0 +1,175 @@
+"""Turn pane screens into styled lines (curtsies FmtStr); no terminal I/O here.
+
+Only cells of the emulated screens are drawn: bytes a pane printed never
+reach the user's terminal raw (DESIGN.md, Security).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any, Iterable, Sequence
+
+from curtsies.formatstring import Chunk, FmtStr
+from curtsies.formatstringarray import FSArray
+from curtsies.termformatconstants import BG_COLORS, FG_COLORS
+
+from autotrace.layout import Rect
+
+ACCENTS = ("cyan", "yellow", "green", "magenta", "blue", "red", "gray")
+
+# pyte's colour names -> the eight colours curtsies draws; bright ones add bold.
+_PYTE_NAMES = {"brown": "yellow", "white": "gray", "lightgray": "gray"}
+
+
+def accent(index: int) -> str:
+    return ACCENTS[index % len(ACCENTS)]
+
+
+def _nearest_basic(hex_colour: str) -> str | None:
+    """256-colour and true-colour cells (pyte gives hex) -> nearest of the eight."""
+    try:
+        r, g, b = (int(hex_colour[i:i + 2], 16) for i in (0, 2, 4))
+    except ValueError:
+        return None
+    bits = (r > 127, g > 127, b > 127)
+    return {
+        (False, False, False): "black", (True, False, False): "red",
+        (False, True, False): "green", (True, True, False): "yellow",
+        (False, False, True): "blue", (True, False, True): "magenta",
+        (False, True, True): "cyan", (True, True, True): "gray",
+    }[bits]
+
+
+def colour_code(name: str, table: dict[str, int]) -> tuple[int | None, bool]:
+    """(SGR code or None for default, is_bright) for a pyte colour name."""
+    if not name or name == "default":
+        return None, False
+    bright = name.startswith("bright")
+    base = name[6:] if bright else name
+    base = _PYTE_NAMES.get(base, base)
+    if base not in table and len(base) == 6:
+        base = _nearest_basic(base) or ""
+    return table.get(base), bright
+
+
+def safe_text(text: str) -> str:
+    """No control characters reach the terminal, whatever the screen model let through."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs" else "?" for c in text)
+
+
+def cell_atts(cell: Any, colours: bool) -> dict[str, int | bool]:
+    atts: dict[str, int | bool] = {}
+    fg, bright = colour_code(getattr(cell, "fg", "default"), dict(FG_COLORS))
+    if colours:
+        bg, _ = colour_code(getattr(cell, "bg", "default"), dict(BG_COLORS))
+        if fg is not None:
+            atts["fg"] = fg
+        if bg is not None:
+            atts["bg"] = bg
+    if getattr(cell, "bold", False) or (colours and bright):
+        atts["bold"] = True
+    if getattr(cell, "italics", False):
+        atts["italic"] = True
+    if getattr(cell, "underscore", False):
+        atts["underline"] = True
+    if getattr(cell, "reverse", False):
+        atts["invert"] = True
+    return atts
+
+
+def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
+                  highlight: tuple[int, int] | None = None) -> FmtStr:
+    """One screen row as a FmtStr exactly `width` columns wide.
+
+    `highlight` (col_start, col_end) is drawn inverted: a search match.
+    """
+    chunks: list[Chunk] = []
+    run: list[str] = []
+    run_atts: dict[str, int | bool] | None = None
+    used = 0
+    for col, cell in enumerate(cells[:width]):
+        atts = cell_atts(cell, colours)
+        if highlight and highlight[0] <= col < highlight[1]:
+            atts = {**atts, "invert": not atts.get("invert", False), "bold": True}
+        char = getattr(cell, "char", getattr(cell, "data", " "))
+        if atts != run_atts and run:
+            chunks.append(Chunk(safe_text("".join(run)), run_atts))
+            run = []
+        run_atts = atts
+        run.append(char)
+        used += 1
+    if run:
+        chunks.append(Chunk(safe_text("".join(run)), run_atts))
+    line = FmtStr(*[c for c in chunks if c.s])
+    return _fit(line, width)
+
+
+def _fit(line: FmtStr, width: int) -> FmtStr:
+    if line.width > width:
+        line = line.width_aware_slice(slice(0, width))
+    if line.width < width:
+        line = line + FmtStr(Chunk(" " * (width - line.width)))
+    return line
+
+
+def plain(text: str, width: int, **atts: int | bool) -> FmtStr:
+    """Text padded or cut to `width`, with one set of attributes."""
+    text = safe_text(text)
+    return _fit(FmtStr(Chunk(text, atts)) if text else FmtStr(), width)
+
+
+def styled(text: str, width: int, fg: str | None = None, bg: str | None = None,
+           **flags: bool) -> FmtStr:
+    atts: dict[str, int | bool] = dict(flags)
+    if fg:
+        atts["fg"] = FG_COLORS[fg]
+    if bg:
+        atts["bg"] = BG_COLORS[bg]
+    return plain(text, width, **atts)
+
+
+def join(parts: Iterable[FmtStr]) -> FmtStr:
+    out = FmtStr()
+    for part in parts:
+        out = out + part
+    return out
+
+
+def pane_title(index: int, command: str, state: str, width: int, focused: bool,
+               extra: str = "") -> FmtStr:
+    """` N  state  command`: the state comes first so a long command never hides it."""
+    colour = accent(index)
+    label = f" {index} "
+    command = " ".join(command.split())  # a multi-line command fits one title line
+    rest = f" {state}{'  ' + extra if extra else ''}  {command}"
+    head = styled(label, len(label), fg="black", bg=colour, bold=True)
+    body = styled(rest, max(0, width - len(label)), fg=colour, bold=focused,
+                  underline=focused)
+    return _fit(head + body, width) if width > len(label) else plain(label, width)
+
+
+def compose(width: int, height: int, blocks: Iterable[tuple[Rect, list[FmtStr]]],
+            header: FmtStr, footer: FmtStr) -> FSArray:
+    """The whole frame: header row, pane blocks, footer row."""
+    frame = FSArray(height, width)
+    frame[0:1, 0:width] = [_fit(header, width)]
+    for rect, rows in blocks:
+        rows = [_fit(r, rect.width) for r in rows[:rect.height]]
+        if rows:
+            frame[rect.y:rect.y + len(rows), rect.x:rect.x + rect.width] = rows
+    frame[height - 1:height, 0:width] = [_fit(footer, width)]
+    return frame
+
+
+def message_frame(width: int, height: int, lines: list[str]) -> FSArray:
+    """A centred message, e.g. for a terminal that is too small."""
+    frame = FSArray(height, width)
+    top = max(0, (height - len(lines)) // 2)
+    for i, text in enumerate(lines[:height]):
+        text = text[:width]
+        left = max(0, (width - len(text)) // 2)
+        row = plain(" " * left + text, width, bold=True)
+        frame[top + i:top + i + 1, 0:width] = [row]
+    return frame

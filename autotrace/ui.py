@@ -1,0 +1,192 @@
+"""The terminal side of the view: keys in (blessed), frames out (curtsies).
+
+`Terminal` owns every change of terminal state and undoes it on every exit
+path; `LiveView` connects a MultiPaneView to a running Session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Iterator
+
+import blessed
+from curtsies.formatstringarray import FSArray
+from curtsies.window import FullscreenWindow
+
+from autotrace.events import MARKER, OUTPUT, STATE, Event
+from autotrace.session import Session
+from autotrace.view import MultiPaneView
+
+FRAME_INTERVAL = 1 / 20  # frames are capped: a flood costs at most 20 draws a second
+HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+
+
+class Terminal:
+    """Full screen, no echo, hidden cursor; restored however we leave."""
+
+    def __init__(self) -> None:
+        self.term = blessed.Terminal()
+        self.window = FullscreenWindow(out_stream=sys.__stdout__, hide_cursor=True)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Terminal]:
+        with self.term.cbreak(), self.window:
+            yield self
+
+    def fileno(self) -> int:
+        return sys.__stdin__.fileno()  # type: ignore[union-attr]
+
+    def size(self) -> tuple[int, int]:
+        size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+        return size.columns, size.lines
+
+    def keys(self) -> list[str]:
+        """Every key waiting on stdin, as blessed names (KEY_UP) or characters."""
+        keys = []
+        while True:
+            key = self.term.inkey(timeout=0)
+            if not key:
+                return keys
+            keys.append(key.name if key.is_sequence and key.name else str(key))
+
+    def draw(self, frame: FSArray) -> None:
+        self.window.render_to_terminal(frame)
+        sys.__stdout__.flush()  # type: ignore[union-attr]
+
+    def forget_screen(self) -> None:
+        """Make the next draw repaint every row (after `r`, or a resize)."""
+        self.window._last_lines_by_row = {}  # curtsies has no public way to invalidate
+        self.window.write(self.term.clear)
+
+
+class LiveView:
+    """A MultiPaneView on a terminal, driven by a live Session (session.View)."""
+
+    def __init__(self, terminal: Terminal, view: MultiPaneView, session: Session,
+                 recording_label: str):
+        self.terminal = terminal
+        self.view = view
+        self.session = session
+        self.view.status_left = f"● REC {recording_label}"
+        self.view.reply = self._reply
+        self._last_frame = -1.0
+        self._last_hidden_catch_up = 0.0
+        self._clock_second = -1
+        self._dirty = True
+        for index, spec in enumerate(session.specs):
+            view.add_pane(index, spec.command, 80, 24)
+        view.relayout()
+
+    # -- session.View
+
+    def fileno(self) -> int:
+        return self.terminal.fileno()
+
+    def pane_size(self, index: int, count: int) -> tuple[int, int]:
+        """The pty size a new pane gets, from where the layout puts it."""
+        screen = self.view.panes[index].screen
+        return self.view.pane_sizes().get(index, (screen.cols, screen.rows))
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == OUTPUT:
+            self.view.feed(event.pane, event.data, event.t)
+        elif event.kind == STATE:
+            pane = self.session.panes[event.pane]
+            self.view.set_state(event.pane, event.data)
+            self.view.panes[event.pane].command = pane.record.command_run
+            self._update_status()
+        elif event.kind == MARKER and event.data.startswith("user:"):
+            self.view.message = f"marker added: {event.data[5:]}"
+            self.view.chrome_dirty = True
+        self._dirty = True
+
+    def on_input(self) -> None:
+        for key in self.terminal.keys():
+            action = self.view.handle_key(key)
+            self._dirty = True
+            if action is None:
+                continue
+            if action.name == "quit":
+                self.session.request_end()
+            elif action.name == "pause":
+                self.session.pause()
+                self.view.paused = True
+            elif action.name == "resume":
+                self.session.resume()
+                self.view.paused = False
+                self.view.back_to_live()
+            elif action.name == "mark":
+                self.session.mark(f"user:{action.arg}")
+            elif action.name == "resize":
+                self._apply_pane_sizes()
+            elif action.name == "redraw":
+                self.terminal.forget_screen()
+            self._update_status()
+        # Keys must show at once, not at the next frame slot: `p` is felt instantly.
+        self._draw()
+
+    def on_resize(self) -> None:
+        cols, rows = self.terminal.size()
+        self.view.resize(cols, rows)
+        self._apply_pane_sizes()
+        self.terminal.forget_screen()
+        self._draw()
+
+    def next_deadline(self) -> float | None:
+        if self._dirty:
+            return self._last_frame + FRAME_INTERVAL
+        # The status line's clock ticks once a second; nothing else is scheduled.
+        return self._t0() + self._clock_second + 1
+
+    def tick(self, now: float) -> None:
+        second = int(now - self._t0())
+        if second != self._clock_second:
+            self._clock_second = second
+            self._update_status()
+            self._dirty = True
+        if now - self._last_hidden_catch_up >= HIDDEN_CATCH_UP:
+            self._last_hidden_catch_up = now
+            shown = set(self.view.arrangement())
+            for pane in self.view.panes:
+                if pane.index not in shown:
+                    pane.screen.catch_up()
+        if self._dirty and now >= self._last_frame + FRAME_INTERVAL:
+            self._draw()
+
+    # -- internals
+
+    def _t0(self) -> float:
+        return self.session.clock() - self.session.now()
+
+    def _reply(self, index: int, text: str) -> None:
+        pane = self.session.panes[index] if index < len(self.session.panes) else None
+        if pane is not None and pane.proc is not None and pane.status is None:
+            with contextlib.suppress(OSError):
+                os.write(pane.proc.fd, text.encode())
+
+    def _apply_pane_sizes(self) -> None:
+        for index, (cols, rows) in self.view.pane_sizes().items():
+            if index < len(self.session.panes):
+                self.session.resize_pane(index, cols, rows)
+
+    def _update_status(self) -> None:
+        elapsed = int(self.session.now())
+        self.view.clock_text = f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        if self.session.panes:
+            main = self.session.main
+            self.view.status_right = f"main: {main.state()} (pid {main.pid})"
+        self.view.paused = self.session.paused
+        self.view.chrome_dirty = True
+
+    def _draw(self) -> None:
+        shown = self.view.arrangement()
+        for index in shown:
+            pane = self.view.panes[index]
+            if pane.screen.catch_up():
+                pane.dirty = True
+        self.terminal.draw(self.view.frame())
+        self.view.chrome_dirty = False
+        self._last_frame = self.session.clock()
+        self._dirty = False
