@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TypeVar
 
 import psutil
@@ -70,7 +71,7 @@ class Probe:
         self.last_command: dict[int, str] = {}
 
     def frame(self, proc: psutil.Process, width: int, height: int | None = None) -> str:
-        """The frame as bytes for a pane: clear the screen, then draw it."""
+        """The text to feed the pane: clear the screen, then draw the frame."""
         return CLEAR + self.render(proc, width, height)
 
     def render(self, proc: psutil.Process, width: int, height: int | None = None) -> str:
@@ -95,7 +96,7 @@ class Probe:
         return [self.name, f"process {what} has ended{detail}"]
 
     def body(self, proc: psutil.Process) -> list[str]:
-        """The lines below the title; may contain ANSI highlights (kept by `fit`)."""
+        """The lines below the title; `Highlighted` ones are styled by `fit`."""
         raise NotImplementedError
 
 
@@ -285,10 +286,11 @@ class NetProbe(Probe):
 
     def body(self, proc: psutil.Process) -> list[str]:
         lines = [f"{'PID':>7} {'PROTO':<5} {'LOCAL':<28} {'REMOTE':<28} STATE"]
-        refused, count = [], 0
+        refused: list[int] = []
+        count = 0
         for member in with_descendants(proc):
             try:
-                conns = attempt(lambda m=member: connections_of(m))
+                conns = attempt(partial(connections_of, member))
             except psutil.NoSuchProcess:
                 continue
             if conns is None:
