@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -11,6 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from autotrace.bundle import PercentProgress, pack, resolve_recording
 from autotrace.recording import (
     Recording,
     RecordingError,
@@ -128,16 +130,25 @@ def report_recording(directory: Path) -> None:
 
 
 def run_cat(options: argparse.Namespace) -> int:
-    recording = Recording.open(options.path)
-    if options.pane is not None and not 0 <= options.pane < len(recording.panes):
-        raise RecordingError(
-            f"{options.path} has no pane {options.pane} (panes 0 to {len(recording.panes) - 1})"
-        )
-    write_timeline(recording, sys.stdout, options.pane)
-    sys.stdout.flush()
+    with resolve_recording(options.path) as directory:
+        recording = Recording.open(directory)
+        if options.pane is not None and not 0 <= options.pane < len(recording.panes):
+            raise RecordingError(f"{options.path} has no pane {options.pane} "
+                                 f"(panes 0 to {len(recording.panes) - 1})")
+        write_timeline(recording, sys.stdout, options.pane)
+        sys.stdout.flush()
     return 0
 
 
 def run_info(options: argparse.Namespace) -> int:
-    write_info(Recording.open(options.path), sys.stdout)
+    with resolve_recording(options.path) as directory:
+        recording = Recording.open(directory)
+        # Show the path the user gave, not a bundle's temporary folder.
+        write_info(dataclasses.replace(recording, directory=options.path), sys.stdout)
+    return 0
+
+
+def run_pack(options: argparse.Namespace) -> int:
+    bundle = pack(options.path, options.output, options.redact, PercentProgress())
+    print(bundle)
     return 0

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from autotrace import __version__
 
-SUBCOMMANDS = ("cat", "info")
+SUBCOMMANDS = ("cat", "info", "pack")
 
 DESCRIPTION = """\
 Run a command and tracers pointed at it (strace, tcpdump, lsof, ...), each in
@@ -23,6 +23,8 @@ nothing is missed.
 other commands:
   autotrace cat PATH [--pane N]   the recording as one time-ordered text timeline
   autotrace info PATH             commands, pids, times, exit status, bytes per pane
+  autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
+                                  PATH may be a recording folder or a bundle
   autotrace -- CMD ...            trace a program whose name is one of the above
 """
 
@@ -72,7 +74,7 @@ def _count(text: str) -> int:
 def trace_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autotrace",
-        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {cat,info} PATH",
+        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {cat,info,pack} PATH",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,7 +124,7 @@ def cat_parser() -> argparse.ArgumentParser:
                     "each line starts with its time offset in seconds and [pane]; "
                     "escape sequences are stripped.",
     )
-    p.add_argument("path", type=Path, help="recording directory")
+    p.add_argument("path", type=Path, help="recording directory or bundle (.tar.gz)")
     p.add_argument("--pane", type=int, metavar="N", help="only pane N (0 is the main command)")
     return p
 
@@ -133,7 +135,25 @@ def info_parser() -> argparse.ArgumentParser:
         description="Show a recording's commands (as given and as run), pids, start and "
                     "end, exit status or signal, and bytes per pane.",
     )
-    p.add_argument("path", type=Path, help="recording directory")
+    p.add_argument("path", type=Path, help="recording directory or bundle (.tar.gz)")
+    return p
+
+
+def pack_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autotrace pack",
+        description="Pack a recording into one .tar.gz bundle, with a SUMMARY.txt inside, "
+                    "that autotrace cat, info and replay read directly.",
+    )
+    p.add_argument("path", type=Path,
+                   help="recording directory (or a bundle, to redact it once more)")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="where to write the bundle (default: ./NAME.tar.gz; given a "
+                        "directory: NAME.tar.gz in it)")
+    p.add_argument("--redact", action="append", default=[], metavar="REGEX",
+                   help="replace every match of REGEX (Python syntax, matched within "
+                        "lines) in the panes' output and commands with «redacted»; "
+                        "repeatable; the manifest lists the regexes")
     return p
 
 
@@ -146,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = args[0], args[1:]
         if command == "cat":
             return app.guarded(app.run_cat, cat_parser().parse_args(rest))
+        if command == "pack":
+            return app.guarded(app.run_pack, pack_parser().parse_args(rest))
         return app.guarded(app.run_info, info_parser().parse_args(rest))
     parser = trace_parser()
     options = parser.parse_args(args)
