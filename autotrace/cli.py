@@ -10,7 +10,7 @@ from typing import Sequence
 
 from autotrace import __version__
 
-SUBCOMMANDS = ("cat", "info", "pack")
+SUBCOMMANDS = ("cat", "info", "pack", "replay")
 
 DESCRIPTION = """\
 Run a command and tracers pointed at it (strace, tcpdump, lsof, ...), each in
@@ -23,6 +23,7 @@ nothing is missed.
 other commands:
   autotrace cat PATH [--pane N]   the recording as one time-ordered text timeline
   autotrace info PATH             commands, pids, times, exit status, bytes per pane
+  autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
   autotrace -- CMD ...            trace a program whose name is one of the above
@@ -74,7 +75,7 @@ def _count(text: str) -> int:
 def trace_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autotrace",
-        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {cat,info,pack} PATH",
+        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {replay,cat,info,pack} PATH",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -100,6 +101,11 @@ def trace_parser() -> argparse.ArgumentParser:
     p.add_argument("--attach-timeout", type=_seconds, default=5.0, metavar="SECONDS",
                    help="longest wait for tracers to be ready before the main command "
                         "runs (default: 5)")
+    old = p.add_argument_group("compatibility with autotrace 0.0.x")
+    old.add_argument("--replay", type=Path, metavar="DIR",
+                     help="same as `autotrace replay DIR`")
+    old.add_argument("--replayspeed", type=_speed, default=1.0, metavar="X",
+                     help="with --replay: playback speed")
     view = p.add_argument_group("interactive view")
     view.add_argument("--visible", type=_count, default=4, metavar="N",
                       help="panes shown at once (default: 4); `m` cycles the others in")
@@ -139,6 +145,37 @@ def info_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _speed(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be above 0, not {text}")
+    return value
+
+
+def replay_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autotrace replay",
+        description="Play a recording (folder or .tar.gz bundle) in the multi-pane view. "
+                    "Keys: Space/p pause, c continue, +/- speed, Left/Right seek 5 s, "
+                    "[/] markers, g/G start/end, 0-9 zoom, m cycle, / search, t time-sync, "
+                    "h help, q quit.",
+    )
+    p.add_argument("path", type=Path, nargs="?",
+                   help="recording folder or bundle (default: the most recent recording)")
+    p.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                   help="playback speed factor (default: 1)")
+    p.add_argument("--idle-limit", type=_seconds, metavar="S",
+                   help="cap quiet gaps at S seconds")
+    p.add_argument("--exit-at-end", action="store_true",
+                   help="quit when the end is reached instead of waiting for q")
+    p.add_argument("--paused", action="store_true", help="start paused at the beginning")
+    p.add_argument("--visible", type=_count, default=4, metavar="N", help="panes shown at once")
+    p.add_argument("-v", "--vertical", action="store_true", help="two panes side by side")
+    p.add_argument("--colorsoff", action="store_true", help="start with colours off")
+    p.add_argument("--syncoff", action="store_true", help="start with time-sync off")
+    return p
+
+
 def pack_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autotrace pack",
@@ -166,11 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = args[0], args[1:]
         if command == "cat":
             return app.guarded(app.run_cat, cat_parser().parse_args(rest))
+        if command == "replay":
+            return app.guarded(app.run_replay, replay_parser().parse_args(rest))
         if command == "pack":
             return app.guarded(app.run_pack, pack_parser().parse_args(rest))
         return app.guarded(app.run_info, info_parser().parse_args(rest))
     parser = trace_parser()
     options = parser.parse_args(args)
+    if options.replay is not None:
+        replay_args = [str(options.replay), "--speed", str(options.replayspeed)]
+        return app.guarded(app.run_replay, replay_parser().parse_args(replay_args))
     if not options.commands:
         parser.error("no command given: autotrace [options] MAIN [TRACER ...]")
     return app.guarded(app.run_trace, options)

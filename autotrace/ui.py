@@ -119,6 +119,8 @@ class LiveView:
                 self.view.back_to_live()
             elif action.name == "mark":
                 self.session.mark(f"user:{action.arg}")
+            elif action.name == "search":
+                self.view.run_search(action.arg)
             elif action.name == "resize":
                 self._apply_pane_sizes()
             elif action.name == "redraw":

@@ -16,7 +16,7 @@ from curtsies.formatstringarray import FSArray
 
 from autotrace import layout, render
 from autotrace.layout import Rect
-from autotrace.screen import PaneScreen
+from autotrace.screen import PaneScreen, SearchHit
 
 # The smallest terminal the view draws into; below it a message asks for more.
 MIN_COLS, MIN_ROWS = 40, 8
@@ -58,7 +58,7 @@ class PaneState:
     screen: PaneScreen
     state: str = "starting"
     scroll: int = 0  # lines back into history; 0 is the live tail
-    highlight: tuple[int, int, int, int] | None = None  # (scroll, row, col0, col1)
+    highlight: SearchHit | None = None  # the current search match
     dirty: bool = True
     rendered: list[FmtStr] = field(default_factory=list)
 
@@ -93,6 +93,10 @@ class MultiPaneView:
     status_left: str = ""  # e.g. "REC /path"
     status_right: str = ""  # e.g. "main: running pid 42"
     clock_text: str = "00:00"
+    badge: str = ""  # replaces Running/PAUSED in the header (replay: PLAY, END)
+    replay: bool = False  # the footer lists replay's keys
+    fixed_screens: bool = False  # replay: screens keep the recorded pty size
+    help_rows: list[tuple[str, str]] = field(default_factory=lambda: list(HELP_LIVE))
     chrome_dirty: bool = True  # header/footer/titles need a redraw
 
     # ------------------------------------------------------------ panes
@@ -147,7 +151,9 @@ class MultiPaneView:
 
     def relayout(self) -> None:
         for i, (c, r) in self.pane_sizes().items():
-            if (self.panes[i].screen.cols, self.panes[i].screen.rows) != (c, r):
+            if self.fixed_screens:
+                pass
+            elif (self.panes[i].screen.cols, self.panes[i].screen.rows) != (c, r):
                 self.panes[i].screen.resize(c, r)
             self.panes[i].dirty = True
         self.chrome_dirty = True
@@ -220,7 +226,7 @@ class MultiPaneView:
         elif key in ("KEY_ENTER", "\n", "\r"):
             self.prompt = None
             if kind == "search":
-                return self._start_search(text)
+                return Action("search", text)
             return Action("mark", text.strip() or "mark")
         elif key in ("KEY_BACKSPACE", "KEY_DELETE", "\x7f", "\x08"):
             self.prompt = (kind, text[:-1])
@@ -280,27 +286,37 @@ class MultiPaneView:
 
     # ------------------------------------------------------------ search
 
-    def _start_search(self, text: str) -> Action | None:
+    def run_search(self, text: str) -> None:
+        """Search the focused pane's scrollback, newest match first."""
         try:
             self.search = re.compile(text)
         except re.error as err:
             self.message = f"bad regex: {err}"
-            return None
+            return
         self._search_next(backwards=True, first=True)
-        return None
+
+    def highlight_on_screen(self, index: int) -> None:
+        """Highlight the newest match of the current search on the pane's live screen."""
+        pane = self.panes[index]
+        found = pane.screen.search(self.search, 0, True) if self.search else None
+        pane.highlight = found if found is not None and found[0] == 0 else None
+        pane.dirty = True
 
     def _search_next(self, backwards: bool, first: bool = False) -> None:
         pane = self.panes[self.focus]
-        start = pane.scroll
-        if pane.highlight and not first:
-            start = pane.highlight[0] + (1 if backwards else -1)
-        found = pane.screen.search(self.search, max(0, start), backwards)  # type: ignore[arg-type]
+        hit = pane.highlight
+        if hit is not None and not first:
+            found = pane.screen.search(self.search, hit.line, backwards,  # type: ignore[arg-type]
+                                       col=hit.col_start, view=pane.scroll)
+        else:
+            found = pane.screen.search(self.search, pane.scroll, backwards,  # type: ignore[arg-type]
+                                       view=pane.scroll)
         if found is None:
             self.message = f"no {'earlier' if backwards else 'later'} match for /{self.search.pattern}"  # type: ignore[union-attr]
             return
         pane.highlight = found
         self.scroll_to(self.focus, found[0])
-        self.message = f"match at line {found[1] + 1}, {found[0]} lines back"
+        self.message = f"match at {found.line} lines back"
 
     # ------------------------------------------------------------ drawing
 
@@ -348,8 +364,13 @@ class MultiPaneView:
         return lines
 
     def _header(self) -> FmtStr:
-        state = render.styled(" PAUSED ", 8, fg="gray", bg="red", bold=True) if self.paused \
-            else render.styled(" Running ", 9, fg="black", bg="green")
+        if self.badge:
+            state = render.styled(f" {self.badge} ", len(self.badge) + 2, fg="black",
+                                  bg="yellow", bold=True)
+        elif self.paused:
+            state = render.styled(" PAUSED ", 8, fg="gray", bg="red", bold=True)
+        else:
+            state = render.styled(" Running ", 9, fg="black", bg="green")
         left = render.plain(f" {self.status_left} ", max(0, self.cols // 2), bold=True)
         right_text = f" {self.clock_text}  {self.status_right} "
         right = render.plain(right_text, max(0, self.cols - left.width - state.width))
@@ -368,7 +389,10 @@ class MultiPaneView:
     def footer_keys(self) -> str:
         if self.help_open:
             return " any key: close help"
-        if self.paused:
+        if self.replay:
+            keys = ["q quit", "Space play/pause", "+/- speed", "←/→ 5 s", "[/] marker",
+                    "g/G start/end", "/ search", "0-9 zoom", "h help"]
+        elif self.paused:
             keys = ["c continue", "j/k line", "f/b page", "g/G top/bottom", "/ search"]
             if self.search is not None:
                 keys.append("n/N next/prev")
@@ -384,7 +408,7 @@ class MultiPaneView:
 
     def _help_rows(self, width: int) -> list[FmtStr]:
         rows = [render.plain(" autotrace keys", width, bold=True), render.plain("", width)]
-        for keys, meaning in HELP_LIVE:
+        for keys, meaning in self.help_rows:
             rows.append(render.plain(f"  {keys:<22} {meaning}", width))
         rows += [render.plain("", width), render.plain(f"  {HELP_NOTE}", width)]
         return rows
