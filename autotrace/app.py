@@ -19,9 +19,15 @@ from autotrace.recording import (
     RecordingWriter,
     SessionRecord,
     default_directory,
+    default_root,
     prepare_directory,
 )
+from autotrace.attach import AttachPlan, plan_for_latest_job, plan_for_pid
+from autotrace.presets import PresetError, Privileges, list_presets_text
+from autotrace.presets import resolve as resolve_preset
+from autotrace.probes import make_probe
 from autotrace.session import PaneSpec, Session, SessionOptions
+from autotrace.target import TargetError
 from autotrace.timeline import write_info, write_timeline
 
 # Where an internal error's traceback goes: the recording being written, if any.
@@ -30,16 +36,29 @@ _log_directory: Path | None = None
 
 def say(line: str) -> None:
     """One line for the user, on stderr, so stdout stays the program's own."""
-    print(f"autotrace: {line}", file=sys.stderr, flush=True)
+    _to_stderr(f"autotrace: {line}")
+
+
+def _to_stderr(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        # The terminal is gone (ssh dropped, window closed): nobody is left to
+        # read notices, and failing here would lose the exit status. Later
+        # notices, and Python's final flush, go nowhere instead.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
 def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Namespace) -> int:
     """Run a command; turn any failure into one clear line and a non-zero exit."""
     try:
         return command(options)
-    except RecordingError as err:
+    except (RecordingError, PresetError, TargetError) as err:
         say(str(err))
         return 1
+    except ValueError as err:  # an unknown @probe
+        say(str(err))
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -75,30 +94,75 @@ def terminal_size(stream: object = sys.stdout) -> tuple[int, int] | None:
 
 def run_trace(options: argparse.Namespace) -> int:
     global _log_directory
+    if options.list_presets:
+        print(list_presets_text(), end="")
+        return 0
     notify = (lambda line: None) if options.quiet else say
     interactive = not options.headless and sys.stdout.isatty() and sys.stdin.isatty()
-    if not options.headless and not interactive:
-        notify("stdout is not a terminal: running headless")
     cols, rows = options.size or terminal_size() or (80, 24)
 
-    main_command = options.commands[0]
-    directory = prepare_directory(options.logdir or default_directory(main_command))
+    plan = attach_plan(options, notify)
+    if plan.exit_code is not None:
+        return plan.exit_code
+    if plan.rerun is not None:
+        options.commands = [plan.rerun]
+        if plan.cwd:
+            os.chdir(plan.cwd)
+    specs = pane_specs(options, plan)
+    directory = prepare_directory(options.logdir or default_directory(specs[0].command))
     _log_directory = directory
-    specs = [PaneSpec(main_command, role="main")]
-    specs += [PaneSpec(command) for command in options.commands[1:]]
+    # After the directory check, so a refused directory is the only line printed.
+    if not options.headless and not interactive:
+        stream = "stdout" if not sys.stdout.isatty() else "stdin"
+        notify(f"{stream} is not a terminal: running headless")
     writer = RecordingWriter(directory, SessionRecord(cols=cols, rows=rows,
                                                       started_unix=time.time()))
     session = Session(
         specs,
         writer,
         SessionOptions(cols=cols, rows=rows, duration=options.duration, grace=options.grace,
-                       kill_timeout=options.kill_timeout, attach_timeout=options.attach_timeout),
+                       kill_timeout=options.kill_timeout, attach_timeout=options.attach_timeout,
+                       interval=options.interval, attach_pid=plan.pid,
+                       attach_held=plan.held, netns=options.netns),
         notify=notify,
     )
     code = run_with_view(session, options, directory) if interactive else session.run()
     if not options.quiet:
         report_recording(directory)
     return code
+
+
+def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> AttachPlan:
+    """Run a command (the usual), or attach: --pid N, or no command at all."""
+    if options.pid is not None:
+        return plan_for_pid(options.pid)
+    if options.commands:
+        return AttachPlan()
+    return plan_for_latest_job(ask=not options.yes, say=notify)
+
+
+def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
+    """Main pane first, then the tracers given, the preset's, and the skipped ones."""
+    attaching = plan.pid is not None
+    main = PaneSpec(plan.label or f"pid {plan.pid}", role="main") if attaching \
+        else PaneSpec(options.commands[0], role="main")
+    tracers = list(options.commands if attaching else options.commands[1:])
+    preset = options.preset or ("default" if attaching and not tracers else None)
+    skipped: list[tuple[str, str]] = []
+    if preset:
+        extra, skipped = resolve_preset(preset, Privileges.detect(plan.pid))
+        tracers += extra
+    if attaching:
+        tracers = [t for t in tracers if t.split()[:1] != ["@proc"]]  # the main pane is @proc
+    specs = [main]
+    for command in tracers:
+        if command.startswith("@"):
+            make_probe(command.split()[0])  # an unknown probe is a usage error
+            specs.append(PaneSpec(command.split()[0], role="probe"))
+        else:
+            specs.append(PaneSpec(command))
+    specs += [PaneSpec(command, skipped=reason) for command, reason in skipped]
+    return specs
 
 
 def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
@@ -125,8 +189,8 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
 
 def report_recording(directory: Path) -> None:
     say(f"recorded to {directory}")
-    print(f"  read it:   autotrace cat {directory}", file=sys.stderr)
-    print(f"  summary:   autotrace info {directory}", file=sys.stderr)
+    _to_stderr(f"  read it:   autotrace cat {directory}")
+    _to_stderr(f"  summary:   autotrace info {directory}")
 
 
 def run_cat(options: argparse.Namespace) -> int:
@@ -152,3 +216,39 @@ def run_pack(options: argparse.Namespace) -> int:
     bundle = pack(options.path, options.output, options.redact, PercentProgress())
     print(bundle)
     return 0
+
+
+def latest_recording() -> Path:
+    root = default_root()
+    candidates = [p for p in root.glob("*") if (p / "manifest.json").is_file()] \
+        if root.is_dir() else []
+    if not candidates:
+        raise RecordingError(f"no recordings in {root}; give a PATH")
+    return max(candidates, key=lambda p: (p / "manifest.json").stat().st_mtime)
+
+
+def run_replay(options: argparse.Namespace) -> int:
+    from autotrace.player import HELP_REPLAY, Player, run_player
+    from autotrace.ui import Terminal
+    from autotrace.view import MultiPaneView
+
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        say("replay needs a terminal; for text use: autotrace cat PATH")
+        return 2
+    path = options.path or latest_recording()
+    with resolve_recording(path) as directory:
+        recording = Recording.open(directory)
+        terminal = Terminal()
+        view = MultiPaneView(*terminal.size(), visible=options.visible,
+                             vertical=options.vertical, colours=not options.colorsoff,
+                             sync=not options.syncoff)
+        view.help_rows, view.replay = list(HELP_REPLAY), True
+        view.status_left = f"▶ REPLAY {path}"
+        player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
+                        exit_at_end=options.exit_at_end)
+        if options.paused:
+            player.clock.pause()
+        try:
+            return run_player(player, terminal)
+        finally:
+            player.close()

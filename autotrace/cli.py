@@ -101,6 +101,23 @@ def trace_parser() -> argparse.ArgumentParser:
     p.add_argument("--attach-timeout", type=_seconds, default=5.0, metavar="SECONDS",
                    help="longest wait for tracers to be ready before the main command "
                         "runs (default: 5)")
+    more = p.add_argument_group("attaching, presets and probes")
+    more.add_argument("--pid", type=_count, metavar="N",
+                      help="attach to the running process N instead of starting MAIN; all "
+                           "commands given are tracers. It is never killed: at the end the "
+                           "tracers detach and it goes on")
+    more.add_argument("-y", "--yes", action="store_true",
+                      help="with no command: trace the latest background job without asking")
+    more.add_argument("--preset", metavar="NAME",
+                      help="add a named set of tracers (dns, net, files, default, or your own "
+                           "from ~/.config/autotrace/presets.toml)")
+    more.add_argument("--list-presets", action="store_true",
+                      help="list the presets and the commands each runs, then exit")
+    more.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
+                      help="refresh of probe panes @proc @files @net @tree (default: 1)")
+    more.add_argument("--netns", action="store_true",
+                      help="run the tracers inside the main process's network namespace "
+                           "(nsenter -t PID -n), e.g. to capture inside a container")
     old = p.add_argument_group("compatibility with autotrace 0.0.x")
     old.add_argument("--replay", type=Path, metavar="DIR",
                      help="same as `autotrace replay DIR`")
@@ -213,8 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.replay is not None:
         replay_args = [str(options.replay), "--speed", str(options.replayspeed)]
         return app.guarded(app.run_replay, replay_parser().parse_args(replay_args))
-    if not options.commands:
-        parser.error("no command given: autotrace [options] MAIN [TRACER ...]")
     return app.guarded(app.run_trace, options)
 
 

@@ -12,6 +12,7 @@ import ctypes
 import errno
 import os
 import re
+import shlex
 import signal
 import time
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Iterable
 
 import psutil
 from ptyprocess import PtyProcess
+
+PANE_TERM = "xterm-256color"
 
 # The shell stops itself, then becomes the command (same pid) once continued.
 HOLD_SCRIPT = 'kill -STOP $$; exec /bin/sh -c "$1"'
@@ -34,8 +37,10 @@ def substitute_pid(command: str, pid: int) -> str:
     return PID_WORD.sub(str(pid), command)
 
 
-# Shell syntax after which `exec` would change what the command means.
-COMPOUND = re.compile(r"[|&;<>()$`\n]")
+# Shell operators (outside quotes) after which `exec` would change what the
+# command means: lists, pipelines, background jobs, subshells, redirections,
+# line breaks. `$` and backquotes are fine: exec expands them just the same.
+OPERATOR_CHARS = "();<>|&\n"
 SHELL_WORDS = frozenset(
     "if then else elif fi do done case esac while until for in { } ! [[ "
     "cd export set unset exit return . source alias eval exec trap read wait ulimit "
@@ -50,10 +55,30 @@ def exec_form(command: str) -> str:
     dash forks even for `sh -c 'one command'`; without exec, PID would be the
     shell, and `lsof -p PID` or `kill PID` would miss the program.
     """
-    words = command.split()
-    if not words or COMPOUND.search(command) or "=" in words[0] or words[0] in SHELL_WORDS:
+    words = _shell_words(command)
+    if (
+        not words
+        or any(set(word) <= set(OPERATOR_CHARS) for word in words)
+        or "=" in words[0]
+        or words[0] in SHELL_WORDS
+    ):
         return command
     return f"exec {command}"
+
+
+def _shell_words(command: str) -> list[str]:
+    """Words and operators as the shell would split them; [] when it cannot be split.
+
+    Quoted text stays one word, so `python3 -c 'a; b'` is one simple command.
+    """
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=OPERATOR_CHARS)
+    lexer.whitespace = " \t\r"  # a line break separates commands: an operator here
+    lexer.commenters = ""
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:  # unbalanced quotes: let the shell say so, unchanged
+        return []
 
 
 def shell_argv(command: str, hold: bool = False) -> list[str]:
@@ -96,6 +121,8 @@ class ExitStatus:
         return 128 + self.signal if self.signal is not None else (self.code or 0)
 
     def describe(self) -> str:
+        if self.signal is None and self.code is None:
+            return "ended"  # a process we did not start: its status is not ours to know
         if self.signal is not None:
             return f"killed by {self.signal_name}"
         return f"exited {self.code}"
@@ -105,7 +132,9 @@ def spawn(command: str, cols: int, rows: int, hold: bool = False,
           env: dict[str, str] | None = None) -> PtyProcess:
     """Start COMMAND through /bin/sh in a new pty of the given size."""
     env = dict(os.environ if env is None else env)
-    env.setdefault("TERM", "xterm-256color")
+    # The pane's terminal is autotrace's emulator, whatever the user's own
+    # terminal is (or is not, in CI); the recording's header says the same.
+    env["TERM"] = PANE_TERM
     env["COLUMNS"], env["LINES"] = str(cols), str(rows)
     proc = PtyProcess.spawn(shell_argv(command, hold), env=env, dimensions=(rows, cols))
     os.set_blocking(proc.fd, False)

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import enum
 import selectors
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import psutil
 from ptyprocess import PtyProcess
 
 from autotrace import procs
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.hints import refusal_hint
+from autotrace.probes import Probe, make_probe
 from autotrace.procs import ExitStatus
 from autotrace.recording import PaneRecord, PaneWriter, RecordingWriter
 from autotrace.signals import read_signals, signal_pipe
@@ -39,12 +42,17 @@ class SessionOptions:
     kill_timeout: float = 2.0  # between TERM and KILL at teardown
     attach_timeout: float = 5.0  # longest wait for tracers before the main runs
     settle: float = 0.5  # a silent non-ptrace tracer counts as ready after this
+    interval: float = 1.0  # probe panes (@proc, ...) refresh this often
+    attach_pid: int | None = None  # main is this running process, not a command we start
+    attach_held: bool = False  # it is stopped (Ctrl-Z): continue it once tracers are ready
+    netns: bool = False  # run tracers inside the main process's network namespace
 
 
 @dataclass
 class PaneSpec:
     command: str  # as the user gave it; PID is substituted for tracers
-    role: str = "tracer"
+    role: str = "tracer"  # main, tracer or probe
+    skipped: str | None = None  # why this tracer is not run (shown in its pane)
 
 
 class Phase(enum.Enum):
@@ -80,6 +88,9 @@ class Pane:
     hint_scanned: int = 0
     hint_buffer: str = ""
     stopped: bool = False  # paused by us
+    attached: bool = False  # a process we did not start: never killed, never reaped
+    probe: Probe | None = None  # a built-in psutil pane instead of a process
+    finished: bool = False  # for panes without a pty: nothing more will come
 
     @property
     def index(self) -> int:
@@ -87,18 +98,25 @@ class Pane:
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+        """The pane's own process (None for probes and skipped tracers)."""
+        if self.proc is not None:
+            return self.proc.pid
+        return self.record.pid if self.attached else None
 
     @property
     def ended(self) -> bool:
-        """Process reaped, and its pty drained (or given up on)."""
-        return self.proc is None or (self.status is not None and self.eof)
+        """Process reaped and its pty drained (or given up on); or nothing more to come."""
+        if self.proc is None:
+            return self.finished
+        return self.status is not None and self.eof
 
     def state(self) -> str:
-        if self.proc is None:
-            return "not started"
+        if self.record.note and self.proc is None and not self.attached and not self.probe:
+            return "skipped"
         if self.status is not None:
             return self.status.describe()
+        if self.finished:
+            return "ended"
         return "stopped" if self.stopped else "running"
 
 
@@ -117,6 +135,8 @@ class Session:
     end_signal: int | None = field(default=None, init=False)
     _t0: float = field(default=0.0, init=False)
     _phase_deadline: float | None = field(default=None, init=False)
+    _stopping_since: float | None = field(default=None, init=False)  # when TERM went out
+    _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
     _selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector,
                                               init=False)
@@ -145,8 +165,8 @@ class Session:
         if self.paused or self.phase is Phase.DONE:
             return
         self.paused = True
-        for pane in self._live_panes():
-            procs.signal_group(pane.pid, signal.SIGSTOP)  # type: ignore[arg-type]
+        for pane in self._pausable_panes():
+            self._signal(pane, signal.SIGSTOP)
             pane.stopped = True
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
         self.mark("pause")
@@ -155,11 +175,22 @@ class Session:
         if not self.paused:
             return
         self.paused = False
-        for pane in self._live_panes():
-            procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        for pane in self._pausable_panes():
+            self._signal(pane, signal.SIGCONT)
             pane.stopped = False
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
         self.mark("resume")
+
+    @staticmethod
+    def _signal(pane: Pane, sig: int) -> None:
+        # Our panes are whole process groups; an attached process is just itself.
+        if pane.attached:
+            procs.signal_process(pane.pid, sig)  # type: ignore[arg-type]
+        else:
+            procs.signal_group(pane.pid, sig)  # type: ignore[arg-type]
+
+    def _pausable_panes(self) -> list[Pane]:
+        return [p for p in self.panes if p.pid is not None and p.status is None]
 
     def mark(self, label: str) -> None:
         t = self.now()
@@ -203,23 +234,48 @@ class Session:
         if self.end_signal is not None:
             return 128 + self.end_signal
         status = self.main.status if self.panes else None
+        if self.panes and self.main.attached:
+            return 0  # not our process: its status is not ours to report
         return status.shell_code if status else 1
 
     def _start_panes(self) -> None:
         main_spec, tracer_specs = self.specs[0], self.specs[1:]
-        hold = bool(tracer_specs)
-        main = self._spawn(0, main_spec, main_spec.command, hold=hold)
-        if hold and not procs.wait_until_stopped(main.pid):  # type: ignore[arg-type]
-            self.notify("the main command did not stop before exec; tracers may miss its start")
+        attach_pid = self.options.attach_pid
+        tracers = [s for s in tracer_specs if s.role == "tracer" and not s.skipped]
+        if attach_pid is not None:
+            main = self._add_attached(main_spec, attach_pid)
+            hold = self.options.attach_held and bool(tracers)
+        else:
+            hold = bool(tracers)
+            main = self._spawn(0, main_spec, main_spec.command, hold=hold)
+            if hold and not procs.wait_until_stopped(main.pid):  # type: ignore[arg-type]
+                self.notify("the main command did not stop before exec; "
+                            "tracers may miss its start")
         for i, spec in enumerate(tracer_specs, start=1):
-            self._spawn(i, spec, procs.substitute_pid(spec.command, main.pid))  # type: ignore[arg-type]
+            command_run = self._tracer_command(spec.command, main.pid)  # type: ignore[arg-type]
+            if spec.role == "probe":
+                self._add_probe(i, spec, command_run)
+            elif spec.skipped:
+                self._add_skipped(i, spec, command_run)
+            else:
+                self._spawn(i, spec, command_run)
+        self._next_probe = self.clock()
         if hold:
             self._phase_deadline = self.clock() + self.options.attach_timeout
             self._check_attached()
         else:
             self._enter_running()
 
-    def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
+    def _tracer_command(self, command: str, pid: int) -> str:
+        if command.startswith("@"):
+            return command
+        command = procs.substitute_pid(command, pid)
+        if self.options.netns:
+            # The tracer sees the target's network: its interfaces, its sockets.
+            return f"nsenter -t {pid} -n -- /bin/sh -c {shlex.quote(command)}"
+        return command
+
+    def _new_pane(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
         cols, rows = self.options.cols, self.options.rows
         if self.view is not None:
             cols, rows = self.view.pane_size(index, len(self.specs))
@@ -227,6 +283,11 @@ class Session:
                             command_run=command_run, cols=cols, rows=rows)
         pane = Pane(record=record, writer=self.recording.add_pane(record))
         self.panes.append(pane)
+        return pane
+
+    def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
+        pane = self._new_pane(index, spec, command_run)
+        record = pane.record
         pane.proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
         pane.spawned_at = self.clock()
         record.pid, record.start = pane.proc.pid, round(pane.spawned_at - self._t0, 6)
@@ -234,6 +295,70 @@ class Session:
         self.recording.save_manifest()
         self._emit(Event(self.now(), index, STATE, pane.state()))
         return pane
+
+    def _add_attached(self, spec: PaneSpec, pid: int) -> Pane:
+        """The main pane of a process we attach to: its @proc view, since its
+        output goes to the terminal it was started from, not to us."""
+        pane = self._new_pane(0, spec, spec.command)
+        pane.attached, pane.probe = True, make_probe("@proc")
+        pane.record.pid, pane.record.start = pid, 0.0
+        pane.spawned_at = self.clock()
+        self.recording.session.attached = True
+        self.recording.save_manifest()
+        self._emit(Event(self.now(), 0, STATE, pane.state()))
+        return pane
+
+    def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
+        pane = self._new_pane(index, spec, command_run)
+        pane.probe = make_probe(spec.command)
+        pane.record.start = round(self.now(), 6)
+        pane.spawned_at = self.clock()
+        pane.output_seen = True  # nothing to wait for before the main command runs
+        self.recording.save_manifest()
+        self._emit(Event(self.now(), index, STATE, pane.state()))
+        return pane
+
+    def _add_skipped(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
+        pane = self._new_pane(index, spec, command_run)
+        pane.record.note = spec.skipped
+        pane.finished = pane.output_seen = True
+        self._write(pane, f"\x1b[1;33mautotrace: not run: {spec.skipped}\x1b[0m\r\n")
+        self.recording.save_manifest()
+        self._emit(Event(self.now(), index, STATE, pane.state()))
+        return pane
+
+    def _write(self, pane: Pane, text: str) -> None:
+        """Output autotrace itself puts into a pane: recorded like the pane's own."""
+        t = self.now()
+        pane.writer.output(t, text)
+        self._emit(Event(t, pane.index, OUTPUT, text))
+
+    def _refresh_probes(self, now: float) -> None:
+        """One frame per probe pane; notice an attached main process that ended."""
+        if now < self._next_probe:
+            return
+        self._next_probe = now + self.options.interval
+        main = self.main
+        if main.attached and main.status is None and not psutil.pid_exists(main.pid):  # type: ignore[arg-type]
+            main.status, main.reaped_at = ExitStatus(), now
+            self._finish_pane_record(main)
+            self.recording.save_manifest()
+            self._emit(Event(self.now(), 0, STATE, main.state()))
+        try:
+            target = psutil.Process(main.pid)
+        except (psutil.Error, TypeError):
+            target = None
+        for pane in self.panes:
+            if pane.probe is None or pane.finished:
+                continue
+            if target is not None:
+                frame = pane.probe.frame(target, pane.record.cols, pane.record.rows)
+                self._write(pane, frame)
+                pane.record.bytes += len(frame.encode())
+            if main.ended or target is None:
+                pane.finished = True
+                if pane is not main:
+                    pane.record.end = round(self.now(), 6)
 
     def _enter_running(self) -> None:
         self.phase, self._phase_deadline = Phase.RUNNING, None
@@ -263,6 +388,7 @@ class Session:
 
     def _begin_stopping(self) -> None:
         self.phase = Phase.STOPPING
+        self._stopping_since = self.clock()
         if self.paused:
             self.resume()
         for pane in self._live_panes():
@@ -272,8 +398,12 @@ class Session:
 
     def _teardown(self) -> None:
         """Whatever happened, nothing we started survives and the recording is closed."""
-        groups = [p.pid for p in self.panes if p.pid is not None and p.status is None]
-        procs.terminate(groups, self.options.kill_timeout, on_reaped=self._on_reaped)
+        groups = [p.pid for p in self.panes if p.proc is not None and p.status is None]
+        # When stopping began, TERM went out already: KILL after what is left of
+        # --kill-timeout, not after a second one.
+        waited = self.clock() - self._stopping_since if self._stopping_since is not None else 0.0
+        procs.terminate(groups, max(0.0, self.options.kill_timeout - waited),
+                        on_reaped=self._on_reaped)
         t = self.now()
         for pane in self.panes:
             if pane.proc is not None:
@@ -296,6 +426,8 @@ class Session:
         deadlines = [self._phase_deadline] if self._phase_deadline is not None else []
         if self.phase is Phase.ATTACHING:
             deadlines.append(self.clock() + 0.01)  # TracerPid is not an event we can wait on
+        if any(p.probe is not None and not p.finished for p in self.panes):
+            deadlines.append(self._next_probe)
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
                 deadlines.append(pane.reaped_at + DRAIN_AFTER_EXIT)
@@ -318,6 +450,7 @@ class Session:
         self._advance(self.clock())
 
     def _advance(self, now: float) -> None:
+        self._refresh_probes(now)
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof and now >= pane.reaped_at + DRAIN_AFTER_EXIT:
                 self._close_pane_fd(pane)
@@ -363,6 +496,13 @@ class Session:
 
     def _finish_pane_record(self, pane: Pane) -> None:
         record = pane.record
+        if pane.attached and pane.status is None and self.phase is Phase.DONE:
+            record.end = round(self.now(), 6)
+            record.note = "attached, not ours: tracers detached, the process goes on"
+            return
+        if pane.proc is None and not pane.attached and record.end is None:
+            record.end = round(self.now(), 6)  # a probe or skipped pane ends with the session
+            return
         if pane.status is not None and record.end is None:
             end = pane.reaped_at if pane.reaped_at is not None else self.clock()
             record.end = round(end - self._t0, 6)

@@ -35,6 +35,11 @@ class _LineCollector:
         self.done.append("".join(self.current))
         self.current = []
 
+    def erase_in_display(self, *args: Any, **kwargs: Any) -> None:
+        # A cleared screen (a probe's new frame, `clear`) starts a new line.
+        if self.current:
+            self.linefeed()
+
     def __getattr__(self, name: str) -> Any:
         return _ignore
 
@@ -79,6 +84,8 @@ def _describe_end(pane: dict[str, Any]) -> str:
         return f"killed by {pane['exit_signal_name']}"
     if pane.get("exit_status") is not None:
         return f"exited {pane['exit_status']}"
+    if pane.get("end") is not None:
+        return "ended"
     return "no end recorded"
 
 

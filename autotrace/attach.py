@@ -1,0 +1,83 @@
+"""Plain `autotrace` after Ctrl-Z: find the job, ask what to do, act on it.
+
+The job is not ours: whatever the choice, it is never killed except when the
+user asks for a re-run (`r`).
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+
+import psutil
+
+from autotrace import target
+from autotrace.recording import RecordingError
+from autotrace.target import Action
+
+
+@dataclass
+class AttachPlan:
+    """What the session does with the process it found."""
+
+    pid: int | None = None  # trace this running process
+    held: bool = False  # it is stopped: continue it once the tracers are ready
+    label: str = ""  # how the main pane calls it
+    rerun: str | None = None  # run this command line instead (the `r` choice)
+    cwd: str | None = None  # ... from this directory
+    exit_code: int | None = None  # nothing to trace: exit with this
+
+
+def plan_for_pid(pid: int) -> AttachPlan:
+    try:
+        proc = psutil.Process(pid)
+        return AttachPlan(pid=pid, held=target.is_stopped(proc), label=target.command_line(proc))
+    except psutil.NoSuchProcess:
+        raise RecordingError(f"no process with pid {pid}") from None
+    except psutil.AccessDenied:
+        raise RecordingError(f"process {pid} is not yours to trace (try sudo)") from None
+
+
+def plan_for_latest_job(ask: bool, say: callable) -> AttachPlan:  # type: ignore[valid-type]
+    """Find the calling shell's latest background job and ask the user about it."""
+    shell = target.calling_shell()
+    job = target.latest_background_job(shell)
+    if job is None:
+        raise RecordingError(
+            f"no background job in the calling shell (pid {shell.pid}): start a command, "
+            "press Ctrl-Z, then run autotrace; or give a command, or --pid N")
+    choice = target.prompt_choice(job) if ask else Action.TRACE
+    was_stopped = target.is_stopped(job)
+    if choice is Action.TRACE:
+        say(f"tracing {target.describe(job)}")
+        return AttachPlan(pid=job.pid, held=was_stopped, label=target.command_line(job))
+    if choice is Action.CONTINUE_AND_QUIT:
+        _continue(job)
+        return AttachPlan(exit_code=0)
+    if choice is Action.LEAVE_AND_QUIT:
+        return AttachPlan(exit_code=0)
+    return _kill_for_rerun(job)
+
+
+def _continue(job: psutil.Process) -> None:
+    try:
+        job.send_signal(signal.SIGCONT)
+    except psutil.Error:
+        pass
+
+
+def _kill_for_rerun(job: psutil.Process) -> AttachPlan:
+    command, cwd = target.command_line(job), None
+    try:
+        cwd = job.cwd()
+    except psutil.Error:
+        pass
+    try:
+        job.terminate()
+        job.send_signal(signal.SIGCONT)  # a stopped job only sees the TERM once continued
+        job.wait(timeout=3)
+    except psutil.TimeoutExpired:
+        job.kill()
+    except psutil.Error:
+        pass
+    return AttachPlan(rerun=command, cwd=cwd)
