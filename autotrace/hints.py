@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Callable
 
-PTRACE_REFUSED = re.compile(r"ptrace\(PTRACE_\w+.*(Operation not permitted|Permission denied)")
+from autotrace.procs import tracer_pid_of
+
+PTRACE_REFUSED = re.compile(
+    r"ptrace\(PTRACE_\w+, (\d+)\).*(Operation not permitted|Permission denied)"
+)
 CAPTURE_REFUSED = re.compile(
     r"You don't have permission to|socket: Operation not permitted|"
     r"\(socket: Operation not permitted\)|Attempt to create packet socket failed"
@@ -22,10 +27,24 @@ CAPTURE_HINT = (
 GENERIC_HINT = "the tracer was refused permission: try running autotrace with sudo"
 
 
-def refusal_hint(text: str) -> str | None:
-    """A one-line fix for a refusal found in a tracer's output, or None."""
-    if PTRACE_REFUSED.search(text):
-        return PTRACE_HINT
+def already_traced_hint(pid: int, tracer: int) -> str:
+    return (
+        f"process {pid} is already traced by process {tracer}, and a process can have "
+        f"only one ptrace tracer: use one strace/ltrace/gdb pane per process"
+    )
+
+
+def refusal_hint(text: str, tracer_of: Callable[[int], int] = tracer_pid_of) -> str | None:
+    """A one-line fix for a refusal found in a tracer's output, or None.
+
+    TRACER_OF(pid) is the pid ptrace-attached to pid (0 if none): the same
+    EPERM means "already traced" when there is one, and sudo would not help.
+    """
+    ptrace = PTRACE_REFUSED.search(text)
+    if ptrace:
+        pid = int(ptrace.group(1))
+        tracer = tracer_of(pid)
+        return already_traced_hint(pid, tracer) if tracer else PTRACE_HINT
     if CAPTURE_REFUSED.search(text):
         return CAPTURE_HINT
     if GENERIC_REFUSED.search(text):

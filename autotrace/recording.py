@@ -65,13 +65,17 @@ def prepare_directory(path: Path) -> Path:
             raise RecordingError(f"recording directory {path} is not empty")
     else:
         missing = [p for p in [path, *path.parents] if not p.exists()]
-        try:
-            path.mkdir(mode=0o700, parents=True)
-        except OSError as err:
-            raise RecordingError(
-                f"cannot create recording directory {path}: {err.strerror}"
-            ) from None
-        for created in missing:
+        # Every folder we create is private, not only the last: the names of
+        # recordings (commands, times) are nobody else's business.
+        for created in reversed(missing):
+            try:
+                created.mkdir(mode=0o700)
+            except FileExistsError:
+                continue  # made meanwhile by someone else: not ours to chown
+            except OSError as err:
+                raise RecordingError(
+                    f"cannot create recording directory {path}: {err.strerror}"
+                ) from None
             _give_to_invoking_user(created)
     if not os.access(path, os.W_OK | os.X_OK):
         raise RecordingError(f"recording directory {path} is not writable")
@@ -273,6 +277,35 @@ class CastEvent:
     data: str
 
 
+_NUMBER = (int, float)
+_NULL = (type(None),)
+# The types readers rely on for the keys the format defines; keys a reader
+# does not know are not checked (docs/recording-format.md).
+MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "started_unix": _NUMBER, "duration": _NUMBER + _NULL, "terminal": (dict,),
+    "attached": (bool,), "redactions": (list,),
+}
+PANE_TYPES: dict[str, tuple[type, ...]] = {
+    "index": (int,), "role": (str,), "command": (str,), "command_run": (str,),
+    "pid": (int, *_NULL), "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
+    "exit_status": (int, *_NULL), "exit_signal": (int, *_NULL),
+    "exit_signal_name": (str, *_NULL), "note": (str, *_NULL), "bytes": (int,),
+}
+
+
+def _check_types(path: Path, data: dict[str, Any], types: dict[str, tuple[type, ...]],
+                 where: str) -> None:
+    for key, allowed in types.items():
+        value = data.get(key)
+        if key not in data or (isinstance(value, allowed) and
+                               (bool in allowed or not isinstance(value, bool))):
+            continue
+        raise RecordingError(
+            f"{path}: corrupt manifest: {where}{key} is {json.dumps(value)}, "
+            f"expected {' or '.join(t.__name__ for t in allowed).replace('NoneType', 'null')}"
+        )
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     try:
@@ -288,7 +321,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise RecordingError(f"{path}: not an autotrace manifest")
     version = data.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordingError(f"{path}: corrupt manifest: format_version is {version!r}")
+    if version > FORMAT_VERSION:
         raise RecordingError(
             f"{path}: recording format version {version!r} is newer than this autotrace "
             f"understands ({FORMAT_VERSION}); upgrade autotrace"
@@ -302,7 +337,13 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         name = pane["file"]
         if "/" in name or name in ("", ".", "..") or name.startswith("."):
             raise RecordingError(f"{path}: pane file name {name!r} is not allowed")
+    _check_types(path, data, MANIFEST_TYPES, "")
+    for index, pane in enumerate(panes):
+        _check_types(path, pane, PANE_TYPES, f"panes[{index}].")
+    if not all(isinstance(item, str) for item in data.get("redactions") or ()):
+        raise RecordingError(f"{path}: corrupt manifest: 'redactions' must be strings")
     return data
+
 
 
 def _parse_event(path: Path, lineno: int, line: str) -> CastEvent | None:
