@@ -7,6 +7,7 @@ path; `LiveView` connects a MultiPaneView to a running Session.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from typing import Iterator
@@ -16,11 +17,19 @@ from curtsies.formatstringarray import FSArray
 from curtsies.window import FullscreenWindow
 
 from autotrace.events import MARKER, OUTPUT, STATE, Event
+from autotrace.recording import RecordingError
+from autotrace.screen import PaneScreen
+from autotrace.tracks import PaneTrack
 from autotrace.session import Session
 from autotrace.view import MultiPaneView
 
 FRAME_INTERVAL = 1 / 20  # frames are capped: a flood costs at most 20 draws a second
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+
+
+def _caught_up(screen: PaneScreen) -> PaneScreen:
+    screen.catch_up()
+    return screen
 
 
 class Terminal:
@@ -71,6 +80,7 @@ class LiveView:
         self.session = session
         self.view.status_left = f"● REC {recording_label}"
         self.view.reply = self._reply
+        self.view.archive = self._archive
         self._last_frame = -1.0
         self._last_hidden_catch_up = 0.0
         self._clock_second = -1
@@ -161,6 +171,35 @@ class LiveView:
 
     def _t0(self) -> float:
         return self.session.clock() - self.session.now()
+
+    def _archive(self, index: int, depth: int | None) -> PaneScreen | None:
+        """The pane's screen rebuilt from its recording: with `depth` lines of
+        history, or (None) the session's start, as much as the scrollback holds."""
+        shown = self.view.panes[index].shown
+        screen = PaneScreen(shown.cols, shown.rows, depth or self.view.history)
+        try:
+            track = PaneTrack(self.session.recording.directory / f"pane-{index}.cast")
+        except RecordingError:
+            return None
+        room = self.view.history - 2 * shown.rows
+        try:
+            for event in track.read_until(math.inf):
+                if event.code != "o":
+                    continue
+                if depth is not None:
+                    screen.feed(event.data, event.t)  # the flood guard skips what won't fit
+                    continue
+                # From the start: stop before the first line would fall off the top.
+                for line in event.data.splitlines(keepends=True):
+                    if screen.history_used >= room:
+                        return _caught_up(screen)
+                    screen.feed(line, event.t)
+                    screen.catch_up(skip=False)
+        except RecordingError:
+            return None
+        finally:
+            track.close()
+        return _caught_up(screen)
 
     def _reply(self, index: int, text: str) -> None:
         pane = self.session.panes[index] if index < len(self.session.panes) else None

@@ -61,6 +61,18 @@ class PaneState:
     highlight: SearchHit | None = None  # the current search match
     dirty: bool = True
     rendered: list[FmtStr] = field(default_factory=list)
+    # Rebuilt from the recording while scrolled past what memory holds: a
+    # deeper copy of the screen (same bottom line), or the session's start.
+    archives: list[PaneScreen] = field(default_factory=list)
+    at_start: bool = False  # archives[0] shows the session's start
+
+    @property
+    def shown(self) -> PaneScreen:
+        return self.archives[-1] if self.archives else self.screen
+
+    def truncated(self) -> bool:
+        """Lines fell off the top of what is shown: the recording has more."""
+        return self.shown.lost
 
 
 @dataclass
@@ -81,6 +93,10 @@ class MultiPaneView:
     sync: bool = True
     history: int = 5000
     reply: Callable[[int, str], None] | None = None  # device-query answers, per pane
+    # (pane, depth) -> the pane's screen rebuilt from the recording with `depth`
+    # lines of history (None: the session's start instead of its end); None if
+    # the recording cannot give it.
+    archive: Callable[[int, int | None], PaneScreen | None] | None = None
     panes: list[PaneState] = field(default_factory=list)
     zoom: int | None = None
     offset: int = 0
@@ -254,34 +270,61 @@ class MultiPaneView:
 
     def _scroll_key(self, key: str) -> Action | None:
         pane = self.panes[self.focus]
-        page = max(1, pane.screen.rows - 1)
+        page = max(1, pane.shown.rows - 1)
         moves = {**{k: 1 for k in LINE_UP}, **{k: -1 for k in LINE_DOWN},
                  **{k: page for k in PAGE_UP}, **{k: -page for k in PAGE_DOWN}}
         if key in moves:
             self.scroll_to(self.focus, pane.scroll + moves[key])
         elif key == "g":
-            self.scroll_to(self.focus, pane.screen.max_scroll)
+            self._to_session_start(pane)
         elif key == "G":
+            pane.archives.clear()
+            pane.at_start = False
             self.scroll_to(self.focus, 0)
         return None
 
     def scroll_to(self, index: int, scroll: int) -> None:
         """Scroll a pane; with time-sync, every other pane follows to the same moment."""
         pane = self.panes[index]
-        pane.scroll = max(0, min(scroll, pane.screen.max_scroll))
+        if scroll > pane.shown.max_scroll:
+            self._load_deeper(pane)
+        elif scroll < 0 and pane.at_start:
+            pane.archives.clear()  # down past the start's stretch: back to the kept tail
+            pane.at_start = False
+            scroll = pane.shown.max_scroll
+        pane.scroll = max(0, min(scroll, pane.shown.max_scroll))
         pane.dirty = True
+        if pane.archives:
+            self.message = "from the recording: older than the scrollback kept in memory"
         if not self.sync:
             return
-        moment = pane.screen.line_time(pane.scroll) if pane.scroll else None
+        moment = pane.shown.line_time(pane.scroll) if pane.scroll or pane.archives else None
         for other in self.panes:
             if other is pane:
                 continue
             other.scroll = 0 if moment is None else other.screen.scroll_for_time(moment)
             other.dirty = True
 
+    def _load_deeper(self, pane: PaneState) -> None:
+        """Scrolled past the top of memory: rebuild with more history from the recording."""
+        if self.archive is None or pane.at_start or not pane.truncated():
+            return
+        deeper = self.archive(pane.index, pane.shown.max_scroll + self.history)
+        if deeper is not None and deeper.max_scroll > pane.shown.max_scroll:
+            pane.archives = [deeper]
+
+    def _to_session_start(self, pane: PaneState) -> None:
+        if pane.truncated() and self.archive is not None:
+            first = self.archive(pane.index, None)
+            if first is not None:
+                pane.archives, pane.at_start = [first], True
+        self.scroll_to(pane.index, pane.shown.max_scroll)
+
     def back_to_live(self) -> None:
         for pane in self.panes:
             pane.scroll, pane.highlight = 0, None
+            pane.archives.clear()
+            pane.at_start = False
             pane.dirty = True
 
     # ------------------------------------------------------------ search
@@ -306,10 +349,10 @@ class MultiPaneView:
         pane = self.panes[self.focus]
         hit = pane.highlight
         if hit is not None and not first:
-            found = pane.screen.search(self.search, hit.line, backwards,  # type: ignore[arg-type]
+            found = pane.shown.search(self.search, hit.line, backwards,  # type: ignore[arg-type]
                                        col=hit.col_start, view=pane.scroll)
         else:
-            found = pane.screen.search(self.search, pane.scroll, backwards,  # type: ignore[arg-type]
+            found = pane.shown.search(self.search, pane.scroll, backwards,  # type: ignore[arg-type]
                                        view=pane.scroll)
         if found is None:
             self.message = f"no {'earlier' if backwards else 'later'} match for /{self.search.pattern}"  # type: ignore[union-attr]
@@ -348,10 +391,12 @@ class MultiPaneView:
     def _draw_pane(self, pane: PaneState, rect: Rect) -> list[FmtStr]:
         cols, rows = self.content_size(rect)
         extra = f"{pane.scroll} lines back" if pane.scroll else ""
+        if pane.archives:
+            extra += f"  (from the recording, {pane.shown.line_time(pane.scroll):.1f} s)"
         title = render.pane_title(pane.index, pane.command, pane.state, rect.width,
                                   focused=(pane.index == self.focus), extra=extra)
         lines = [title]
-        screen_rows = pane.screen.rows_at(pane.scroll)
+        screen_rows = pane.shown.rows_at(pane.scroll)
         border = (render.styled("│", 1, fg=render.accent(pane.index))
                   if rect.x > 0 else None)
         for y in range(rows):

@@ -221,3 +221,51 @@ def test_hostile_pane_output_does_not_break_the_others(tmux, tmp_path):
     assert tmux.tmux("list-buffers", check=False).strip() == ""
     tmux.send("q")
     tmux.exit_status()
+
+
+def test_scrollback_beyond_memory_is_rebuilt_from_the_recording(tmux, tmp_path):
+    # Only 50 lines of scrollback in memory; `g` still reaches the session's first line.
+    tmux.start(autotrace(tmp_path, "seq 1 500; sleep 60", "sleep 60",
+                         options=("--history", "50")))
+    tmux.wait_for(r"(?m)^500$")
+    tmux.send("p")
+    tmux.wait_for("PAUSED")
+    for _ in range(70):
+        tmux.send("k")
+    # 70 lines back: past the 50 held in memory, so rebuilt from the recording.
+    screen = tmux.wait_for("70 lines back  .from the recording")
+    top = int(re.search(r"^(\d+)$", screen.split("lines back")[1], re.M).group(1))
+    tmux.send("G")
+    bottom_screen = tmux.wait_for(r"(?m)^500$")
+    first_row = int(re.search(r"^(\d+)$", bottom_screen.split("seq 1 500")[1], re.M).group(1))
+    assert top == first_row - 70
+    tmux.send("g")
+    screen = tmux.wait_for("from the recording")
+    assert re.search(r"^1\n2\n3$", screen, re.M), screen
+    tmux.send("G")
+    tmux.wait_for(r"(?m)^500$")
+    tmux.send("q")
+    tmux.exit_status()
+
+
+def test_too_small_at_start_waits_for_a_resize(tmux, tmp_path):
+    small = Tmux(cols=30, rows=6)
+    try:
+        small.start(autotrace(tmp_path, printer("main", 3), "sleep 60"))
+        small.wait_for("too small")
+        small.resize(100, 30)
+        small.wait_for("main line 2")
+        small.send("q")
+        assert small.exit_status() == 143
+    finally:
+        small.kill()
+
+
+def test_title_shows_the_command_with_pid_substituted(tmux, tmp_path):
+    tmux.start(autotrace(tmp_path, "sleep 60", "echo tracing PID; sleep 60"))
+    screen = tmux.wait_for("tracing")
+    pid = main_pid(tmp_path)
+    assert f"echo tracing {pid}; sleep 60" in screen
+    assert f"tracing {pid}" in screen
+    tmux.send("q")
+    tmux.exit_status()

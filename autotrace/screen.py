@@ -1,0 +1,960 @@
+"""Pane screen model: what one pane shows, as cells, with timed scrollback.
+
+pyte does the terminal emulation; this module adds what a debug recorder
+needs on top (DESIGN.md, Speed and Security):
+
+- a queue: `feed` only appends, so reading a pty never waits on emulation;
+  `catch_up` processes the backlog when the view wants to draw, and may
+  skip old line-oriented backlog that would scroll out of sight anyway;
+- scrollback capped at `history` lines, each stamped with the time it was
+  first printed, for time-synced scrolling across panes;
+- the alternate screen (modes 47/1047/1049), so `top` or `less` leave the
+  main screen and its history intact;
+- answers to device queries (DA, DSR/CPR), so programs that ask don't hang;
+- cells that never hold control characters, surrogates or bidi controls,
+  and DCS/APC/PM/SOS strings that are swallowed instead of drawn: pane
+  output can never reach the user's terminal except as plain characters;
+- snapshots for replay seeking.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import itertools
+import re
+import sys
+import unicodedata
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Callable, NamedTuple
+
+import pyte
+from pyte import charsets, modes
+from pyte import control as ctrl
+from pyte.screens import Char, Margins, StaticDefaultDict, wcwidth
+
+PLACEHOLDER = "\ufffd"  # shown for characters that must not reach a terminal
+
+ALT_SCREEN_MODES = frozenset({47, 1047, 1049})
+_DECCOLM = 3  # 80/132 column switch: would resize the pane behind the pty's back
+
+# Older backlog made of plain lines (and colour or erase-line sequences) can
+# be skipped; anything else might move the cursor or change modes.
+_UNSKIPPABLE = re.compile(r"\x1b(?!\[[0-9;]*[mK])")
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_DEVICE_QUERY = re.compile(r"\x1b\[[0-9;?>]*[cn]")
+_CONTROL_STRING_END = re.compile(r"\x1b\\|[\x9c\x18\x1a]")  # ST, or CAN/SUB abort
+
+# pyte executes these at once even in the middle of an escape sequence.
+_ACTED_INSIDE_SEQUENCE = dict.fromkeys(map(ord, "\a\b\t\n\v\f\r"))
+
+_UNFINISHED_KEPT = 4096  # chars of an unfinished escape sequence a snapshot keeps
+
+_DEFAULT_MAX_PENDING = 8 * 1024 * 1024  # chars; a backlog beyond this is dropped
+
+
+class Cell(NamedTuple):
+    """One screen cell. `char` is "" for the right half of a wide character,
+    so joining a row's chars gives a string exactly `cols` columns wide."""
+
+    char: str
+    fg: str = "default"  # pyte colour name ("red", "brightred"), hex "rrggbb" or "default"
+    bg: str = "default"
+    bold: bool = False
+    italics: bool = False
+    underscore: bool = False
+    reverse: bool = False
+
+
+BLANK = Cell(" ")
+
+
+class SearchHit(NamedTuple):
+    """Where a search matched: show the pane at `scroll`; the match is on
+    view row `row`, columns col_start..col_end (end exclusive)."""
+
+    scroll: int
+    row: int
+    col_start: int
+    col_end: int
+    line: int  # lines back from the bottom line of the live screen; pass as `start` to go on
+
+
+# ------------------------------------------------------------ sanitising
+
+
+def _printable_form(ch: str) -> str | None:
+    """What a character becomes on screen: itself, a placeholder, or nothing."""
+    category = unicodedata.category(ch)
+    if category == "Cc":
+        return None  # C0, DEL and C1 controls: terminals show nothing for them
+    if category in ("Cs", "Cn"):
+        return PLACEHOLDER  # lone surrogates cannot even be encoded for output
+    if category in ("Cf", "Zl", "Zp"):
+        return None  # bidi and format controls could reorder the user's terminal
+    width = wcwidth(ch)
+    if width > 0 or (width == 0 and unicodedata.combining(ch)):
+        return ch
+    return None  # zero-width but not combining: pyte would stop drawing at it
+
+
+class _PrintableTable(dict):
+    """str.translate table filled lazily; bounded so hostile input can't grow it."""
+
+    def __missing__(self, code: int) -> str | None:
+        if len(self) > 8192:
+            self.clear()
+        value = _printable_form(chr(code))
+        self[code] = value
+        return value
+
+
+_PRINTABLE = _PrintableTable()
+
+
+def printable(text: str) -> str:
+    """`text` with everything that must not reach a terminal removed or replaced."""
+    if text.isascii() and text.isprintable():
+        return text
+    return text.translate(_PRINTABLE)
+
+
+def _cell_for(char: Char) -> Cell:
+    data = char.data
+    if data and not (data.isascii() and data.isprintable()):
+        # Last line of defence: pyte combines characters into cells, even
+        # onto an empty one, and the result must still be one printable glyph.
+        base = printable(data[0])
+        if not base or wcwidth(base) < 1:
+            base = " "
+        data = base + "".join(c for c in data[1:] if unicodedata.combining(c))
+    return Cell(data, char.fg, char.bg, char.bold, char.italics, char.underscore, char.reverse)
+
+
+class _CellTable(dict):
+    """pyte Char -> Cell, filled lazily; a dict so rows convert at C speed."""
+
+    def __missing__(self, char: Char) -> Cell:
+        if len(self) > 65536:
+            self.clear()
+        cell = self[char] = _cell_for(char)
+        return cell
+
+
+_CELLS = _CellTable()
+_char_of = attrgetter("char")
+_data_of = attrgetter("data")
+
+
+def _cells(line: StaticDefaultDict, columns: int) -> list[Cell]:
+    row = list(map(_CELLS.__getitem__, map(line.__getitem__, range(columns))))
+    text = "".join(map(_char_of, row))
+    if len(text) != columns or not text.isascii():
+        _fix_wide_halves(row)
+    return row
+
+
+def _fix_wide_halves(row: list[Cell]) -> None:
+    """Blank any half of a wide character whose other half was overwritten,
+    so the row's display width stays exactly its length."""
+    columns = len(row)
+    wide_before = False
+    for x, cell in enumerate(row):
+        if cell.char == "":
+            if not wide_before:
+                row[x] = cell._replace(char=" ")
+            wide_before = False
+        elif wcwidth(cell.char[0]) == 2:
+            if x + 1 >= columns or row[x + 1].char != "":
+                row[x] = cell._replace(char=" ")
+                wide_before = False
+            else:
+                wide_before = True
+        else:
+            wide_before = False
+
+
+def row_text(row: list[Cell]) -> str:
+    """A row of cells as a string exactly as wide as the row."""
+    return "".join(cell.char for cell in row)
+
+
+# ------------------------------------------------------------ emulation
+
+
+class _Line(StaticDefaultDict):
+    """A screen line that remembers when it was first printed on."""
+
+    t: float | None = None
+
+
+class _Emulator(pyte.Screen):
+    """pyte.Screen plus timed history, alternate screen, replies and hygiene."""
+
+    buffer: dict[int, _Line]  # type: ignore[assignment]  # every line made by _new_line
+
+    def __init__(self, columns: int, lines: int, history: int, reply: Callable[[str], None] | None):
+        self.history_lines: deque[_Line] = deque(maxlen=max(0, history))
+        self.history_times: deque[float] = deque(maxlen=max(0, history))
+        self.history_dropped = 0  # lines that fell off the top of history, ever
+        self.reply = reply
+        self.now = 0.0
+        self.in_alt = False
+        self.main_buffer: dict[int, _Line] | None = None
+        self.alt_saved_cursor: pyte.screens.Cursor | None = None
+        self.in_control_string = False
+        self.control_string_esc = False  # an ESC ended the last chunk inside a string
+        self._glyphs: dict[Char, dict[str, Char]] = {}
+        super().__init__(columns, lines)
+        self.buffer = defaultdict(self._new_line)
+
+    def _new_line(self) -> _Line:
+        return _Line(self.default_char)
+
+    # --- history
+
+    def _keep(self, line: _Line) -> None:
+        if not self.history_lines.maxlen:
+            return
+        last = self.history_times[-1] if self.history_times else 0.0
+        t = line.t if line.t is not None else last
+        if len(self.history_lines) == self.history_lines.maxlen:
+            self.history_dropped += 1
+        self.history_lines.append(line)
+        self.history_times.append(max(t, last))
+
+    def index(self) -> None:
+        top, bottom = self.margins or Margins(0, self.lines - 1)
+        if self.cursor.y != bottom:
+            self.cursor_down()
+            return
+        # Like xterm: only lines leaving the top of the whole screen are kept.
+        if top == 0 and not self.in_alt:
+            self._keep(self.buffer[0])
+        if top == 0 and bottom == self.lines - 1:
+            # The common case, scrolling the whole screen, in one pass (the
+            # loop in pyte's index() is a fifth of the cost of plain output).
+            buffer = self.buffer
+            shifted = {y - 1: line for y, line in buffer.items() if y > 0}
+            buffer.clear()
+            buffer.update(shifted)
+            self.dirty.update(range(self.lines))
+        else:
+            super().index()
+
+    def reset(self) -> None:
+        # A program's reset (RIS) starts a fresh screen; the history stays.
+        if self.in_alt:
+            self._leave_alt(1047)
+        super().reset()
+
+    def erase_in_display(self, how: int = 0, *args: object, **kwargs: object) -> None:
+        # ED 3 would clear scrollback in xterm; a debug recorder keeps it.
+        super().erase_in_display(2 if how == 3 else how, *args, **kwargs)
+        if how in (2, 3):
+            for line in self.buffer.values():
+                line.t = None  # what is printed next is new
+
+    # --- drawing
+
+    def draw(self, data: str) -> None:
+        data = printable(data)
+        if not data:
+            return
+        if data.isascii() and self._plain_drawing():
+            self._draw_ascii(data)
+            return
+        for ch in data:
+            if (
+                self.cursor.x == self.columns - 1
+                and modes.DECAWM in self.mode
+                and wcwidth(ch) == 2
+            ):
+                self.cursor.x = self.columns  # a wide char never splits: wrap first, as xterm
+            super().draw(ch)
+            self._stamp()
+
+    def _plain_drawing(self) -> bool:
+        return (
+            modes.DECAWM in self.mode
+            and modes.IRM not in self.mode
+            and self.charset == 0
+            and self.g0_charset is charsets.LAT1_MAP
+        )
+
+    def _draw_ascii(self, data: str) -> None:
+        # pyte's draw costs a wcwidth and a namedtuple per character; printable
+        # ASCII is always one column wide, so fill whole runs at once.
+        cursor = self.cursor
+        glyph = self._glyphs_for(cursor.attrs).__getitem__
+        columns = self.columns
+        pos, end = 0, len(data)
+        while pos < end:
+            if cursor.x >= columns:
+                self.carriage_return()
+                self.linefeed()
+            line = self.buffer[cursor.y]
+            if line.t is None:
+                line.t = self.now
+            x = cursor.x
+            n = min(columns - x, end - pos)
+            line.update(zip(range(x, x + n), map(glyph, data[pos : pos + n])))
+            cursor.x = x + n
+            pos += n
+        self.dirty.add(cursor.y)
+
+    def _glyphs_for(self, attrs: Char) -> dict[str, Char]:
+        glyphs = self._glyphs.get(attrs)
+        if glyphs is None:
+            if len(self._glyphs) > 256:
+                self._glyphs.clear()
+            glyphs = {chr(c): attrs._replace(data=chr(c)) for c in range(0x20, 0x7F)}
+            self._glyphs[attrs] = glyphs
+        return glyphs
+
+    def _stamp(self) -> None:
+        line = self.buffer[self.cursor.y]
+        if line.t is None:
+            line.t = self.now
+
+    # --- modes: alternate screen, no column switching
+
+    def set_mode(self, *mode_list: int, **kwargs: object) -> None:
+        if kwargs.get("private"):
+            for mode in mode_list:
+                if mode in ALT_SCREEN_MODES:
+                    self._enter_alt(mode)
+            mode_list = tuple(m for m in mode_list if m not in ALT_SCREEN_MODES and m != _DECCOLM)
+        super().set_mode(*mode_list, **kwargs)
+
+    def reset_mode(self, *mode_list: int, **kwargs: object) -> None:
+        if kwargs.get("private"):
+            for mode in mode_list:
+                if mode in ALT_SCREEN_MODES:
+                    self._leave_alt(mode)
+            mode_list = tuple(m for m in mode_list if m not in ALT_SCREEN_MODES and m != _DECCOLM)
+        super().reset_mode(*mode_list, **kwargs)
+
+    def _enter_alt(self, mode: int) -> None:
+        if self.in_alt:
+            return
+        if mode == 1049:
+            self.alt_saved_cursor = copy.copy(self.cursor)
+        self.main_buffer = self.buffer
+        self.buffer = defaultdict(self._new_line)
+        self.in_alt = True
+        self.dirty.update(range(self.lines))
+
+    def _leave_alt(self, mode: int) -> None:
+        if not self.in_alt or self.main_buffer is None:
+            return
+        self.buffer = self.main_buffer
+        self.main_buffer = None
+        self.in_alt = False
+        if mode == 1049 and self.alt_saved_cursor is not None:
+            self.cursor = self.alt_saved_cursor
+            self.alt_saved_cursor = None
+            self.ensure_hbounds()
+            self.ensure_vbounds()
+        self.dirty.update(range(self.lines))
+
+    # --- control strings: DCS, APC, PM, SOS are consumed, never drawn
+
+    def start_control_string(self) -> None:
+        self.in_control_string = True
+        self.control_string_esc = False
+
+    # --- device queries
+
+    def report_device_status(self, mode: int, **kwargs: object) -> None:
+        # pyte's version rejects the private form (CSI ? 6 n); answer both alike.
+        super().report_device_status(mode)
+
+    def write_process_input(self, data: str) -> None:
+        if self.reply is not None:
+            self.reply(data)
+
+    def set_title(self, param: str) -> None:
+        self.title = printable(param)[:256]
+
+    def set_icon_name(self, param: str) -> None:
+        self.icon_name = printable(param)[:256]
+
+    # --- resize: keep the cursor's line, scroll the rest into history
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        lines = max(1, lines or self.lines)
+        columns = max(1, columns or self.columns)
+        if lines == self.lines and columns == self.columns:
+            return
+        if self.in_alt and self.main_buffer is not None:
+            saved = self.alt_saved_cursor
+            y = self._fit_lines(self.main_buffer, saved.y if saved else 0, lines, keep=True)
+            if saved is not None:
+                saved.y = y
+            self._fit_lines(self.buffer, self.cursor.y, lines, keep=False)
+        else:
+            self.cursor.y = self._fit_lines(self.buffer, self.cursor.y, lines, keep=True)
+        if columns < self.columns:
+            for buffer in (self.buffer, self.main_buffer or {}):
+                for line in buffer.values():
+                    for x in [x for x in line if x >= columns]:
+                        del line[x]
+        self.lines, self.columns = lines, columns
+        self.margins = None
+        self.tabstops |= set(range(8, columns, 8))
+        self.tabstops = {stop for stop in self.tabstops if stop < columns}
+        self.ensure_hbounds()
+        self.ensure_vbounds()
+        self.dirty.update(range(lines))
+
+    def _fit_lines(self, buffer: dict[int, _Line], cursor_y: int, lines: int, keep: bool) -> int:
+        """Make `buffer` `lines` high; returns where the cursor's line went.
+
+        Shrinking pushes lines above the cursor into history (as xterm does)
+        and drops what is below; growing pulls history back down."""
+        shift = 0
+        if lines < self.lines:
+            shift = -max(0, cursor_y - (lines - 1))
+            for y in range(-shift):
+                if keep:
+                    self._keep(buffer.get(y) or self._new_line())
+        elif lines > self.lines and keep and self.history_lines:
+            shift = min(lines - self.lines, len(self.history_lines))
+        moved = {y + shift: line for y, line in buffer.items() if 0 <= y + shift < lines}
+        for y in range(shift):
+            # A copy: kept lines are shared with snapshots and must not change.
+            line = _Line(self.history_lines[-1].default)
+            line.update(self.history_lines.pop())
+            line.t = self.history_times.pop()
+            moved[shift - 1 - y] = line
+        buffer.clear()
+        buffer.update(moved)
+        return max(0, min(lines - 1, cursor_y + shift))
+
+
+class _Stream(pyte.Stream):
+    """pyte.Stream that also consumes DCS/APC/PM/SOS strings and remembers an
+    unfinished escape sequence, so a snapshot can resume mid-sequence."""
+
+    escape = {
+        **pyte.Stream.escape,
+        "P": "start_control_string",  # DCS
+        "_": "start_control_string",  # APC
+        "^": "start_control_string",  # PM
+        "X": "start_control_string",  # SOS
+    }
+
+    # Like xterm and tmux in UTF-8, U+009B and U+009D are not CSI and OSC
+    # (pyte would obey them): they are plain text, which draw() drops.
+    _text_pattern = re.compile(
+        "[^" + re.escape("".join({ctrl.ESC, ctrl.NUL, ctrl.DEL, *pyte.Stream.basic})) + "]+"
+    )
+
+    def __init__(self, screen: _Emulator) -> None:
+        self.unfinished = ""  # text of an escape sequence still being parsed
+        self.emulator = screen
+        super().__init__(screen)
+
+    def feed(self, data: str) -> None:
+        # pyte's own feed loop, plus the control-string check and `unfinished`.
+        emulator = self.emulator
+        send = self._send_to_parser
+        draw = emulator.draw
+        carriage_return, linefeed = emulator.carriage_return, emulator.linefeed
+        match_text = self._text_pattern.match
+        taking_plain_text = self._taking_plain_text
+        unfinished = self.unfinished
+        sequence_start = 0 if unfinished else None
+        length = len(data)
+        offset = 0
+        while offset < length:
+            if emulator.in_control_string:
+                offset = self._skip_control_string(data, offset)
+                taking_plain_text = True
+                unfinished, sequence_start = "", None
+            elif taking_plain_text:
+                match = match_text(data, offset)
+                if match:
+                    start, offset = match.span()
+                    draw(data[start:offset])
+                elif data.startswith("\r\n", offset):
+                    # What the parser would do for CR LF, without two trips
+                    # through it: most of the cost of short lines.
+                    carriage_return()
+                    linefeed()
+                    offset += 2
+                else:
+                    taking_plain_text = False
+            else:
+                if sequence_start is None:
+                    sequence_start = offset
+                try:
+                    taking_plain_text = send(data[offset])
+                except Exception:
+                    # pyte raises on some odd sequences (TypeError for
+                    # CSI ? 6 n) and has already reset its parser; a pane
+                    # must survive whatever a program prints.
+                    taking_plain_text = True
+                offset += 1
+                if taking_plain_text:  # the sequence is complete
+                    unfinished, sequence_start = "", None
+        self._taking_plain_text = taking_plain_text
+        if sequence_start is None:
+            self.unfinished = ""
+        else:
+            # Only strings (OSC) grow long; their start is all a resume needs.
+            self.unfinished = (unfinished + data[sequence_start:])[:_UNFINISHED_KEPT]
+
+    def _skip_control_string(self, data: str, offset: int) -> int:
+        emulator = self.emulator
+        if emulator.control_string_esc:
+            emulator.control_string_esc = False
+            if data[offset] == "\\":
+                emulator.in_control_string = False
+                return offset + 1
+        end = _CONTROL_STRING_END.search(data, offset)
+        if end is None:
+            emulator.control_string_esc = data.endswith("\x1b")
+            return len(data)
+        emulator.in_control_string = False
+        return end.end()
+
+    @property
+    def at_ground(self) -> bool:
+        """Between escape sequences, where skipping plain text is safe."""
+        return bool(self._taking_plain_text) and not self.unfinished
+
+
+# ------------------------------------------------------------ the pane model
+
+
+def _start_of_last_lines(text: str, count: int) -> int:
+    """Offset of the newline before the last `count` lines; -1 if there are fewer."""
+    position = len(text)
+    for _ in range(count):
+        position = text.rfind("\n", 0, position)
+        if position < 0:
+            return -1
+    return position
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    columns: int
+    lines: int
+    buffer: dict[int, _Line]
+    main_buffer: dict[int, _Line] | None
+    state: dict[str, object]
+    history_lines: tuple[_Line, ...]
+    history_times: tuple[float, ...]
+    queue: tuple[tuple[float, str], ...]
+    unfinished: str
+
+
+def _copy_buffer(buffer: dict[int, _Line]) -> dict[int, _Line]:
+    copied = {}
+    for y, line in buffer.items():
+        clone = _Line(line.default)
+        clone.update(line)
+        clone.t = line.t
+        copied[y] = clone
+    return copied
+
+
+# Emulator attributes a snapshot must restore (besides buffers and history).
+_STATE = (
+    "mode", "margins", "charset", "g0_charset", "g1_charset", "tabstops", "title",
+    "icon_name", "saved_columns", "in_alt", "in_control_string", "control_string_esc",
+    "history_dropped", "now",
+)
+
+
+class PaneScreen:
+    """The screen of one pane: fed lazily, read as rows of cells.
+
+    Scroll positions count lines back from the live screen: 0 shows the live
+    screen, `max_scroll` the oldest history.
+    """
+
+    def __init__(
+        self,
+        cols: int,
+        rows: int,
+        history: int = 5000,
+        reply: Callable[[str], None] | None = None,
+        max_pending: int = _DEFAULT_MAX_PENDING,
+    ) -> None:
+        self._emulator = _Emulator(max(1, cols), max(1, rows), history, reply)
+        self._stream = _Stream(self._emulator)
+        self._queue: deque[tuple[float, str]] = deque()
+        self.pending = 0  # chars queued
+        self.max_pending = max_pending
+        self.skipped = 0  # chars of backlog never emulated (flood guard)
+        self.wants_reply = False  # a device query is queued: catch up soon
+        self._lost = False  # the queue overflowed: the parser state is unknown
+
+    # --- size and state
+
+    @property
+    def lost(self) -> bool:
+        """Output no longer in memory: fell off the top of history, or skipped in a flood."""
+        return bool(self._emulator.history_dropped or self.skipped)
+
+    @property
+    def history_used(self) -> int:
+        """Lines of history held now."""
+        return len(self._emulator.history_lines)
+
+    @property
+    def cols(self) -> int:
+        return self._emulator.columns
+
+    @property
+    def rows(self) -> int:
+        return self._emulator.lines
+
+    @property
+    def title(self) -> str:
+        """The title the program set (OSC 0/2), made printable; never emitted."""
+        return self._emulator.title
+
+    @property
+    def in_alt_screen(self) -> bool:
+        return self._emulator.in_alt
+
+    @property
+    def cursor(self) -> tuple[int, int] | None:
+        """(col, row) of the live cursor, or None when the program hid it."""
+        cursor = self._emulator.cursor
+        if cursor.hidden:
+            return None
+        return min(cursor.x, self.cols - 1), cursor.y
+
+    @property
+    def max_scroll(self) -> int:
+        return len(self._emulator.history_lines)
+
+    # --- feeding
+
+    def feed(self, text: str, t: float = 0.0) -> None:
+        """Queue `text` printed at time `t`; cheap, never emulates."""
+        if not text:
+            return
+        self._queue.append((t, text))
+        self.pending += len(text)
+        if self._emulator.reply is not None and "\x1b[" in text and _DEVICE_QUERY.search(text):
+            self.wants_reply = True
+        while self.pending > self.max_pending and len(self._queue) > 1:
+            _, dropped = self._queue.popleft()
+            self.pending -= len(dropped)
+            self.skipped += len(dropped)
+            self._lost = True
+
+    def catch_up(
+        self, budget: int | None = None, *, skip: bool = True, limit: int | None = None
+    ) -> bool:
+        """Emulate the queued text; True if what the live screen shows changed.
+
+        With `skip`, backlog older than `budget` chars is skipped when that
+        cannot change what ends up on the screen: only plain lines, colours
+        and erase-line, followed by at least a screenful of lines.
+        Scrollback then has a marked gap (the recording has it all). The
+        default budget is `default_budget` chars and `budget_lines` lines,
+        whichever is less. `skip=False` emulates everything. `limit` caps
+        the chars emulated in this call; the rest stays queued.
+        """
+        emulator = self._emulator
+        if not self._queue:
+            return False
+        before = (emulator.cursor.x, emulator.cursor.y, emulator.in_alt, emulator.title)
+        emulator.dirty.clear()
+        if self._lost:
+            self._recover_from_overflow()
+        if skip and budget is None:
+            self._skip_backlog(self.default_budget, self.budget_lines)
+        elif skip:
+            self._skip_backlog(budget, sys.maxsize)
+        remaining = sys.maxsize if limit is None else max(1, limit)
+        while self._queue and remaining > 0:
+            t, text = self._queue.popleft()
+            if len(text) > remaining:
+                self._queue.appendleft((t, text[remaining:]))
+                text = text[:remaining]
+            remaining -= len(text)
+            self.pending -= len(text)
+            emulator.now = t
+            self._stream.feed(text)
+        if not self._queue:
+            self.wants_reply = False
+        after = (emulator.cursor.x, emulator.cursor.y, emulator.in_alt, emulator.title)
+        return bool(emulator.dirty) or before != after
+
+    @property
+    def default_budget(self) -> int:
+        return max(16384, 4 * self.rows * self.cols)
+
+    @property
+    def budget_lines(self) -> int:
+        """Lines of backlog worth emulating per catch_up when skipping:
+        each line costs about as much as a hundred characters."""
+        return max(2 * self.rows, 300)
+
+    def _skip_backlog(self, budget: int, budget_lines: int) -> None:
+        if self.pending <= min(budget, budget_lines) or not self._stream.at_ground:
+            return
+        emulator = self._emulator
+        if emulator.in_control_string or emulator.margins is not None:
+            return
+        text = "".join(chunk for _, chunk in self._queue)
+        cut = self._skip_point(text, len(text) - budget, budget_lines)
+        if cut <= 0:
+            return
+        skipped = text[:cut]
+        self._drop_queued(cut)
+        self.skipped += cut
+        # Colours set in the skipped part still apply to what follows.
+        colours = "".join(_SGR.findall(skipped))
+        if colours:
+            self._stream.feed(colours)
+        self._mark_gap(f"{skipped.count(chr(10))} lines")
+
+    def _skip_point(self, text: str, wanted: int, budget_lines: int) -> int:
+        """Where skipping may end: just after a CR LF at or before `wanted`; 0 for nowhere.
+
+        Skipping is exact for what ends up on screen when the skipped part
+        (at least a screenful of lines) and the screenful of lines after it
+        are plain lines: either way the cursor ends on a fresh bottom line
+        and those following lines scroll everything older away.
+        """
+        # Keep no more than budget_lines lines, and (to be exact) no fewer
+        # than a screenful.
+        wanted = max(wanted, _start_of_last_lines(text, budget_lines))
+        wanted = min(wanted, _start_of_last_lines(text, self.rows))
+        if wanted <= 0:
+            return 0
+        cut = text.rfind("\r\n", 0, wanted) + 2
+        if cut < 2 or text.count("\n", 0, cut) < self.rows:
+            return 0
+        end = cut
+        for _ in range(self.rows):
+            end = text.find("\n", end) + 1
+            if end == 0:
+                return 0
+        if _UNSKIPPABLE.search(text, 0, end):
+            return 0
+        return cut
+
+    def _drop_queued(self, count: int) -> None:
+        while count > 0:
+            t, chunk = self._queue.popleft()
+            if len(chunk) > count:
+                self._queue.appendleft((t, chunk[count:]))
+                self.pending -= count
+                return
+            count -= len(chunk)
+            self.pending -= len(chunk)
+
+    def _mark_gap(self, what: str) -> None:
+        """Stand in for skipped text: a marker line in history, and the
+        cursor on a fresh bottom line as if a screenful had scrolled past."""
+        emulator = self._emulator
+        if emulator.cursor.x > 0:
+            emulator.carriage_return()
+            emulator.linefeed()
+        attrs = emulator.cursor.attrs
+        emulator.cursor.attrs = emulator.default_char._replace(reverse=True)
+        emulator.draw(f"[{what} skipped here; the recording has everything]"[: self.cols])
+        emulator.cursor.attrs = attrs
+        emulator.carriage_return()
+        emulator.linefeed()
+        for y in range(emulator.cursor.y, emulator.lines):
+            emulator.buffer.pop(y, None)  # fresh lines, as scrolling would bring
+        while emulator.cursor.y < emulator.lines - 1:
+            emulator.linefeed()
+
+    def _recover_from_overflow(self) -> None:
+        # Text was dropped unseen: restart the parser at a line boundary.
+        self._lost = False
+        self._stream = _Stream(self._emulator)
+        self._emulator.in_control_string = False
+        if self._queue:
+            _, chunk = self._queue[0]
+            newline = chunk.find("\n")
+            if newline >= 0:
+                self._drop_queued(newline + 1)
+                self.skipped += newline + 1
+        self._mark_gap("some output")
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Catch up with text printed for the old size, then resize."""
+        self.catch_up()
+        self._emulator.resize(max(1, rows), max(1, cols))
+
+    # --- reading
+
+    def _line_at(self, index: int) -> _Line:
+        """Line `index` of history followed by the screen (0 = oldest)."""
+        emulator = self._emulator
+        history = len(emulator.history_lines)
+        if index < history:
+            return emulator.history_lines[index]
+        return emulator.buffer.get(index - history) or emulator._new_line()
+
+    def _window(self, scroll: int) -> list[_Line]:
+        emulator = self._emulator
+        scroll = max(0, min(scroll, self.max_scroll))
+        top = len(emulator.history_lines) - scroll
+        from_history = list(itertools.islice(emulator.history_lines, top, top + self.rows))
+        screen_rows = self.rows - len(from_history)
+        blank = emulator._new_line()
+        return from_history + [emulator.buffer.get(y) or blank for y in range(screen_rows)]
+
+    def rows_at(self, scroll: int = 0) -> list[list[Cell]]:
+        """The `rows` lines shown `scroll` lines back (0 = live), each `cols` cells."""
+        return [_cells(line, self.cols) for line in self._window(scroll)]
+
+    def text(self, scroll: int = 0) -> list[str]:
+        """The shown lines as plain strings (each exactly `cols` columns wide)."""
+        return [row_text(row) for row in self.rows_at(scroll)]
+
+    def _times(self) -> list[float]:
+        """Print time of every line, history then screen, never decreasing."""
+        emulator = self._emulator
+        times = list(emulator.history_times)
+        last = times[-1] if times else 0.0
+        for y in range(self.rows):
+            line = emulator.buffer.get(y)
+            if line is not None and line.t is not None and line.t > last:
+                last = line.t
+            times.append(last)
+        return times
+
+    def line_time(self, scroll: int) -> float:
+        """When the top line shown at `scroll` was printed."""
+        scroll = max(0, min(scroll, self.max_scroll))
+        return self._times()[self.max_scroll - scroll]
+
+    def scroll_for_time(self, t: float) -> int:
+        """The scroll position whose top line is the first printed at or after `t`."""
+        index = bisect.bisect_left(self._times(), t)
+        return max(0, min(self.max_scroll, self.max_scroll - index))
+
+    def search(
+        self,
+        pattern: re.Pattern[str],
+        start: int,
+        backwards: bool = True,
+        *,
+        col: int | None = None,
+        view: int | None = None,
+    ) -> SearchHit | None:
+        """The next match of `pattern` in history + screen, or None.
+
+        `start` is a line counted back from the bottom line of the live
+        screen (so the bottom row shown at scroll s is line s); the search
+        includes that line and goes back in time (`backwards`) or forward.
+        With `col`, only matches on the start line before (backwards) or after
+        (forwards) that column count: pass a hit's line and col_start to find
+        the next one. The hit's scroll keeps `view` when the match is visible
+        there, else centres the match.
+        """
+        total = self.max_scroll + self.rows
+        start = max(0, min(start, total - 1))
+        step = 1 if backwards else -1
+        for back in range(start, total if backwards else -1, step):
+            line = self._line_at(total - 1 - back)
+            matches = [m for m in pattern.finditer(self._line_text(line)) if m.end() > m.start()]
+            if not matches:
+                continue
+            starts, ends = self._columns(line)
+            if back == start and col is not None:
+                matches = [
+                    m for m in matches
+                    if (starts[m.start()] < col if backwards else starts[m.start()] > col)
+                ]
+            if matches:
+                match = matches[-1] if backwards else matches[0]
+                return self._hit(back, starts[match.start()], ends[match.end() - 1], view)
+        return None
+
+    def _line_text(self, line: _Line) -> str:
+        return "".join(map(_data_of, map(line.__getitem__, range(self.cols)))).rstrip()
+
+    def _columns(self, line: _Line) -> tuple[list[int], list[int]]:
+        """For each code point of the line's text, its cell's first and end column."""
+        starts: list[int] = []
+        ends: list[int] = []
+        for x in range(self.cols):
+            data = line[x].data
+            if data:
+                width = 2 if x + 1 < self.cols and line[x + 1].data == "" else 1
+                starts.extend([x] * len(data))
+                ends.extend([x + width] * len(data))
+        return starts, ends
+
+    def _hit(self, back: int, col_start: int, col_end: int, view: int | None) -> SearchHit:
+        rows = self.rows
+        if view is not None and view <= back < view + rows:
+            scroll = view
+        else:
+            scroll = max(0, min(self.max_scroll, back - rows // 2))
+        return SearchHit(scroll, rows - 1 - (back - scroll), col_start, col_end, back)
+
+    # --- replay seeking
+
+    def snapshot(self) -> object:
+        """A copy of everything needed to come back to this moment."""
+        emulator = self._emulator
+        state = {name: copy.copy(getattr(emulator, name)) for name in _STATE}
+        state["cursor"] = copy.copy(emulator.cursor)
+        state["alt_saved_cursor"] = copy.copy(emulator.alt_saved_cursor)
+        state["savepoints"] = [
+            point._replace(cursor=copy.copy(point.cursor)) for point in emulator.savepoints
+        ]
+        return _Snapshot(
+            columns=emulator.columns,
+            lines=emulator.lines,
+            buffer=_copy_buffer(emulator.buffer),
+            main_buffer=(
+                _copy_buffer(emulator.main_buffer) if emulator.main_buffer is not None else None
+            ),
+            state=state,
+            # History lines never change once kept, so sharing them is safe.
+            history_lines=tuple(emulator.history_lines),
+            history_times=tuple(emulator.history_times),
+            queue=tuple(self._queue),
+            unfinished=self._stream.unfinished,
+        )
+
+    def restore(self, snap: object) -> None:
+        """Go back to the moment `snap` was taken."""
+        if not isinstance(snap, _Snapshot):
+            raise TypeError("not a PaneScreen snapshot")
+        emulator = self._emulator
+        emulator.columns, emulator.lines = snap.columns, snap.lines
+        emulator.buffer = defaultdict(emulator._new_line, _copy_buffer(snap.buffer))
+        emulator.main_buffer = (
+            defaultdict(emulator._new_line, _copy_buffer(snap.main_buffer))
+            if snap.main_buffer is not None
+            else None
+        )
+        for name, value in snap.state.items():
+            setattr(emulator, name, copy.copy(value))
+        emulator.savepoints = [
+            point._replace(cursor=copy.copy(point.cursor)) for point in emulator.savepoints
+        ]
+        emulator.history_lines.clear()
+        emulator.history_lines.extend(snap.history_lines)
+        emulator.history_times.clear()
+        emulator.history_times.extend(snap.history_times)
+        emulator.dirty.update(range(emulator.lines))
+        self._queue = deque(snap.queue)
+        self.pending = sum(len(text) for _, text in self._queue)
+        self._lost = False
+        self._stream = _Stream(emulator)
+        if snap.unfinished:
+            # Resume the half-parsed sequence; controls inside it already acted.
+            self._stream.feed(snap.unfinished.translate(_ACTED_INSIDE_SEQUENCE))
