@@ -6,7 +6,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
-DEMO_CMD ?= $(BIN)/autotrace --headless -l $$(mktemp -d -u /tmp/autotrace-demo-XXXXXX) 'getent hosts localhost' 'strace -f -e trace=%file,%network -p PID'
+# The shipped recording: a DNS lookup that is truncated over UDP and retried over
+# TCP (examples/dns-lookup.sh made it). It lasts a fraction of a second: play slowly.
+DEMO_CMD ?= $(BIN)/autotrace replay --speed 0.1 recordings/dns-lookup
 
 .PHONY: demo test lint bench clean
 

@@ -174,3 +174,21 @@ def marker() -> str:
     token = f".{secrets.randbelow(10**9):09d}1"
     yield token
     kill_all(processes_with(token))
+
+
+# ---------------------------------------------------------------- DNS stays local
+
+
+@pytest.fixture
+def loopback_resolver(tmp_path: Path) -> list[str]:
+    """A prefix that runs autotrace in a private mount namespace whose
+    /etc/resolv.conf names only 127.0.0.1 (where nothing answers).
+
+    `getent hosts localhost` asks DNS for the AAAA record when /etc/hosts has no
+    `::1 localhost` line: without this, tests would send queries to whatever
+    nameserver the machine has, which must never happen from a test.
+    """
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    return ["unshare", "-m", "sh", "-c",
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(resolv)]

@@ -32,9 +32,11 @@ def python(code: str, *args: str) -> str:
 # ---------------------------------------------------------------- nothing missed
 
 
-def test_tracer_sees_the_main_command_from_its_first_instruction_20_times(tmp_path) -> None:
+def test_tracer_sees_the_main_command_from_its_first_instruction_20_times(
+        tmp_path, loopback_resolver) -> None:
     for run in range(20):
-        result, rec = trace(tmp_path, "getent hosts localhost", "strace -f -p PID")
+        result, rec = trace(tmp_path, "getent hosts localhost", "strace -f -p PID",
+                            prefix=loopback_resolver)
         assert result.returncode == 0, f"run {run}: {result.stderr}"
         strace = rec.output(1)
         for path in ("/etc/nsswitch.conf", "/etc/hosts"):
