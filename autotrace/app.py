@@ -12,7 +12,11 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from autotrace.attach import AttachPlan, plan_for_latest_job, plan_for_pid
 from autotrace.bundle import PercentProgress, pack, resolve_recording
+from autotrace.presets import PresetError, Privileges, list_presets_text
+from autotrace.presets import resolve as resolve_preset
+from autotrace.probes import make_probe
 from autotrace.recording import (
     Recording,
     RecordingError,
@@ -22,10 +26,6 @@ from autotrace.recording import (
     default_root,
     prepare_directory,
 )
-from autotrace.attach import AttachPlan, plan_for_latest_job, plan_for_pid
-from autotrace.presets import PresetError, Privileges, list_presets_text
-from autotrace.presets import resolve as resolve_preset
-from autotrace.probes import make_probe
 from autotrace.session import PaneSpec, Session, SessionOptions
 from autotrace.target import TargetError
 from autotrace.timeline import write_info, write_timeline
@@ -147,7 +147,9 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     main = PaneSpec(plan.label or f"pid {plan.pid}", role="main") if attaching \
         else PaneSpec(options.commands[0], role="main")
     tracers = list(options.commands if attaching else options.commands[1:])
-    preset = options.preset or ("default" if attaching and not tracers else None)
+    # A job picked up after Ctrl-Z gets the default tracers, attached or re-run (`r`).
+    picked_up = attaching or plan.rerun is not None
+    preset = options.preset or ("default" if picked_up and not tracers else None)
     skipped: list[tuple[str, str]] = []
     if preset:
         extra, skipped = resolve_preset(preset, Privileges.detect(plan.pid))

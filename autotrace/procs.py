@@ -8,6 +8,7 @@ before it runs a single instruction (DESIGN.md, Process control).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -15,8 +16,8 @@ import re
 import shlex
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import psutil
 from ptyprocess import PtyProcess
@@ -41,12 +42,12 @@ def substitute_pid(command: str, pid: int) -> str:
 # command means: lists, pipelines, background jobs, subshells, redirections,
 # line breaks. `$` and backquotes are fine: exec expands them just the same.
 OPERATOR_CHARS = "();<>|&\n"
-SHELL_WORDS = frozenset(
+SHELL_WORDS = frozenset((
     "if then else elif fi do done case esac while until for in { } ! [[ "
     "cd export set unset exit return . source alias eval exec trap read wait ulimit "
     "umask shift times break continue readonly local type command hash getopts jobs "
-    "fg bg".split()
-)
+    "fg bg"
+).split())
 
 
 def exec_form(command: str) -> str:
@@ -177,17 +178,13 @@ def become_subreaper() -> bool:
 
 
 def signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def signal_process(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def our_descendants() -> list[psutil.Process]:

@@ -13,9 +13,10 @@ import json
 import os
 import platform
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from autotrace import __version__
 
@@ -186,7 +187,8 @@ class PaneWriter:
     """Append-only asciicast v2 writer for one pane, with its own UTF-8 decoder."""
 
     def __init__(self, path: Path, header: dict[str, Any]):
-        self._file: IO[str] = open(path, "a", encoding="utf-8", newline="\n")
+        # Open for the whole session, closed in close(): no context manager fits.
+        self._file: IO[str] = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
         _give_to_invoking_user(path)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._last_t = 0.0
@@ -369,7 +371,7 @@ def read_cast(path: Path, codes: tuple[str, ...] = ("o", "r", "m")) -> Iterator[
     Unknown event codes are skipped; times are clamped to be non-decreasing.
     """
     try:
-        f = open(path, encoding="utf-8", errors="replace", newline="\n")
+        f = open(path, encoding="utf-8", errors="replace", newline="\n")  # noqa: SIM115 - `with f` below
     except OSError as err:
         raise RecordingError(f"{path}: cannot read: {err.strerror}") from None
     with f:

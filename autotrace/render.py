@@ -7,7 +7,8 @@ reach the user's terminal raw (DESIGN.md, Security).
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from curtsies.formatstring import Chunk, FmtStr
 from curtsies.formatstringarray import FSArray
@@ -88,7 +89,6 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
     chunks: list[Chunk] = []
     run: list[str] = []
     run_atts: dict[str, int | bool] | None = None
-    used = 0
     for col, cell in enumerate(cells[:width]):
         atts = cell_atts(cell, colours)
         if highlight and highlight[0] <= col < highlight[1]:
@@ -99,7 +99,6 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
             run = []
         run_atts = atts
         run.append(char)
-        used += 1
     if run:
         chunks.append(Chunk(safe_text("".join(run)), run_atts))
     line = FmtStr(*[c for c in chunks if c.s])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 SESSION_SIGNALS = (
     signal.SIGCHLD,

@@ -7,7 +7,8 @@ friends), so what is left is exactly the text a pane printed.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Iterable, Iterator, NamedTuple, TextIO
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple, TextIO
 
 import pyte
 

@@ -10,7 +10,7 @@ import contextlib
 import math
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import blessed
 from curtsies.formatstringarray import FSArray
@@ -19,8 +19,8 @@ from curtsies.window import FullscreenWindow
 from autotrace.events import MARKER, OUTPUT, STATE, Event
 from autotrace.recording import RecordingError
 from autotrace.screen import PaneScreen
-from autotrace.tracks import PaneTrack
 from autotrace.session import Session
+from autotrace.tracks import PaneTrack
 from autotrace.view import MultiPaneView
 
 FRAME_INTERVAL = 1 / 20  # frames are capped: a flood costs at most 20 draws a second
@@ -113,7 +113,7 @@ class LiveView:
         self._dirty = True
 
     def on_input(self) -> None:
-        for key in self.terminal.keys():
+        for key in self.terminal:
             action = self.view.handle_key(key)
             self._dirty = True
             if action is None:

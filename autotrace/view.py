@@ -355,7 +355,8 @@ class MultiPaneView:
             found = pane.shown.search(self.search, pane.scroll, backwards,  # type: ignore[arg-type]
                                        view=pane.scroll)
         if found is None:
-            self.message = f"no {'earlier' if backwards else 'later'} match for /{self.search.pattern}"  # type: ignore[union-attr]
+            which = "earlier" if backwards else "later"
+            self.message = f"no {which} match for /{self.search.pattern}"  # type: ignore[union-attr]
             return
         pane.highlight = found
         self.scroll_to(self.focus, found[0])

@@ -4,6 +4,7 @@ run side by side."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -91,7 +92,5 @@ class Tmux:
             procs = []
         self.tmux("kill-server", check=False)
         for proc in procs:
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
