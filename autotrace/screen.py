@@ -44,6 +44,7 @@ _DECCOLM = 3  # 80/132 column switch: would resize the pane behind the pty's bac
 # be skipped; anything else might move the cursor or change modes.
 _UNSKIPPABLE = re.compile(r"\x1b(?!\[[0-9;]*[mK])")
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
+_SGR_RESET = re.compile(r"\x1b\[0*[;m]")  # an SGR whose first parameter resets everything
 _DEVICE_QUERY = re.compile(r"\x1b\[[0-9;?>]*[cn]")
 _CONTROL_STRING_END = re.compile(r"\x1b\\|[\x9c\x18\x1a]")  # ST, or CAN/SUB abort
 
@@ -51,6 +52,12 @@ _CONTROL_STRING_END = re.compile(r"\x1b\\|[\x9c\x18\x1a]")  # ST, or CAN/SUB abo
 _ACTED_INSIDE_SEQUENCE = dict.fromkeys(map(ord, "\a\b\t\n\v\f\r"))
 
 _UNFINISHED_KEPT = 4096  # chars of an unfinished escape sequence a snapshot keeps
+
+# Work units: one plain character. Measured here: a line costs about as much
+# as 100 characters, an escape sequence 200; 50_000 units take ~5 ms.
+_COST_PER_LINE = 100
+_COST_PER_ESCAPE = 200
+_WORK_PER_CATCH_UP = 50_000
 
 _DEFAULT_MAX_PENDING = 8 * 1024 * 1024  # chars; a backlog beyond this is dropped
 
@@ -531,6 +538,19 @@ class _Stream(pyte.Stream):
 # ------------------------------------------------------------ the pane model
 
 
+def _affordable(text: str) -> int:
+    """How many of the last chars of `text` emulate within the work budget.
+
+    Emulation costs per character, more per line and far more per escape
+    sequence; this prices the whole backlog at its average mix."""
+    cost = (
+        len(text)
+        + _COST_PER_LINE * text.count("\n")
+        + _COST_PER_ESCAPE * text.count("\x1b")
+    )
+    return int(_WORK_PER_CATCH_UP * len(text) / max(1, cost))
+
+
 def _start_of_last_lines(text: str, count: int) -> int:
     """Offset of the newline before the last `count` lines; -1 if there are fewer."""
     position = len(text)
@@ -658,13 +678,14 @@ class PaneScreen:
     ) -> bool:
         """Emulate the queued text; True if what the live screen shows changed.
 
-        With `skip`, backlog older than `budget` chars is skipped when that
-        cannot change what ends up on the screen: only plain lines, colours
-        and erase-line, followed by at least a screenful of lines.
-        Scrollback then has a marked gap (the recording has it all). The
-        default budget is `default_budget` chars and `budget_lines` lines,
-        whichever is less. `skip=False` emulates everything. `limit` caps
-        the chars emulated in this call; the rest stays queued.
+        With `skip`, backlog older than the last `budget` chars is skipped
+        when that cannot change what ends up on the screen: only plain
+        lines, colours and erase-line, followed by at least a screenful of
+        lines. Scrollback then has a marked gap (the recording has it all).
+        The default budget is what emulates in a few milliseconds, so a
+        flooding pane costs bounded CPU per frame. `skip=False` emulates
+        everything. `limit` caps the chars emulated in this call; the rest
+        stays queued.
         """
         emulator = self._emulator
         if not self._queue:
@@ -673,10 +694,8 @@ class PaneScreen:
         emulator.dirty.clear()
         if self._lost:
             self._recover_from_overflow()
-        if skip and budget is None:
-            self._skip_backlog(self.default_budget, self.budget_lines)
-        elif skip:
-            self._skip_backlog(budget, sys.maxsize)
+        if skip:
+            self._skip_backlog(budget)
         remaining = sys.maxsize if limit is None else max(1, limit)
         while self._queue and remaining > 0:
             t, text = self._queue.popleft()
@@ -692,36 +711,28 @@ class PaneScreen:
         after = (emulator.cursor.x, emulator.cursor.y, emulator.in_alt, emulator.title)
         return bool(emulator.dirty) or before != after
 
-    @property
-    def default_budget(self) -> int:
-        return max(16384, 4 * self.rows * self.cols)
-
-    @property
-    def budget_lines(self) -> int:
-        """Lines of backlog worth emulating per catch_up when skipping:
-        each line costs about as much as a hundred characters."""
-        return max(2 * self.rows, 300)
-
-    def _skip_backlog(self, budget: int, budget_lines: int) -> None:
-        if self.pending <= min(budget, budget_lines) or not self._stream.at_ground:
+    def _skip_backlog(self, budget: int | None) -> None:
+        if self.pending <= self.rows or not self._stream.at_ground:
             return
         emulator = self._emulator
         if emulator.in_control_string or emulator.margins is not None:
             return
         text = "".join(chunk for _, chunk in self._queue)
-        cut = self._skip_point(text, len(text) - budget, budget_lines)
+        cut = self._skip_point(text, len(text) - (_affordable(text) if budget is None else budget))
         if cut <= 0:
             return
         skipped = text[:cut]
         self._drop_queued(cut)
         self.skipped += cut
-        # Colours set in the skipped part still apply to what follows.
-        colours = "".join(_SGR.findall(skipped))
+        # Colours set in the skipped part still apply to what follows; only
+        # those since the last reset matter.
+        colours = _SGR.findall(skipped)
+        resets = [i for i, sgr in enumerate(colours) if _SGR_RESET.match(sgr)]
         if colours:
-            self._stream.feed(colours)
+            self._stream.feed("".join(colours[resets[-1] if resets else 0 :]))
         self._mark_gap(f"{skipped.count(chr(10))} lines")
 
-    def _skip_point(self, text: str, wanted: int, budget_lines: int) -> int:
+    def _skip_point(self, text: str, wanted: int) -> int:
         """Where skipping may end: just after a CR LF at or before `wanted`; 0 for nowhere.
 
         Skipping is exact for what ends up on screen when the skipped part
@@ -729,9 +740,6 @@ class PaneScreen:
         are plain lines: either way the cursor ends on a fresh bottom line
         and those following lines scroll everything older away.
         """
-        # Keep no more than budget_lines lines, and (to be exact) no fewer
-        # than a screenful.
-        wanted = max(wanted, _start_of_last_lines(text, budget_lines))
         wanted = min(wanted, _start_of_last_lines(text, self.rows))
         if wanted <= 0:
             return 0
