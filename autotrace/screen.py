@@ -28,7 +28,7 @@ import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Union
 
 import pyte
 from pyte import charsets, modes
@@ -76,6 +76,9 @@ class Cell(NamedTuple):
 
 
 BLANK = Cell(" ")
+
+Kept = tuple[Char, ...]  # a line in history (see _compact)
+Line = Union["_Line", Kept]  # a screen line or a kept one
 
 
 class SearchHit(NamedTuple):
@@ -155,8 +158,32 @@ _char_of = attrgetter("char")
 _data_of = attrgetter("data")
 
 
-def _cells(line: StaticDefaultDict, columns: int) -> list[Cell]:
-    row = list(map(_CELLS.__getitem__, map(line.__getitem__, range(columns))))
+_BLANK_CHAR = Char(" ")
+
+
+def _chars(line: Line, columns: int) -> list[Char]:
+    """Exactly `columns` chars of a screen line or a kept history line."""
+    if isinstance(line, tuple):
+        chars = list(line[:columns])
+        chars.extend([_BLANK_CHAR] * (columns - len(chars)))
+        return chars
+    return list(map(line.__getitem__, range(columns)))
+
+
+def _compact(line: _Line) -> Kept:
+    """A screen line as history keeps it: its chars up to the last non-blank.
+
+    A tuple costs a sixth of pyte's dict per line, and cannot change."""
+    if not line:
+        return ()
+    chars = list(map(line.__getitem__, range(max(line) + 1)))
+    while chars and chars[-1] == _BLANK_CHAR:
+        chars.pop()
+    return tuple(chars)
+
+
+def _cells(line: Line, columns: int) -> list[Cell]:
+    row = list(map(_CELLS.__getitem__, _chars(line, columns)))
     text = "".join(map(_char_of, row))
     if len(text) != columns or not text.isascii():
         _fix_wide_halves(row)
@@ -197,13 +224,14 @@ class _Line(StaticDefaultDict):
     t: float | None = None
 
 
+
 class _Emulator(pyte.Screen):
     """pyte.Screen plus timed history, alternate screen, replies and hygiene."""
 
     buffer: dict[int, _Line]  # type: ignore[assignment]  # every line made by _new_line
 
     def __init__(self, columns: int, lines: int, history: int, reply: Callable[[str], None] | None):
-        self.history_lines: deque[_Line] = deque(maxlen=max(0, history))
+        self.history_lines: deque[Kept] = deque(maxlen=max(0, history))
         self.history_times: deque[float] = deque(maxlen=max(0, history))
         self.history_dropped = 0  # lines that fell off the top of history, ever
         self.reply = reply
@@ -229,7 +257,7 @@ class _Emulator(pyte.Screen):
         t = line.t if line.t is not None else last
         if len(self.history_lines) == self.history_lines.maxlen:
             self.history_dropped += 1
-        self.history_lines.append(line)
+        self.history_lines.append(_compact(line))
         self.history_times.append(max(t, last))
 
     def index(self) -> None:
@@ -432,9 +460,8 @@ class _Emulator(pyte.Screen):
             shift = min(lines - self.lines, len(self.history_lines))
         moved = {y + shift: line for y, line in buffer.items() if 0 <= y + shift < lines}
         for y in range(shift):
-            # A copy: kept lines are shared with snapshots and must not change.
-            line = _Line(self.history_lines[-1].default)
-            line.update(self.history_lines.pop())
+            line = self._new_line()
+            line.update(enumerate(self.history_lines.pop()))
             line.t = self.history_times.pop()
             moved[shift - 1 - y] = line
         buffer.clear()
@@ -568,7 +595,7 @@ class _Snapshot:
     buffer: dict[int, _Line]
     main_buffer: dict[int, _Line] | None
     state: dict[str, object]
-    history_lines: tuple[_Line, ...]
+    history_lines: tuple[Kept, ...]
     history_times: tuple[float, ...]
     queue: tuple[tuple[float, str], ...]
     unfinished: str
@@ -803,7 +830,7 @@ class PaneScreen:
 
     # --- reading
 
-    def _line_at(self, index: int) -> _Line:
+    def _line_at(self, index: int) -> Line:
         """Line `index` of history followed by the screen (0 = oldest)."""
         emulator = self._emulator
         history = len(emulator.history_lines)
@@ -811,11 +838,13 @@ class PaneScreen:
             return emulator.history_lines[index]
         return emulator.buffer.get(index - history) or emulator._new_line()
 
-    def _window(self, scroll: int) -> list[_Line]:
+    def _window(self, scroll: int) -> list[Line]:
         emulator = self._emulator
         scroll = max(0, min(scroll, self.max_scroll))
         top = len(emulator.history_lines) - scroll
-        from_history = list(itertools.islice(emulator.history_lines, top, top + self.rows))
+        from_history: list[Line] = list(
+            itertools.islice(emulator.history_lines, top, top + self.rows)
+        )
         screen_rows = self.rows - len(from_history)
         blank = emulator._new_line()
         return from_history + [emulator.buffer.get(y) or blank for y in range(screen_rows)]
@@ -888,17 +917,18 @@ class PaneScreen:
                 return self._hit(back, starts[match.start()], ends[match.end() - 1], view)
         return None
 
-    def _line_text(self, line: _Line) -> str:
-        return "".join(map(_data_of, map(line.__getitem__, range(self.cols)))).rstrip()
+    def _line_text(self, line: Line) -> str:
+        return "".join(map(_data_of, _chars(line, self.cols))).rstrip()
 
-    def _columns(self, line: _Line) -> tuple[list[int], list[int]]:
+    def _columns(self, line: Line) -> tuple[list[int], list[int]]:
         """For each code point of the line's text, its cell's first and end column."""
         starts: list[int] = []
         ends: list[int] = []
-        for x in range(self.cols):
-            data = line[x].data
+        chars = _chars(line, self.cols)
+        for x, char in enumerate(chars):
+            data = char.data
             if data:
-                width = 2 if x + 1 < self.cols and line[x + 1].data == "" else 1
+                width = 2 if x + 1 < self.cols and chars[x + 1].data == "" else 1
                 starts.extend([x] * len(data))
                 ends.extend([x + width] * len(data))
         return starts, ends
@@ -930,7 +960,7 @@ class PaneScreen:
                 _copy_buffer(emulator.main_buffer) if emulator.main_buffer is not None else None
             ),
             state=state,
-            # History lines never change once kept, so sharing them is safe.
+            # Kept lines are tuples: sharing them is safe.
             history_lines=tuple(emulator.history_lines),
             history_times=tuple(emulator.history_times),
             queue=tuple(self._queue),
