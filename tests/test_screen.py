@@ -65,6 +65,20 @@ def test_colours_and_attributes_reach_the_cells() -> None:
     assert row[6] == BLANK
 
 
+def test_hidden_cursor_is_reported_as_none() -> None:
+    pane = screen(10, 2, "ab\x1b[?25l")
+    assert pane.cursor is None
+    pane.feed("\x1b[?25h")
+    pane.catch_up()
+    assert pane.cursor == (2, 0)
+
+
+def test_a_one_row_pane_scrolls_into_history() -> None:
+    pane = screen(10, 1, "a\r\nb\r\nc")
+    assert lines(pane) == ["c"]
+    assert lines(pane, 2) == ["a"]
+
+
 def test_long_lines_wrap() -> None:
     assert lines(screen(4, 3, "abcdefghij")) == ["abcd", "efgh", "ij"]
 
