@@ -113,7 +113,7 @@ class LiveView:
         self._dirty = True
 
     def on_input(self) -> None:
-        for key in self.terminal:
+        for key in self.terminal.keys():  # noqa: SIM118 - reads stdin; not a dict
             action = self.view.handle_key(key)
             self._dirty = True
             if action is None:
