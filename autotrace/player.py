@@ -379,7 +379,7 @@ def run_player(player: Player, terminal: Any) -> int:
                             view.resize(*terminal.size())
                             terminal.forget_screen()
                     continue
-                for name in terminal.keys():
+                for name in terminal.pending_keys():
                     action = player.handle_key(name)
                     if action is not None and action.name == "quit":
                         return 0

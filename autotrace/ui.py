@@ -51,7 +51,7 @@ class Terminal:
         size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
         return size.columns, size.lines
 
-    def keys(self) -> list[str]:
+    def pending_keys(self) -> list[str]:
         """Every key waiting on stdin, as blessed names (KEY_UP) or characters."""
         keys = []
         while True:
@@ -113,7 +113,7 @@ class LiveView:
         self._dirty = True
 
     def on_input(self) -> None:
-        for key in self.terminal.keys():  # noqa: SIM118 - reads stdin; not a dict
+        for key in self.terminal.pending_keys():
             action = self.view.handle_key(key)
             self._dirty = True
             if action is None:
