@@ -102,6 +102,9 @@ class LiveView:
     def on_event(self, event: Event) -> None:
         if event.kind == OUTPUT:
             self.view.feed(event.pane, event.data, event.t)
+            screen = self.view.panes[event.pane].screen
+            if screen.wants_reply:
+                screen.catch_up()  # a program waiting for its answer must not wait a frame
         elif event.kind == STATE:
             pane = self.session.panes[event.pane]
             self.view.set_state(event.pane, event.data)
