@@ -1,0 +1,146 @@
+"""Throughput (issue 2, point 11): `seq 1 N` through a pty, recorded.
+
+Side by side, alternating, in one run:
+  autotrace --headless   records the pane to an asciicast file
+  script -q ... /dev/null   a pty and a copy loop, nothing else: the floor
+  asciinema rec          a Python recorder of one pty
+
+Wall time and CPU (user + system of the whole process tree) of each; the
+ratios autotrace/script and autotrace/asciinema. Target: autotrace's wall
+at most 1.3x script's. Every autotrace recording is read back and must hold
+all N lines: a throughput that drops data is not a throughput.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import shutil
+from dataclasses import dataclass
+
+from common import (
+    Settings,
+    Table,
+    Target,
+    Usage,
+    alternate,
+    autotrace_executable,
+    fmt,
+    median,
+    ratio,
+    run_measured,
+)
+from peers import asciinema_argv, script_argv
+
+from autotrace.recording import Recording, read_cast
+
+NAME = "throughput"
+WALL_TARGET = 1.3  # autotrace wall / script wall
+
+
+@dataclass
+class Run:
+    usage: Usage
+    complete: bool | None = None  # the recorded bytes are exactly seq's output
+    recorded: int = 0  # bytes recorded
+
+
+def expected_output(lines: int) -> tuple[int, str]:
+    """Size and digest of `seq 1 LINES` as a pty delivers it (\\n becomes \\r\\n)."""
+    digest = hashlib.sha256()
+    size = 0
+    batch = 100_000
+    for start in range(1, lines + 1, batch):
+        chunk = "".join(f"{i}\r\n" for i in range(start, min(start + batch, lines + 1)))
+        digest.update(chunk.encode())
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def recorded_output(events: object) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    for event in events:  # type: ignore[attr-defined]
+        data = event.data.encode()
+        digest.update(data)
+        size += len(data)
+    return size, digest.hexdigest()
+
+
+def run(settings: Settings) -> list[Target]:
+    lines = 200_000 if settings.quick else 3_000_000
+    rounds = 1 if settings.quick else 5
+    command = f"seq 1 {lines}"
+    expected = expected_output(lines)
+    timeout = 120.0
+    serial = itertools.count()
+    autotrace = autotrace_executable()
+
+    def run_autotrace() -> Run:
+        logdir = settings.workdir / f"throughput-autotrace-{next(serial)}"
+        usage = run_measured([*autotrace, "--headless", "-q", "-l", str(logdir), command],
+                             timeout)
+        got = recorded_output(Recording.open(logdir).events(0, codes=("o",)))
+        shutil.rmtree(logdir)
+        return Run(usage, got == expected, got[0])
+
+    def run_script() -> Run:
+        return Run(run_measured(script_argv(command), timeout))
+
+    def run_asciinema() -> Run:
+        cast = settings.workdir / f"throughput-asciinema-{next(serial)}.cast"
+        usage = run_measured(asciinema_argv(command, cast), timeout)
+        got = recorded_output(read_cast(cast, codes=("o",)))
+        cast.unlink()
+        return Run(usage, got == expected, got[0])
+
+    results = alternate(rounds, {
+        "autotrace --headless": run_autotrace,
+        "script": run_script,
+        "asciinema rec": run_asciinema,
+    })
+    return report(results, lines, expected[0], rounds)
+
+
+def report(results: dict[str, list[Run]], lines: int, size: int, rounds: int) -> list[Target]:
+    wall = {name: median([r.usage.wall for r in runs]) for name, runs in results.items()}
+    cpu = {name: median([r.usage.cpu for r in runs]) for name, runs in results.items()}
+    table = Table(
+        f"throughput: seq 1 {lines} ({size / 1e6:.1f} MB through a pty), "
+        f"{rounds} round(s) alternating, medians",
+        ["wall", "cpu", "wall/script", "cpu/script", "wall/asciinema", "cpu/asciinema",
+         "recording complete"],
+    )
+    for name, runs in results.items():
+        table.add(
+            name,
+            fmt(wall[name], "s"),
+            fmt(cpu[name], "s"),
+            fmt(ratio(wall[name], wall["script"]), "x"),
+            fmt(ratio(cpu[name], cpu["script"]), "x"),
+            fmt(ratio(wall[name], wall["asciinema rec"]), "x"),
+            fmt(ratio(cpu[name], cpu["asciinema rec"]), "x"),
+            _completeness(runs, size),
+        )
+    ours = results["autotrace --headless"]
+    wall_ratio = ratio(wall["autotrace --headless"], wall["script"])
+    all_complete = all(r.complete for r in ours)
+    table.targets.append(Target("autotrace wall / script wall", wall_ratio, WALL_TARGET))
+    # Completeness as a target too, so a fast run that lost data cannot PASS quietly.
+    table.targets.append(Target("autotrace runs whose recording lacks a byte",
+                                float(sum(not r.complete for r in ours)), 0, unit="n"))
+    table.notes.append("cpu = user+system of the whole process tree (rusage from wait4)")
+    if not all_complete:
+        table.notes.append("autotrace dropped data: its wall time does not count")
+    table.print()
+    return table.targets
+
+
+def _completeness(runs: list[Run], size: int) -> str:
+    if runs[0].complete is None:
+        return "-"  # script writes to /dev/null: nothing to check
+    bad = [r for r in runs if not r.complete]
+    if not bad:
+        return f"{len(runs)}/{len(runs)}"
+    worst = min(r.recorded for r in bad)
+    return f"{len(runs) - len(bad)}/{len(runs)} (short by up to {size - worst} B)"
