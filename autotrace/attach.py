@@ -6,8 +6,10 @@ user asks for a re-run (`r`).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import dataclass
+from typing import Callable
 
 import psutil
 
@@ -38,7 +40,7 @@ def plan_for_pid(pid: int) -> AttachPlan:
         raise RecordingError(f"process {pid} is not yours to trace (try sudo)") from None
 
 
-def plan_for_latest_job(ask: bool, say: callable) -> AttachPlan:  # type: ignore[valid-type]
+def plan_for_latest_job(ask: bool, say: Callable[[str], None]) -> AttachPlan:
     """Find the calling shell's latest background job and ask the user about it."""
     shell = target.calling_shell()
     job = target.latest_background_job(shell)
@@ -60,18 +62,14 @@ def plan_for_latest_job(ask: bool, say: callable) -> AttachPlan:  # type: ignore
 
 
 def _continue(job: psutil.Process) -> None:
-    try:
+    with contextlib.suppress(psutil.Error):
         job.send_signal(signal.SIGCONT)
-    except psutil.Error:
-        pass
 
 
 def _kill_for_rerun(job: psutil.Process) -> AttachPlan:
     command, cwd = target.command_line(job), None
-    try:
+    with contextlib.suppress(psutil.Error):
         cwd = job.cwd()
-    except psutil.Error:
-        pass
     try:
         job.terminate()
         job.send_signal(signal.SIGCONT)  # a stopped job only sees the TERM once continued

@@ -240,11 +240,28 @@ def load_user_presets(path: Path | None = None) -> dict[str, Preset]:
             data = tomllib.load(f)
     except FileNotFoundError:
         return {}
+    except PermissionError as err:
+        if not _can_see(path):
+            # A home closed to us (`sudo -u nobody`, setpriv): no presets of
+            # ours there, and no reason to refuse the whole run.
+            return {}
+        raise PresetError(f"{path}: cannot read it: {err.strerror}") from None
     except OSError as err:
         raise PresetError(f"{path}: cannot read it: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise PresetError(f"{path}: not valid TOML: {err}") from None
     return {name: parse_preset(path, name, table) for name, table in data.items()}
+
+
+def _can_see(path: Path) -> bool:
+    """Whether PATH can be looked up at all (every directory on the way searchable)."""
+    try:
+        path.stat()
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def parse_preset(path: Path, name: str, table: object) -> Preset:

@@ -3,18 +3,22 @@
 A probe turns a process into a text frame. The session calls `frame()` at
 each refresh and feeds the result into the pane like a tracer's output: a
 frame starts by clearing the pane, so the screen shows the latest one and the
-recording holds them all. Nothing here reads /proc, so probes work wherever
-psutil does (macOS too); what a platform or a permission withholds shows as
-"n/a".
+recording holds them all. Probes ask psutil, so they work wherever psutil
+does (macOS too); what a platform or a permission withholds shows as "n/a".
+The one exception is @net for a process in another network namespace (a
+container): psutil only sees our own namespace's sockets, so that namespace's
+tables are read through /proc/PID/net (Linux only, as namespaces are).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import psutil
 
@@ -275,8 +279,92 @@ def address(addr) -> str:  # psutil's addr(ip, port) or () when unbound/unconnec
 
 def connections_of(proc: psutil.Process):
     """Internet sockets of PROC: Process.net_connections on psutil>=6, connections() before."""
+    if in_other_netns(proc.pid):
+        return namespace_connections(proc.pid)
     method = getattr(proc, "net_connections", None) or proc.connections
     return method(kind="inet")
+
+
+def in_other_netns(pid: int) -> bool:
+    """Whether PID's network namespace is not ours; False where Linux does not say."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
+class NsConn(NamedTuple):
+    """The fields of psutil's pconn that NetProbe shows."""
+
+    family: int
+    type: int
+    laddr: tuple
+    raddr: tuple
+    status: str
+
+
+# /proc/net/tcp's `st` column (include/net/tcp_states.h).
+TCP_STATES = dict(zip(
+    ("01", "02", "03", "04", "05", "06", "07", "08", "09", "0A", "0B"),
+    (psutil.CONN_ESTABLISHED, psutil.CONN_SYN_SENT, psutil.CONN_SYN_RECV,
+     psutil.CONN_FIN_WAIT1, psutil.CONN_FIN_WAIT2, psutil.CONN_TIME_WAIT, psutil.CONN_CLOSE,
+     psutil.CONN_CLOSE_WAIT, psutil.CONN_LAST_ACK, psutil.CONN_LISTEN, psutil.CONN_CLOSING)))
+NET_TABLES = (("tcp", socket.AF_INET, socket.SOCK_STREAM),
+              ("tcp6", socket.AF_INET6, socket.SOCK_STREAM),
+              ("udp", socket.AF_INET, socket.SOCK_DGRAM),
+              ("udp6", socket.AF_INET6, socket.SOCK_DGRAM))
+
+
+def namespace_connections(pid: int) -> list[NsConn]:
+    """PID's internet sockets, from the tables of its own network namespace."""
+    inodes = socket_inodes(pid)
+    found = []
+    for table, family, kind in NET_TABLES:
+        try:
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as f:
+                rows = [line.split() for line in f.readlines()[1:]]
+        except FileNotFoundError:  # no IPv6 in that namespace
+            continue
+        for row in rows:
+            if len(row) > 9 and row[9] in inodes:
+                status = TCP_STATES.get(row[3], psutil.CONN_NONE) \
+                    if kind == socket.SOCK_STREAM else psutil.CONN_NONE
+                found.append(NsConn(family, kind, decode_address(row[1], family),
+                                    decode_address(row[2], family), status))
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of PID's sockets, from its fd links (`socket:[12345]`)."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(pid) from None
+    except PermissionError:
+        raise psutil.AccessDenied(pid) from None
+    inodes = set()
+    for fd in fds:
+        try:
+            link = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def decode_address(text: str, family: int) -> tuple:
+    """/proc/net's "0100007F:0035" as ("127.0.0.1", 53); () for no address (port 0).
+
+    The address is printed as 32-bit words in the host's byte order.
+    """
+    hex_ip, hex_port = text.split(":")
+    port = int(hex_port, 16)
+    if not port:
+        return ()
+    words = [int(hex_ip[i:i + 8], 16) for i in range(0, len(hex_ip), 8)]
+    return socket.inet_ntop(family, struct.pack(f"={len(words)}I", *words)), port
 
 
 class NetProbe(Probe):

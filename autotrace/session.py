@@ -244,7 +244,9 @@ class Session:
         tracers = [s for s in tracer_specs if s.role == "tracer" and not s.skipped]
         if attach_pid is not None:
             main = self._add_attached(main_spec, attach_pid)
-            hold = self.options.attach_held and bool(tracers)
+            # A stopped job is continued even with no tracer to wait for (all
+            # skipped, or only probes): the user chose "trace it and let it continue".
+            hold = self.options.attach_held
         else:
             hold = bool(tracers)
             main = self._spawn(0, main_spec, main_spec.command, hold=hold)
@@ -323,6 +325,7 @@ class Session:
         pane.record.note = spec.skipped
         pane.finished = pane.output_seen = True
         self._write(pane, f"\x1b[1;33mautotrace: not run: {spec.skipped}\x1b[0m\r\n")
+        self.notify(f"pane {index} ({spec.command}): not run: {spec.skipped}")
         self.recording.save_manifest()
         self._emit(Event(self.now(), index, STATE, pane.state()))
         return pane
@@ -335,7 +338,9 @@ class Session:
 
     def _refresh_probes(self, now: float) -> None:
         """One frame per probe pane; notice an attached main process that ended."""
-        if now < self._next_probe:
+        # While the main command is held it is still autotrace's holding shell:
+        # a frame of that would show our internals, not the user's program.
+        if now < self._next_probe or self.phase is Phase.ATTACHING:
             return
         self._next_probe = now + self.options.interval
         main = self.main
@@ -394,6 +399,11 @@ class Session:
         for pane in self._live_panes():
             procs.signal_group(pane.pid, signal.SIGTERM)  # type: ignore[arg-type]
             procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        # Probe panes (an attached main is one) have no process to wait for:
+        # without this, every attached session waited out the whole kill timeout.
+        for pane in self.panes:
+            if pane.probe is not None:
+                pane.finished = True
         self._phase_deadline = self.clock() + self.options.kill_timeout
 
     def _teardown(self) -> None:
@@ -426,7 +436,8 @@ class Session:
         deadlines = [self._phase_deadline] if self._phase_deadline is not None else []
         if self.phase is Phase.ATTACHING:
             deadlines.append(self.clock() + 0.01)  # TracerPid is not an event we can wait on
-        if any(p.probe is not None and not p.finished for p in self.panes):
+        if self.phase is not Phase.ATTACHING and any(
+                p.probe is not None and not p.finished for p in self.panes):
             deadlines.append(self._next_probe)
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 import os
+import shlex
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import psutil
+
+from autotrace.probes import CONTROLS
 
 if TYPE_CHECKING:
     from blessed import Terminal
@@ -101,14 +104,22 @@ def is_stopped(proc: psutil.Process) -> bool:
 
 
 def describe(proc: psutil.Process) -> str:
-    """One line: pid, whether it is stopped or running, and its command line."""
+    """One line: pid, whether it is stopped or running, and its command line.
+
+    Control characters are replaced: the line goes to the user's terminal.
+    """
     state = "stopped" if is_stopped(proc) else "running"
-    return f"pid {proc.pid}, {state}: {command_line(proc)}"
+    return f"pid {proc.pid}, {state}: {command_line(proc).translate(CONTROLS)}"
 
 
 def command_line(proc: psutil.Process) -> str:
+    """PROC's command line, quoted so that a shell runs it again as it was.
+
+    Bare spaces would not do: `python3 -c 'a b'` would come back as
+    `python3 -c a b` when the job is re-run (`r`).
+    """
     try:
-        return " ".join(proc.cmdline()) or _name(proc)
+        return shlex.join(proc.cmdline()) or _name(proc)
     except psutil.Error:
         return _name(proc)
 
