@@ -194,12 +194,12 @@ def test_quit_restores_the_terminal(tmux, tmp_path):
 @pytest.mark.parametrize("signal_name", ["TERM", "HUP", "INT"])
 def test_signals_restore_the_terminal(tmux, tmp_path, signal_name):
     in_shell(tmux, tmp_path, autotrace(tmp_path, printer("main", 5), "sleep 60"),
-             "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x echo")
+             "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x echo; echo DONE")
     tmux.wait_for("main line 4")
     at = [p for p in psutil.Process(tmux.pane_pid()).children(recursive=True)
           if "autotrace" in " ".join(p.cmdline())][0]
     at.send_signal(getattr(__import__("signal"), f"SIG{signal_name}"))
-    screen = tmux.wait_for(r"STATUS=\d+")
+    screen = tmux.wait_for(r"STATUS=\d+(.|\n)*DONE")
     code = {"TERM": 143, "HUP": 129, "INT": 130}[signal_name]
     assert f"STATUS={code}" in screen
     assert re.search(r"^echo$", screen, re.M)
