@@ -75,6 +75,7 @@ class TmuxServer:
     def __init__(self, tag: str):
         self.socket = f"bench-{os.getpid()}-{tag}-{uuid.uuid4().hex[:6]}"
         self.session = "bench"
+        self.socket_path: Path | None = None
 
     def tmux(self, *args: str, check: bool = True) -> str:
         result = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
@@ -89,6 +90,7 @@ class TmuxServer:
                   "-x", str(cols), "-y", str(rows), "--", *argv)
         # A viewer that ends leaves its screen to read, and the server alive.
         self.tmux("set-option", "-g", "remain-on-exit", "on")
+        self.socket_path = Path(self.value("#{socket_path}"))
 
     def capture(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.session, check=False)
@@ -113,6 +115,9 @@ class TmuxServer:
             victims = []
         self.tmux("kill-server", check=False)
         stop_processes(victims, grace=2.0)
+        if self.socket_path is not None:  # tmux leaves its socket file behind
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
 
     def wait_for(self, pattern: str, timeout: float, poll: float = 0.01) -> float | None:
         """Seconds until the screen matches PATTERN, None on timeout."""
