@@ -16,7 +16,7 @@ import re
 import shlex
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -138,6 +138,9 @@ def spawn(command: str, cols: int, rows: int, hold: bool = False,
     env["TERM"] = PANE_TERM
     env["COLUMNS"], env["LINES"] = str(cols), str(rows)
     proc = PtyProcess.spawn(shell_argv(command, hold), env=env, dimensions=(rows, cols))
+    # ptyprocess sleeps this long in close() for a child to go; we close only
+    # after reaping it ourselves, so the sleep would just delay the end.
+    proc.delayafterclose = 0.0
     os.set_blocking(proc.fd, False)
     return proc
 
@@ -209,7 +212,8 @@ def reap_any() -> list[tuple[int, int]]:
 
 
 def terminate(pgids: Iterable[int], grace: float,
-              on_reaped: callable | None = None, spare: Iterable[int] = ()) -> None:  # type: ignore[valid-type]
+              on_reaped: Callable[[int, int], None] | None = None,
+              spare: Iterable[int] = ()) -> None:
     """TERM every group and every descendant, KILL what is left after GRACE, reap all.
 
     Stopped processes get SIGCONT too, or they would sit on the TERM forever.
@@ -244,7 +248,8 @@ def terminate(pgids: Iterable[int], grace: float,
 
 def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
     """Drain a non-blocking pty master: (data, eof). EIO means the slave side closed."""
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while total < limit:
         try:
             chunk = os.read(fd, 65536)

@@ -7,6 +7,7 @@ and catch up at their own pace.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import selectors
 import shlex
@@ -203,10 +204,8 @@ class Session:
             return
         pane.record.cols, pane.record.rows = cols, rows
         if pane.proc is not None and pane.status is None:
-            try:
+            with contextlib.suppress(OSError):  # it may have exited just now
                 pane.proc.setwinsize(rows, cols)
-            except OSError:
-                pass
         t = self.now()
         pane.writer.resize(t, cols, rows)
         self._emit(Event(t, index, RESIZE, f"{cols}x{rows}"))
@@ -373,9 +372,10 @@ class Session:
     def _check_attached(self) -> None:
         """Continue the held main command once every tracer is ready (or time is up)."""
         now = self.clock()
-        if not all(self._tracer_ready(p, now) for p in self.panes[1:]) and now < self._phase_deadline:  # type: ignore[operator]
+        ready = all(self._tracer_ready(p, now) for p in self.panes[1:])
+        if not ready and now < (self._phase_deadline or now):
             return
-        if now >= self._phase_deadline:  # type: ignore[operator]
+        if not ready:
             self.notify("not every tracer was ready in time; starting the main command anyway")
         procs.signal_process(self.main.pid, signal.SIGCONT)  # type: ignore[arg-type]
         self._enter_running()
@@ -408,7 +408,7 @@ class Session:
 
     def _teardown(self) -> None:
         """Whatever happened, nothing we started survives and the recording is closed."""
-        groups = [p.pid for p in self.panes if p.proc is not None and p.status is None]
+        groups = [p.proc.pid for p in self.panes if p.proc is not None and p.status is None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.
         waited = self.clock() - self._stopping_since if self._stopping_since is not None else 0.0
@@ -421,10 +421,8 @@ class Session:
                 self._on_output(pane, data)
                 pane.eof = True
                 pane.proc.terminated = True  # we reaped it; ptyprocess must not wait again
-                try:
+                with contextlib.suppress(OSError):
                     pane.proc.close(force=True)
-                except OSError:
-                    pass
             self._finish_pane_record(pane)
         self.recording.marker(t, "end")
         self.recording.close(t)
@@ -463,7 +461,8 @@ class Session:
     def _advance(self, now: float) -> None:
         self._refresh_probes(now)
         for pane in self.panes:
-            if pane.reaped_at is not None and not pane.eof and now >= pane.reaped_at + DRAIN_AFTER_EXIT:
+            drained = pane.reaped_at is not None and now >= pane.reaped_at + DRAIN_AFTER_EXIT
+            if drained and not pane.eof:
                 self._close_pane_fd(pane)
         if self.phase is Phase.ATTACHING:
             self._check_attached()
@@ -529,10 +528,8 @@ class Session:
 
     def _close_pane_fd(self, pane: Pane) -> None:
         pane.eof = True
-        try:
+        with contextlib.suppress(KeyError, ValueError):  # already unregistered
             self._selector.unregister(pane.proc.fd)  # type: ignore[union-attr]
-        except (KeyError, ValueError):
-            pass
 
     def _on_output(self, pane: Pane, data: bytes) -> None:
         if not data:

@@ -53,7 +53,7 @@ class Terminal:
 
     def pending_keys(self) -> list[str]:
         """Every key waiting on stdin, as blessed names (KEY_UP) or characters."""
-        keys = []
+        keys: list[str] = []
         while True:
             key = self.term.inkey(timeout=0)
             if not key:
