@@ -150,16 +150,24 @@ def pane_title(index: int, command: str, state: str, width: int, focused: bool,
 
 
 def compose(width: int, height: int, blocks: Iterable[tuple[Rect, list[FmtStr]]],
-            header: FmtStr, footer: FmtStr) -> FSArray:
-    """The whole frame: header row, pane blocks, footer row."""
-    frame = FSArray(height, width)
-    frame[0:1, 0:width] = [_fit(header, width)]
+            header: FmtStr, footer: FmtStr) -> list[FmtStr]:
+    """The whole frame as terminal rows: header, pane blocks side by side, footer."""
+    segments: list[list[tuple[int, FmtStr]]] = [[] for _ in range(height)]
     for rect, rows in blocks:
-        rows = [_fit(r, rect.width) for r in rows[:rect.height]]
-        if rows:
-            frame[rect.y:rect.y + len(rows), rect.x:rect.x + rect.width] = rows
-    frame[height - 1:height, 0:width] = [_fit(footer, width)]
-    return frame
+        for dy, row in enumerate(rows[:rect.height]):
+            if 0 <= rect.y + dy < height:
+                segments[rect.y + dy].append((rect.x, _fit(row, rect.width)))
+    lines = [_fit(header, width)]
+    for y in range(1, height - 1):
+        parts = sorted(segments[y], key=lambda part: part[0])
+        line, x = FmtStr(), 0
+        for left, part in parts:
+            if left > x:
+                line = line + FmtStr(Chunk(" " * (left - x)))
+            line, x = line + part, left + part.width
+        lines.append(_fit(line, width))
+    lines.append(_fit(footer, width))
+    return lines
 
 
 def message_frame(width: int, height: int, lines: list[str]) -> FSArray:

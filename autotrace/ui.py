@@ -23,7 +23,9 @@ from autotrace.session import Session
 from autotrace.tracks import PaneTrack
 from autotrace.view import MultiPaneView
 
-FRAME_INTERVAL = 1 / 20  # frames are capped: a flood costs at most 20 draws a second
+# Output is drawn at most 10 times a second: enough to follow a log, and a
+# frame of four busy panes costs a few ms of Python. Keys are drawn at once.
+FRAME_INTERVAL = 1 / 10
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 
 

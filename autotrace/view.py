@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
@@ -65,6 +65,9 @@ class PaneState:
     # deeper copy of the screen (same bottom line), or the session's start.
     archives: list[PaneScreen] = field(default_factory=list)
     at_start: bool = False  # archives[0] shows the session's start
+    # Drawn rows by their cells: output that scrolls moves rows, it rarely
+    # changes them, so most rows of a new frame are already drawn.
+    line_cache: dict[tuple[Any, ...], tuple[list[Any], FmtStr]] = field(default_factory=dict)
 
     @property
     def shown(self) -> PaneScreen:
@@ -137,6 +140,7 @@ class MultiPaneView:
     def set_state(self, index: int, state: str) -> None:
         if index < len(self.panes):
             self.panes[index].state = state
+            self.panes[index].dirty = True  # its title
             self.chrome_dirty = True
 
     # ------------------------------------------------------------ geometry
@@ -369,7 +373,7 @@ class MultiPaneView:
             pane.dirty = True
         self.chrome_dirty = True
 
-    def frame(self) -> FSArray:
+    def frame(self) -> FSArray | list[FmtStr]:
         if self.too_small():
             return render.message_frame(self.cols, self.rows, [
                 "terminal too small",
@@ -382,9 +386,23 @@ class MultiPaneView:
             blocks = [(rect, self._pane_rows(i, rect)) for i, rect in rects.items()]
         return render.compose(self.cols, self.rows, blocks, self._header(), self._footer())
 
+    def _cached_line(self, pane: PaneState, cells: list[Any], cols: int,
+                     mark: tuple[int, int] | None) -> FmtStr:
+        # Keyed by the cells' identities, which is cheap to hash: the screen model
+        # hands out one shared Cell per look. The entry keeps its cells alive, so
+        # an identity in a key cannot be reused by another object.
+        key = (cols, self.colours, mark, *map(id, cells))
+        hit = pane.line_cache.get(key)
+        if hit is None:
+            if len(pane.line_cache) > 4 * max(cols, 100):
+                pane.line_cache.clear()  # bounded: a screenful or two is all that repeats
+            hit = pane.line_cache[key] = (cells, render.cells_to_line(cells, cols,
+                                                                      self.colours, mark))
+        return hit[1]
+
     def _pane_rows(self, index: int, rect: Rect) -> list[FmtStr]:
         pane = self.panes[index]
-        if pane.dirty or self.chrome_dirty or len(pane.rendered) != rect.height:
+        if pane.dirty or len(pane.rendered) != rect.height:
             pane.rendered = self._draw_pane(pane, rect)
             pane.dirty = False
         return pane.rendered
@@ -405,7 +423,7 @@ class MultiPaneView:
             mark = None
             if pane.highlight and pane.highlight[0] == pane.scroll and pane.highlight[1] == y:
                 mark = (pane.highlight[2], pane.highlight[3])
-            line = render.cells_to_line(cells, cols, self.colours, mark)
+            line = self._cached_line(pane, cells, cols, mark)
             lines.append(border + line if border is not None else line)
         return lines
 
