@@ -80,7 +80,11 @@ def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -
         out.write(f"{line.t:10.3f} [{line.pane}] {line.text}\n")
 
 
-def _describe_end(pane: dict[str, Any]) -> str:
+def _describe_end(pane: dict[str, Any], attached: bool = False) -> str:
+    if attached and pane.get("role") == "main" and pane.get("exit_status") is None \
+            and not pane.get("exit_signal_name"):
+        return "attached, not ours: left running" if pane.get("end") is not None \
+            else "attached, not ours"
     if pane.get("exit_signal_name"):
         return f"killed by {pane['exit_signal_name']}"
     if pane.get("exit_status") is not None:
@@ -114,7 +118,7 @@ def write_info(recording: Recording, out: TextIO) -> None:
             out.write(f"  ran as:   {pane.get('command_run')}\n")
         out.write(f"  pid:      {pane.get('pid')}\n")
         out.write(f"  start:    {_seconds(pane.get('start'))}   end: {_seconds(pane.get('end'))}\n")
-        out.write(f"  status:   {_describe_end(pane)}\n")
+        out.write(f"  status:   {_describe_end(pane, bool(m.get('attached')))}\n")
         out.write(f"  bytes:    {pane.get('bytes', 0)}   file: {pane.get('file')}\n")
         if pane.get("note"):
             out.write(f"  note:     {pane['note']}\n")
