@@ -418,15 +418,18 @@ class Session:
         for pane in self.panes:
             if pane.proc is not None:
                 data, _ = procs.read_available(pane.proc.fd) if not pane.eof else (b"", True)
-                self._on_output(pane, data)
+                # A full disk (or a write that already failed) must not stop the teardown.
+                with contextlib.suppress(OSError):
+                    self._on_output(pane, data)
                 pane.eof = True
                 pane.proc.terminated = True  # we reaped it; ptyprocess must not wait again
                 with contextlib.suppress(OSError):
                     pane.proc.close(force=True)
             self._finish_pane_record(pane)
-        self.recording.marker(t, "end")
-        self.recording.close(t)
         self._selector.close()
+        with contextlib.suppress(OSError):
+            self.recording.marker(t, "end")
+            self.recording.close(t)
 
     # ------------------------------------------------------------ the loop
 

@@ -269,3 +269,24 @@ def test_title_shows_the_command_with_pid_substituted(tmux, tmp_path):
     assert f"tracing {pid}" in screen
     tmux.send("q")
     tmux.exit_status()
+
+
+def test_internal_error_restores_the_terminal_and_leaves_a_log(tmux, tmp_path):
+    # A real failure inside the session: the recording hits the file size limit
+    # (ulimit -f, in 512-byte blocks), so writing it raises EFBIG mid-session.
+    argv = autotrace(tmp_path, "python3 -c \"print('x' * 400000)\"; sleep 60", "sleep 61.5")
+    in_shell(tmux, tmp_path, ["sh", "-c", 'ulimit -f 128; exec "$@"', "sh", *argv],
+             "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x echo; echo DONE")
+    screen = tmux.wait_for(r"STATUS=\d+(.|\n)*DONE", timeout=30)
+    assert "STATUS=70" in screen
+    assert screen.count("autotrace: internal error") == 1
+    assert "autotrace.log)" in screen.replace("\n", "")  # one long line, wrapped by tmux
+    assert "Traceback" not in screen
+    assert re.search(r"^echo$", screen, re.M)
+    assert tmux.tmux("display-message", "-p", "-t", tmux.session,
+                     "#{alternate_on}").strip() == "0"
+    log = (tmp_path / "rec" / "autotrace.log").read_text()
+    assert "Traceback" in log and "File too large" in log
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if "61.5" in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
