@@ -12,11 +12,16 @@ import bisect
 import heapq
 import re
 import selectors
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotrace.recording import Recording
-from autotrace.replay import Marker, ReplayClock
+from curtsies.formatstring import FmtStr
+from curtsies.formatstringarray import FSArray
+
+from autotrace.recording import Recording, RecordingError
+from autotrace.replay import Clock, Marker, ReplayClock
 from autotrace.screen import PaneScreen
 from autotrace.timeline import pane_lines
 from autotrace.tracks import PaneTrack
@@ -44,43 +49,39 @@ HELP_REPLAY = [
 
 
 class IdleMap:
-    """Recorded time <-> replay time when quiet gaps are capped (--idle-limit)."""
+    """Recorded time <-> replay time when quiet gaps are capped (--idle-limit).
 
-    def __init__(self, tracks: list[PaneTrack], limit: float | None):
-        self._recorded: list[float] = []  # where a capped gap ends, recorded time
-        self._removed: list[float] = []  # total seconds removed up to there
+    A gap longer than the limit keeps its first `limit` seconds; the rest is
+    cut, and everything after it moves earlier by the time cut so far.
+    """
+
+    def __init__(self, times: Iterable[float], limit: float | None):
+        self._gap_ends: list[float] = []  # recorded time where a cut gap ends
+        self._removed: list[float] = []  # seconds cut by that gap and every one before
+        self._replay_ends: list[float] = []  # where each cut gap ends, in replay time
         if limit is None:
             return
         previous, removed = 0.0, 0.0
-        for t in heapq.merge(*(track.times for track in tracks)):
+        for t in times:
             if t - previous > limit:
                 removed += t - previous - limit
-                self._recorded.append(t)
+                self._gap_ends.append(t)
                 self._removed.append(removed)
+                self._replay_ends.append(t - removed)
             previous = t
 
-    def _removed_at(self, recorded: float) -> float:
-        i = bisect.bisect_right(self._recorded, recorded) - 1
-        return self._removed[i] if i >= 0 else 0.0
-
     def to_replay(self, recorded: float) -> float:
-        i = bisect.bisect_right(self._recorded, recorded) - 1
-        if i < 0 and not self._recorded:
-            return recorded
-        # Inside a capped gap, time stands still at the gap's capped end.
-        next_end = self._recorded[i + 1] if i + 1 < len(self._recorded) else None
-        removed_before = self._removed[i] if i >= 0 else 0.0
-        if next_end is not None:
-            gap_removed = self._removed[i + 1] - removed_before
-            gap_start = next_end - gap_removed
-            if recorded > gap_start:
-                return min(recorded, gap_start) - removed_before
-        return recorded - removed_before
+        i = bisect.bisect_right(self._gap_ends, recorded)
+        removed = self._removed[i - 1] if i else 0.0
+        if i < len(self._gap_ends):
+            # Inside the cut part of the next gap, replay time stands still.
+            cut_starts = self._gap_ends[i] - (self._removed[i] - removed)
+            recorded = min(recorded, cut_starts)
+        return recorded - removed
 
     def to_recorded(self, replay: float) -> float:
-        shifted = [r - d for r, d in zip(self._recorded, self._removed)]
-        i = bisect.bisect_right(shifted, replay) - 1
-        return replay + (self._removed[i] if i >= 0 else 0.0)
+        i = bisect.bisect_right(self._replay_ends, replay)
+        return replay + (self._removed[i - 1] if i else 0.0)
 
 
 @dataclass
@@ -92,31 +93,47 @@ class Snapshot:
 
 @dataclass
 class Player:
-    """Feeds a recording into a MultiPaneView at the clock's pace."""
+    """Feeds a recording into a MultiPaneView at the clock's pace.
+
+    `real_clock` is what the ReplayClock follows (injected by tests and
+    benchmarks); `lookback_bytes` is how much of each pane file a seek with
+    no snapshot near re-reads to rebuild the screens.
+    """
 
     recording: Recording
     view: MultiPaneView
-    clock: ReplayClock = field(init=False)
     idle_limit: float | None = None
     speed: float = 1.0
     exit_at_end: bool = False
+    real_clock: Clock = time.monotonic
+    lookback_bytes: int = LOOKBACK_BYTES
+    clock: ReplayClock = field(init=False)
     tracks: list[PaneTrack] = field(default_factory=list, init=False)
     snapshots: list[Snapshot] = field(default_factory=list, init=False)
     recorded_now: float = field(default=0.0, init=False)
-    last_snapshot: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
-        self.tracks = [PaneTrack(self.recording.pane_path(i))
-                       for i in range(len(self.recording.panes))]
-        self.idle = IdleMap(self.tracks, self.idle_limit)
-        recorded_end = max([t.duration for t in self.tracks] +
-                           [float(self.recording.manifest.get("duration") or 0.0)])
-        if self.idle_limit is not None:
-            recorded_end = max(t.duration for t in self.tracks) if self.tracks else 0.0
+        self.tracks = []
+        try:
+            for i in range(len(self.recording.panes)):
+                self.tracks.append(PaneTrack(self.recording.pane_path(i)))
+        except RecordingError:
+            self.close()
+            raise
+        times = heapq.merge(*(t.iter_times() for t in self.tracks)) \
+            if self.idle_limit is not None else ()
+        self.idle = IdleMap(times, self.idle_limit)
+        recorded_end = max([t.duration for t in self.tracks], default=0.0)
+        if self.idle_limit is None:
+            # The last pane may have gone quiet well before the session ended.
+            duration = self.recording.manifest.get("duration")
+            if isinstance(duration, (int, float)):
+                recorded_end = max(recorded_end, float(duration))
+        self.recorded_end = recorded_end
         markers = [Marker(self.idle.to_replay(t), label)
                    for t, label in (self.tracks[0].markers if self.tracks else [])]
-        self.clock = ReplayClock(self.idle.to_replay(recorded_end), markers, speed=self.speed)
-        self.recorded_end = recorded_end
+        self.clock = ReplayClock(self.idle.to_replay(recorded_end), markers,
+                                 clock=self.real_clock, speed=self.speed)
         for i, pane in enumerate(self.recording.panes):
             cols, rows = self.tracks[i].size_at(0.0)
             self.view.add_pane(i, str(pane.get("command_run") or pane.get("command")), cols, rows)
@@ -127,9 +144,8 @@ class Player:
 
     def advance(self) -> bool:
         """Feed everything due by the clock; True if anything changed."""
-        target = self.idle.to_recorded(self.clock.position)
-        if self.clock.at_end:
-            target = self.recorded_end
+        target = self.recorded_end if self.clock.at_end else \
+            self.idle.to_recorded(self.clock.position)
         return self._read_to(target)
 
     def _read_to(self, target: float) -> bool:
@@ -138,11 +154,12 @@ class Player:
             for event in track.read_until(target):
                 changed = True
                 self._apply(index, event.code, event.data, event.t)
+        moved = target != self.recorded_now
         self.recorded_now = target
-        if changed:
+        if moved:
             self._update_states()
-            if target - self.last_snapshot >= SNAPSHOT_EVERY:
-                self._take_snapshot()
+        if changed and self._snapshot_due(target):
+            self._take_snapshot()
         return changed
 
     def _apply(self, index: int, code: str, data: str, t: float) -> None:
@@ -165,8 +182,10 @@ class Player:
             if isinstance(end, (int, float)) and self.recorded_now >= end:
                 if pane.get("exit_signal_name"):
                     state = f"killed by {pane['exit_signal_name']}"
+                elif pane.get("exit_status") is not None:
+                    state = f"exited {pane['exit_status']}"
                 else:
-                    state = f"exited {pane.get('exit_status')}"
+                    state = "ended"
             elif isinstance(start, (int, float)) and self.recorded_now < start:
                 state = "not started"
             else:
@@ -176,30 +195,47 @@ class Player:
     # -- seeking
 
     def seek(self, replay_t: float) -> None:
+        """Show the moment `replay_t`, before or after where we are."""
         self.clock.seek(replay_t)
         target = self.idle.to_recorded(self.clock.position)
-        if target >= self.recorded_now and target - self.recorded_now <= SNAPSHOT_EVERY:
-            self._read_to(target)
-            return
-        self._take_snapshot()
-        i = bisect.bisect_right([s.t for s in self.snapshots], target) - 1
-        if i >= 0 and self.snapshots[i].t >= target - SNAPSHOT_EVERY * 3:
-            self._restore(self.snapshots[i])
-        else:
-            self._rebuild_before(target)
+        if not self.recorded_now <= target <= self.recorded_now + SNAPSHOT_EVERY:
+            if self._snapshot_due(self.recorded_now):
+                self._take_snapshot()  # so coming back here is quick
+            snap = self._snapshot_before(target)
+            if snap is not None and snap.t >= target - SNAPSHOT_EVERY * 3:
+                self._restore(snap)
+            else:
+                self._rebuild_before(target)
         self._read_to(target)
+        self._update_states()
         self.view.back_to_live()
+
+    def _snapshot_before(self, t: float) -> Snapshot | None:
+        # (bisect's key= needs Python 3.10; there are at most MAX_SNAPSHOTS.)
+        i = bisect.bisect_right([s.t for s in self.snapshots], t) - 1
+        return self.snapshots[i] if i >= 0 else None
+
+    def _snapshot_due(self, t: float) -> bool:
+        """No snapshot in the SNAPSHOT_EVERY seconds up to `t` (and not at 0: the
+        start is rebuilt from nothing anyway)."""
+        if t < SNAPSHOT_EVERY:
+            return False
+        before = self._snapshot_before(t)
+        return before is None or t - before.t >= SNAPSHOT_EVERY
 
     def _take_snapshot(self) -> None:
         t = self.recorded_now
-        self.last_snapshot = t
-        if any(abs(s.t - t) < 1e-9 for s in self.snapshots):
-            return
         snap = Snapshot(t, [p.screen.snapshot() for p in self.view.panes],
                         [track.position for track in self.tracks])
-        bisect.insort(self.snapshots, snap, key=lambda s: s.t)
+        self.snapshots.insert(bisect.bisect_right([s.t for s in self.snapshots], t), snap)
         if len(self.snapshots) > MAX_SNAPSHOTS:
-            del self.snapshots[len(self.snapshots) // 2]  # keep the ends, thin the middle
+            self._forget_one_snapshot()
+
+    def _forget_one_snapshot(self) -> None:
+        """Drop the snapshot whose neighbours are closest: coverage stays even."""
+        times = [s.t for s in self.snapshots]
+        spans = [times[i + 1] - times[i - 1] for i in range(1, len(times) - 1)]
+        del self.snapshots[1 + spans.index(min(spans))]
 
     def _restore(self, snap: Snapshot) -> None:
         for pane, screen in zip(self.view.panes, snap.screens):
@@ -210,11 +246,15 @@ class Player:
         self.recorded_now = snap.t
 
     def _rebuild_before(self, target: float) -> None:
-        """Fresh screens fed from a bounded stretch of output before `target`."""
+        """Fresh screens fed from a bounded stretch of output before `target`.
+
+        Exact when the stretch reaches back to the pane's start, or holds a
+        screenful of whole lines or a full redraw (what tracers print); a
+        mode set before the stretch (an alternate screen) is not seen.
+        """
         for index, track in enumerate(self.tracks):
-            first = track.rewind_bytes(track.count_until(target), LOOKBACK_BYTES)
-            start_t = track.times[first - 1] if first > 0 else 0.0
-            cols, rows = track.size_at(start_t)
+            first = track.rewind_bytes(track.count_until(target), self.lookback_bytes)
+            cols, rows = track.size_at(track.time_of(first - 1) if first > 0 else 0.0)
             pane = self.view.panes[index]
             pane.screen = PaneScreen(cols, rows, self.view.history)
             pane.dirty = True
@@ -223,9 +263,11 @@ class Player:
 
     # -- searching
 
-    def search(self, pattern: re.Pattern[str], index: int, backwards: bool) -> bool:
-        """Jump to the moment the focused pane printed the next (or previous) match."""
-        now = self.recorded_now
+    def search(self, pattern: re.Pattern[str], index: int, backwards: bool,
+               start: float | None = None) -> bool:
+        """Jump to the moment pane `index` printed the next (or previous) line
+        matching `pattern`, after (or before) `start`, by default now."""
+        now = self.recorded_now if start is None else start - 2e-6
         found: float | None = None
         for line in pane_lines(self.recording, index):
             if not pattern.search(line.text):
@@ -294,8 +336,11 @@ class Player:
         if fresh:
             self.clock.pause()
             self.view.paused = True
-        if self.search(pattern, self.view.focus, backwards):
-            self.view.message = f"/{text}: at {self.clock.position:.1f} s"
+        found = self.search(pattern, self.view.focus, backwards)
+        wrapped = fresh and not found and self.search(pattern, self.view.focus, False, start=0.0)
+        if found or wrapped:
+            where = " (from the start)" if wrapped else ""
+            self.view.message = f"/{text}: at {self.clock.position:.1f} s{where}"
             self.view.highlight_on_screen(self.view.focus)
         else:
             self.view.message = f"/{text}: no {'earlier' if backwards else 'later'} match"
@@ -306,11 +351,19 @@ class Player:
         clock, view = self.clock, self.view
         state = "END" if clock.at_end else ("PLAY" if clock.playing else "PAUSED")
         view.badge = state
+        view.paused = not clock.playing  # so j/k/f/b scroll while paused
         view.clock_text = f"{_mmss(clock.position)} / {_mmss(clock.duration)}  x{clock.speed:g}"
         view.status_right = timeline_bar(clock.position, clock.duration,
                                          [m.t for m in clock.markers],
                                          max(10, view.cols // 2 - 30))
         view.chrome_dirty = True
+
+    def frame(self) -> FSArray | list[FmtStr]:
+        """The view drawn as it is now: status, then the shown panes caught up."""
+        self.status()
+        for index in self.view.arrangement():
+            self.view.panes[index].screen.catch_up()
+        return self.view.frame()
 
     def close(self) -> None:
         for track in self.tracks:
@@ -348,27 +401,25 @@ def run_player(player: Player, terminal: Any) -> int:
         selector.register(wake_fd, selectors.EVENT_READ, "signals")
         selector.register(terminal.fileno(), selectors.EVENT_READ, "keys")
         view.resize(*terminal.size())
-        last_second, dirty = -1, True
+        shown_status, dirty = None, True
         while True:
+            at_end = player.clock.at_end  # before advance(), which then feeds it all
             if player.advance():
                 dirty = True
-            second = int(player.clock.position * 4)
-            if second != last_second:
-                last_second, dirty = second, True
+            # The header's clock shows quarter seconds; END must show even
+            # when the end falls inside the quarter last drawn.
+            status = (int(player.clock.position * 4), at_end)
+            if status != shown_status:
+                shown_status, dirty = status, True
             if dirty:
-                player.status()
-                for index in view.arrangement():
-                    view.panes[index].screen.catch_up()
-                terminal.draw(view.frame())
+                terminal.draw(player.frame())
                 view.chrome_dirty = False
                 dirty = False
-            if player.exit_at_end and player.clock.at_end:
+            if player.exit_at_end and at_end:
                 return 0
-            pending = [t.times[t.position] for t in player.tracks if t.position < len(t.times)]
-            wait = player.clock.time_until(min(pending) if pending else None)
-            wait = FRAME_INTERVAL if wait is None and player.clock.playing else wait
-            if wait is not None:
-                wait = max(FRAME_INTERVAL, min(wait, 0.25))
+            # The end came during this turn: one more feeds the rest and
+            # shows END before sleeping until a key.
+            wait = 0.0 if player.clock.at_end != at_end else _wait(player)
             for key, _ in selector.select(wait):
                 dirty = True
                 if key.data == "signals":
@@ -379,9 +430,23 @@ def run_player(player: Player, terminal: Any) -> int:
                             view.resize(*terminal.size())
                             terminal.forget_screen()
                     continue
-                for name in terminal.pending_keys():
+                pressed = terminal.pending_keys()
+                for name in pressed:
                     action = player.handle_key(name)
                     if action is not None and action.name == "quit":
                         return 0
                     if action is not None and action.name == "redraw":
                         terminal.forget_screen()
+
+
+def _wait(player: Player) -> float | None:
+    """How long the loop may sleep: until the next event is due or the
+    clock shown in the header ticks; for ever (until a key) when paused or
+    at the end."""
+    clock = player.clock
+    if not clock.playing or clock.at_end:
+        return None
+    pending = [t for t in (track.next_time for track in player.tracks) if t is not None]
+    next_event = clock.time_until(player.idle.to_replay(min(pending))) if pending else None
+    tick = 0.25 / clock.speed
+    return max(FRAME_INTERVAL, min(tick, next_event if next_event is not None else tick))

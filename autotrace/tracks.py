@@ -1,23 +1,40 @@
 """Random access into a pane's asciicast file, for replay and seeking.
 
-A recording can be hundreds of megabytes: it is never loaded whole. At open,
-one pass over each file notes every event's time (a few bytes each, with no
-JSON parsing) and the byte offset of a sample of events; a seek then reads
-from the nearest sample before the wanted moment.
+A recording can be hundreds of megabytes: it is never loaded whole, and its
+index stays small. At open, one pass cuts the file into blocks of about
+SAMPLE_BYTES (at line ends) and notes for each where it starts, its first
+event's number and time, and the markers and resizes in it. That pass only
+uses C-speed searches (bytes.count, bytes.find); lines are looked at one by
+one only in a block that is not plain, well-formed events, which is also
+where a corrupt line is named. The time of every event in a block is read
+when a seek or a read needs that block (a few blocks are cached).
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import os
+import re
 from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
+from itertools import accumulate, islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from autotrace.recording import CastEvent, RecordingError
 
 SAMPLE_BYTES = 64 * 1024  # one index entry per this much of the file
-READ_BLOCK = 1 << 20
+CACHED_BLOCKS = 16  # blocks whose event times are kept parsed
+
+# The time that opens an event line, `[12.5, ...`. Every match starts at the
+# newline before its line (a JSON string never holds a raw newline), so the
+# regex engine hunts for a literal prefix, which is fast.
+_LINE_TIME = re.compile(rb"\n\[[ \t]*(-?[0-9][0-9.eE+-]*)[ \t]*,")
+# Events the index notes: markers and resizes. Found with bytes.find; a hit
+# inside an output string is told apart by parsing its line.
+_SESSION_CODES = {b'"m"': "m", b'"r"': "r"}
 
 
 def _event_time(line: bytes) -> float | None:
@@ -31,13 +48,22 @@ def _event_time(line: bytes) -> float | None:
         return None
 
 
+def _looks_like_event(line: bytes) -> bool:
+    """`[time, ... ]`: what the index pass checks of every line."""
+    return _event_time(line) is not None and line.rstrip().endswith(b"]")
+
+
 class PaneTrack:
-    """One pane's events, readable from any moment."""
+    """One pane's events, readable from any moment.
+
+    Events are numbered from 0 in file order; `times` are clamped to be
+    non-decreasing (recording format, reading rules).
+    """
 
     def __init__(self, path: Path):
         self.path = path
         try:
-            self._file: BinaryIO = open(path, "rb")
+            self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as err:
             raise RecordingError(f"{path}: cannot read: {err.strerror}") from None
         header = self._file.readline()
@@ -47,61 +73,203 @@ class PaneTrack:
             raise RecordingError(f"{path}:1: corrupt asciicast header") from None
         if not isinstance(self.header, dict) or self.header.get("version") != 2:
             raise RecordingError(f"{path}:1: not an asciicast v2 file")
-        self.width = int(self.header.get("width") or 80)
-        self.height = int(self.header.get("height") or 24)
-        self.times = array("d")  # every event's time, non-decreasing
+        self.width = _positive(self.header.get("width"), 80)
+        self.height = _positive(self.header.get("height"), 24)
         self.markers: list[tuple[float, str]] = []  # "m" events
         self.resizes: list[tuple[float, int, int]] = []  # "r" events
-        self._sample_index: list[int] = []  # event numbers with a known offset
-        self._sample_offset: list[int] = []
+        # Per block: where it starts and ends, the line number it starts on,
+        # the number of its first event, the latest time before it (clamping
+        # carries on from there) and the clamped time of its first event.
+        self._offset = array("q")
+        self._end = array("q")
+        self._line = array("q")
+        self._first = array("q")
+        self._base = array("d")
+        self._start = array("d")
+        self._times_cache: OrderedDict[int, list[float]] = OrderedDict()
+        self.event_count = 0
+        self.duration = 0.0  # time of the last event
+        self._header_end = len(header)
         self._index(len(header))
         self._next = 0  # number of the next event to read
-        self._file.seek(self._sample_offset[0] if self._sample_offset else len(header))
+        self._lineno = 2  # line number of the next line in the file
+        self.seek_event(0)
 
-    def _index(self, start: int) -> None:
-        offset, number, last_sample, last_t = start, 0, -SAMPLE_BYTES, 0.0
-        self._file.seek(start)
-        for lineno, line in enumerate(self._file, start=2):
+    # -- the index pass
+
+    def _index(self, offset: int) -> None:
+        self._file.seek(offset)
+        lineno = 2
+        while True:
+            block = self._file.read(SAMPLE_BYTES)
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += self._file.readline()  # blocks end at line ends
+            whole = block[: block.rfind(b"\n") + 1]
+            count, first_t, last_t = self._survey(whole, lineno)
+            used = len(whole)
+            tail = block[used:]
+            if tail and self._is_whole_event(tail):
+                # Only the file's end lacks a newline: a torn last line
+                # (autotrace killed mid-write) counts when it parses.
+                last_t = _event_time(tail)
+                first_t = last_t if first_t is None else first_t
+                count, used = count + 1, len(block)
+            if count:
+                self._add_block(offset, offset + used, lineno, count, first_t, last_t)
+                self._note_session_events(len(self._offset) - 1, block[:used])
+            offset += len(block)
+            lineno += whole.count(b"\n")
+
+    def _survey(self, block: bytes, lineno: int) -> tuple[int, float | None, float | None]:
+        """Events in a block of whole lines, and its first and last line's times."""
+        if not block:
+            return 0, None, None
+        lines = block.count(b"\n")
+        first = _event_time(block[: block.find(b"\n")])
+        last = _event_time(block[block.rfind(b"\n", 0, len(block) - 1) + 1:])
+        if lines == block.count(b"]\n") and first is not None and last is not None:
+            return lines, first, last  # every line is `[time, ...]`: the usual case
+        times = self._line_times(block, lineno)
+        return len(times), (times[0] if times else None), (times[-1] if times else None)
+
+    def _line_times(self, block: bytes, lineno: int) -> list[float]:
+        """Line by line: blank lines are skipped, anything else must be an event."""
+        times = []
+        for n, line in enumerate(block.split(b"\n")):
+            if not line.strip():
+                continue
             t = _event_time(line)
-            if not line.endswith(b"\n") and not self._parses(line):
-                break  # a torn last line: the session was killed mid-write
-            if t is None:
-                if not line.strip():
-                    offset += len(line)
-                    continue
-                raise RecordingError(f"{self.path}:{lineno}: corrupt event")
-            if offset - last_sample >= SAMPLE_BYTES:
-                self._sample_index.append(number)
-                self._sample_offset.append(offset)
-                last_sample = offset
-            last_t = max(last_t, t)
-            self.times.append(last_t)
-            if b'"m"' in line[:64] or b'"r"' in line[:64]:
-                self._note_session_event(line, last_t, lineno)
-            offset += len(line)
-            number += 1
+            if t is None or not line.rstrip().endswith(b"]"):
+                raise RecordingError(f"{self.path}:{lineno + n}: corrupt event")
+            times.append(t)
+        return times
 
     @staticmethod
-    def _parses(line: bytes) -> bool:
+    def _is_whole_event(line: bytes) -> bool:
+        if not _looks_like_event(line):
+            return False
         try:
             json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return False
         return True
 
-    def _note_session_event(self, line: bytes, t: float, lineno: int) -> None:
+    def _add_block(self, offset: int, end: int, lineno: int, count: int,
+                   first_t: float | None, last_t: float | None) -> None:
+        base = self.duration
+        self._offset.append(offset)
+        self._end.append(end)
+        self._line.append(lineno)
+        self._first.append(self.event_count)
+        self._base.append(base)
+        self._start.append(max(base, first_t or 0.0))
+        self.event_count += count
+        # Exact for files whose times never decrease (what autotrace writes);
+        # for others, a time out of order inside a block is clamped from here.
+        self.duration = max(base, first_t or 0.0, last_t or 0.0)
+
+    def _note_session_events(self, block_number: int, block: bytes) -> None:
+        lineno = self._line[block_number]
+        for needle, code in _SESSION_CODES.items():
+            hit = block.find(needle)
+            counted_to, lines_before = 0, 0
+            while hit >= 0:
+                start = block.rfind(b"\n", 0, hit) + 1
+                end = block.find(b"\n", hit)
+                end = len(block) if end < 0 else end
+                lines_before += block.count(b"\n", counted_to, start)
+                counted_to = start
+                self._note_session_event(block[start:end], code, block_number,
+                                         lineno + lines_before)
+                hit = block.find(needle, end)
+
+    def _note_session_event(self, line: bytes, code: str, block_number: int,
+                            lineno: int) -> None:
         try:
-            _, code, data = json.loads(line)[:3]
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError):
+            item = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise RecordingError(f"{self.path}:{lineno}: corrupt event") from None
+        if not isinstance(item, list) or len(item) < 3 or item[1] != code:
+            return  # the needle was inside the data, not the event's code
+        number = self._event_number(block_number, lineno)
+        t = self._block_times(block_number)[number - self._first[block_number]]
         if code == "m":
-            self.markers.append((t, str(data)))
-        elif code == "r":
+            self.markers.append((t, str(item[2])))
+            return
+        try:
+            cols, rows = (int(n) for n in str(item[2]).lower().split("x"))
+        except ValueError:
+            raise RecordingError(f"{self.path}:{lineno}: bad resize {item[2]!r}") from None
+        self.resizes.append((t, cols, rows))
+
+    def _event_number(self, block_number: int, lineno: int) -> int:
+        """The number of the event on line `lineno` of a block (blank lines don't count)."""
+        data = self._read_block(block_number)
+        skipped = lineno - self._line[block_number]
+        blank = sum(1 for line in data.split(b"\n")[:skipped] if not line.strip())
+        return self._first[block_number] + skipped - blank
+
+    # -- times, read per block when needed
+
+    def _read_block(self, block_number: int) -> bytes:
+        start = self._offset[block_number]
+        # pread leaves the file position (and its buffer) to the sequential reader.
+        return os.pread(self._file.fileno(), self._end[block_number] - start, start)
+
+    def _block_events(self, block_number: int) -> int:
+        following = (self._first[block_number + 1] if block_number + 1 < len(self._first)
+                     else self.event_count)
+        return following - self._first[block_number]
+
+    def _block_times(self, block_number: int) -> list[float]:
+        times = self._times_cache.get(block_number)
+        if times is not None:
+            self._times_cache.move_to_end(block_number)
+            return times
+        times = self._parse_block_times(block_number)
+        self._times_cache[block_number] = times
+        if len(self._times_cache) > CACHED_BLOCKS:
+            self._times_cache.popitem(last=False)
+        return times
+
+    def _parse_block_times(self, block_number: int) -> list[float]:
+        data = self._read_block(block_number)
+        found = _LINE_TIME.findall(b"\n" + data)
+        values: list[float] | None = None
+        if len(found) == self._block_events(block_number):
             try:
-                cols, rows = (int(n) for n in str(data).lower().split("x"))
+                values = list(map(float, found))
             except ValueError:
-                raise RecordingError(f"{self.path}:{lineno}: bad resize {data!r}") from None
-            self.resizes.append((t, cols, rows))
+                values = None
+        if values is None:
+            values = self._line_times(data, self._line[block_number])
+        return list(islice(accumulate(values, max, initial=self._base[block_number]), 1, None))
+
+    def iter_times(self) -> Iterator[float]:
+        """Every event's time, in order (reads the whole file)."""
+        for block_number in range(len(self._offset)):
+            cached = self._times_cache.get(block_number)
+            yield from cached if cached is not None else self._parse_block_times(block_number)
+
+    def _block_of(self, number: int) -> int:
+        return bisect.bisect_right(self._first, number) - 1
+
+    def time_of(self, number: int) -> float:
+        """The (clamped) time of event `number`."""
+        if not 0 <= number < self.event_count:
+            raise IndexError(f"no event {number} in {self.path}")
+        block_number = self._block_of(number)
+        return self._block_times(block_number)[number - self._first[block_number]]
+
+    def count_until(self, t: float) -> int:
+        """How many events happen at or before `t`."""
+        block_number = bisect.bisect_right(self._start, t) - 1
+        if block_number < 0:
+            return 0
+        times = self._block_times(block_number)
+        return self._first[block_number] + bisect.bisect_right(times, t)
 
     def size_at(self, t: float) -> tuple[int, int]:
         """The pane's pty size in effect at time `t`."""
@@ -113,42 +281,58 @@ class PaneTrack:
         return size
 
     def rewind_bytes(self, number: int, lookback: int) -> int:
-        """An event number about `lookback` bytes of output before event `number`."""
-        i = bisect.bisect_right(self._sample_index, number) - 1
-        steps = lookback // SAMPLE_BYTES
-        return self._sample_index[i - steps] if i - steps >= 0 else 0
+        """The number of an event at least `lookback` bytes of the file before
+        event `number` (at most a block more), or 0."""
+        block_number = self._block_of(number)
+        if block_number < 0:
+            return 0
+        wanted = self._offset[block_number] - lookback
+        earlier = bisect.bisect_right(self._offset, wanted) - 1
+        return self._first[max(0, min(earlier, block_number))]
+
+    # -- reading in order
 
     @property
-    def duration(self) -> float:
-        return self.times[-1] if self.times else 0.0
+    def position(self) -> int:
+        """The number of the next event `read_until` returns."""
+        return self._next
 
-    def count_until(self, t: float) -> int:
-        """How many events happen at or before `t`."""
-        return bisect.bisect_right(self.times, t)
+    @property
+    def next_time(self) -> float | None:
+        """When the next event to read happens; None when all have been read."""
+        return self.time_of(self._next) if self._next < self.event_count else None
 
     def seek_event(self, number: int) -> None:
         """Make `number` the next event read."""
-        i = bisect.bisect_right(self._sample_index, number) - 1
-        if i < 0:
-            self._file.seek(0)
-            self._file.readline()
-            current = 0
+        number = max(0, min(number, self.event_count))
+        block_number = self._block_of(number)
+        if block_number < 0:
+            offset, current, lineno = self._header_end, 0, 2
         else:
-            self._file.seek(self._sample_offset[i])
-            current = self._sample_index[i]
-        while current < number and self._file.readline():
-            current += 1
-        self._next = number
+            offset = self._offset[block_number]
+            current, lineno = self._first[block_number], self._line[block_number]
+        self._file.seek(offset)
+        readline = self._file.readline
+        while current < number:
+            line = readline()
+            if not line:
+                break
+            lineno += 1
+            if line.strip():
+                current += 1
+        self._next, self._lineno = number, lineno
 
     def read_until(self, t: float) -> list[CastEvent]:
         """The events after the last one read, up to and including time `t`."""
         stop = self.count_until(t)
-        events = []
+        events: list[CastEvent] = []
+        readline = self._file.readline
         while self._next < stop:
-            line = self._file.readline()
+            line = readline()
             if not line:
                 break
-            if not line.strip():
+            self._lineno += 1
+            if len(line) < 4 and not line.strip():
                 continue
             events.append(self._parse(line))
             self._next += 1
@@ -156,16 +340,23 @@ class PaneTrack:
 
     def _parse(self, line: bytes) -> CastEvent:
         try:
-            item = json.loads(line)
-            return CastEvent(self.times[self._next], str(item[1]), str(item[2]))
-        except (json.JSONDecodeError, UnicodeDecodeError, IndexError, TypeError):
-            raise RecordingError(
-                f"{self.path}: event {self._next + 1} (line {self._next + 2}) is corrupt"
-            ) from None
-
-    @property
-    def position(self) -> int:
-        return self._next
+            item: Any = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            item = None
+        if not isinstance(item, list) or len(item) < 3 or not isinstance(item[1], str):
+            raise RecordingError(f"{self.path}:{self._lineno - 1}: corrupt event")
+        data = item[2]
+        if not isinstance(data, str):
+            if item[1] in ("o", "r", "m"):
+                raise RecordingError(f"{self.path}:{self._lineno - 1}: corrupt event")
+            data = ""  # an event code we don't know: the player ignores it
+        return CastEvent(self.time_of(self._next), item[1], data)
 
     def close(self) -> None:
         self._file.close()
+
+
+def _positive(value: Any, default: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return default
