@@ -6,8 +6,11 @@ reach the user's terminal raw (DESIGN.md, Security).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import unicodedata
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from curtsies.formatstring import Chunk, FmtStr
@@ -60,24 +63,37 @@ def safe_text(text: str) -> str:
     return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs" else "?" for c in text)
 
 
-def cell_atts(cell: Any, colours: bool) -> dict[str, int | bool]:
+_STYLE = attrgetter("fg", "bg", "bold", "italics", "underscore", "reverse")
+_CHAR = attrgetter("char")
+_DATA = attrgetter("data")
+Style = tuple  # (fg, bg, bold, italics, underscore, reverse), as the screen model has them
+
+
+@functools.lru_cache(maxsize=1024)
+def style_atts(style: Style, colours: bool, marked: bool = False) -> dict[str, int | bool]:
+    """curtsies attributes for a cell style; a screen uses only a few styles."""
+    fg_name, bg_name, bold, italics, underscore, reverse = style
     atts: dict[str, int | bool] = {}
-    fg, bright = colour_code(getattr(cell, "fg", "default"), dict(FG_COLORS))
+    fg, bright = colour_code(fg_name, dict(FG_COLORS))
     if colours:
-        bg, _ = colour_code(getattr(cell, "bg", "default"), dict(BG_COLORS))
+        bg, _ = colour_code(bg_name, dict(BG_COLORS))
         if fg is not None:
             atts["fg"] = fg
         if bg is not None:
             atts["bg"] = bg
-    if getattr(cell, "bold", False) or (colours and bright):
+    if bold or (colours and bright) or marked:
         atts["bold"] = True
-    if getattr(cell, "italics", False):
+    if italics:
         atts["italic"] = True
-    if getattr(cell, "underscore", False):
+    if underscore:
         atts["underline"] = True
-    if getattr(cell, "reverse", False):
+    if reverse != marked:  # a search match is drawn inverted
         atts["invert"] = True
     return atts
+
+
+def cell_atts(cell: Any, colours: bool) -> dict[str, int | bool]:
+    return style_atts(_STYLE(cell), colours)
 
 
 def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
@@ -87,22 +103,16 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
     `highlight` (col_start, col_end) is drawn inverted: a search match.
     """
     chunks: list[Chunk] = []
-    run: list[str] = []
-    run_atts: dict[str, int | bool] | None = None
-    for col, cell in enumerate(cells[:width]):
-        atts = cell_atts(cell, colours)
-        if highlight and highlight[0] <= col < highlight[1]:
-            atts = {**atts, "invert": not atts.get("invert", False), "bold": True}
-        char = getattr(cell, "char", getattr(cell, "data", " "))
-        if atts != run_atts and run:
-            chunks.append(Chunk(safe_text("".join(run)), run_atts))
-            run = []
-        run_atts = atts
-        run.append(char)
-    if run:
-        chunks.append(Chunk(safe_text("".join(run)), run_atts))
-    line = FmtStr(*[c for c in chunks if c.s])
-    return _fit(line, width)
+    start, end = highlight or (width, width)
+    cells = cells[:width]
+    # The screen model's Cell has `char`; a plain pyte Char has `data`.
+    text_of = _CHAR if cells and hasattr(cells[0], "char") else _DATA
+    for (style, marked), group in itertools.groupby(
+            enumerate(cells), key=lambda item: (_STYLE(item[1]), start <= item[0] < end)):
+        text = "".join(text_of(cell) for _, cell in group)
+        if text:
+            chunks.append(Chunk(safe_text(text), style_atts(style, colours, marked)))
+    return _fit(FmtStr(*chunks), width)
 
 
 def _fit(line: FmtStr, width: int) -> FmtStr:

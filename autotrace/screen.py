@@ -167,7 +167,13 @@ def _chars(line: Line, columns: int) -> list[Char]:
         chars = list(line[:columns])
         chars.extend([_BLANK_CHAR] * (columns - len(chars)))
         return chars
-    return list(map(line.__getitem__, range(columns)))
+    # Only the written cells are in the dict; start from blanks and fill those in
+    # (asking the dict for every column would call __missing__ for each blank).
+    chars = [line.default] * columns
+    for x, char in line.items():
+        if x < columns:
+            chars[x] = char
+    return chars
 
 
 def _compact(line: _Line) -> Kept:
