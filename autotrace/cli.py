@@ -52,24 +52,22 @@ def _size(text: str) -> tuple[int, int]:
     return cols, rows
 
 
-def _seconds(text: str) -> float:
+def _number(text: str, kind: type, minimum: float, what: str) -> float:
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text}")
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what} of at least {minimum}, not {text}")
     return value
+
+
+def _seconds(text: str) -> float:
+    return _number(text, float, 0, "a number of seconds")
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, not {value}")
-    return value
+    return int(_number(text, int, 1, "a whole number"))
 
 
 def trace_parser() -> argparse.ArgumentParser:

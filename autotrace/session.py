@@ -163,24 +163,21 @@ class Session:
             self._begin_stopping()
 
     def pause(self) -> None:
-        if self.paused or self.phase is Phase.DONE:
-            return
-        self.paused = True
-        for pane in self._pausable_panes():
-            self._signal(pane, signal.SIGSTOP)
-            pane.stopped = True
-            self._emit(Event(self.now(), pane.index, STATE, pane.state()))
-        self.mark("pause")
+        """Stop (SIGSTOP) the main process and the tracers; the recording notes it."""
+        if not self.paused and self.phase is not Phase.DONE:
+            self._set_paused(True)
 
     def resume(self) -> None:
-        if not self.paused:
-            return
-        self.paused = False
+        if self.paused:
+            self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        self.paused = paused
         for pane in self._pausable_panes():
-            self._signal(pane, signal.SIGCONT)
-            pane.stopped = False
+            self._signal(pane, signal.SIGSTOP if paused else signal.SIGCONT)
+            pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
-        self.mark("resume")
+        self.mark("pause" if paused else "resume")
 
     @staticmethod
     def _signal(pane: Pane, sig: int) -> None:
