@@ -24,13 +24,18 @@ from autotrace.recording import Recording, RecordingError
 from autotrace.replay import Clock, Marker, ReplayClock
 from autotrace.screen import PaneScreen
 from autotrace.timeline import pane_lines
-from autotrace.tracks import PaneTrack
+from autotrace.tracks import PaneTrack, TrackEvent
 from autotrace.view import Action, MultiPaneView
 
 SEEK_STEP = 5.0  # seconds, left/right arrows
 SNAPSHOT_EVERY = 10.0  # recorded seconds between snapshots during playback
 MAX_SNAPSHOTS = 64
-LOOKBACK_BYTES = 1 << 20  # output re-read per pane when a seek has no snapshot
+# Output re-read per pane when a seek has no snapshot near: at least this
+# much, at most LOOKBACK_MAX (see Player._rebuild_before).
+LOOKBACK_BYTES = 16 * 1024
+LOOKBACK_MAX = 1 << 20
+# Home and clear the whole screen: nothing printed before shows any more.
+_FULL_CLEAR = re.compile(r"\x1b\[(?:1;1)?H\x1b\[[02]?J|\x1b\[2J\x1b\[(?:1;1)?H")
 FRAME_INTERVAL = 1 / 20
 
 HELP_REPLAY = [
@@ -151,6 +156,13 @@ class Player:
     def _read_to(self, target: float) -> bool:
         changed = False
         for index, track in enumerate(self.tracks):
+            stop = track.count_until(target)
+            if track.bytes_between(track.position, stop) > LOOKBACK_MAX:
+                # A flood (or a long jump): what is on screen at `target` only
+                # needs the output just before it, and memory stays bounded.
+                self._rebuild_pane(index, target)
+                changed = True
+                continue
             for event in track.read_until(target):
                 changed = True
                 self._apply(index, event.code, event.data, event.t)
@@ -246,20 +258,41 @@ class Player:
         self.recorded_now = snap.t
 
     def _rebuild_before(self, target: float) -> None:
-        """Fresh screens fed from a bounded stretch of output before `target`.
+        """Fresh screens for every pane, fed from a stretch of output before `target`."""
+        for index in range(len(self.tracks)):
+            self._rebuild_pane(index, target)
+        self.recorded_now = target
 
-        Exact when the stretch reaches back to the pane's start, or holds a
-        screenful of whole lines or a full redraw (what tracers print); a
-        mode set before the stretch (an alternate screen) is not seen.
+    def _rebuild_pane(self, index: int, target: float) -> None:
+        """A fresh screen fed from a bounded stretch of output before `target`.
+
+        The stretch starts `lookback_bytes` back and grows until it holds
+        enough to be exact (two screenfuls of lines, or a full clear and
+        redraw, what tracers and probes print), or reaches the pane's start,
+        or LOOKBACK_MAX. Only what follows the last full clear is emulated.
+        A mode set before the stretch (an alternate screen) is not seen.
         """
-        for index, track in enumerate(self.tracks):
-            first = track.rewind_bytes(track.count_until(target), self.lookback_bytes)
-            cols, rows = track.size_at(track.time_of(first - 1) if first > 0 else 0.0)
-            pane = self.view.panes[index]
-            pane.screen = PaneScreen(cols, rows, self.view.history)
-            pane.dirty = True
+        track = self.tracks[index]
+        stop = track.count_until(target)
+        lookback = self.lookback_bytes
+        while True:
+            first = track.rewind_bytes(stop, lookback)
             track.seek_event(first)
-        self.recorded_now = 0.0
+            events = track.read_until(target)
+            rows = track.size_at(target)[1]
+            if first == 0 or lookback >= LOOKBACK_MAX or _enough_to_rebuild(events, rows):
+                break
+            lookback *= 4
+        events, start_t = _from_last_clear(events)
+        if first > 0 and start_t is None:
+            start_t = track.time_of(first - 1)
+        cols, rows = track.size_at(start_t or 0.0)
+        pane = self.view.panes[index]
+        pane.screen = PaneScreen(cols, rows, self.view.history)
+        pane.dirty = True
+        for event in events:
+            if event.code != "m":  # a marker passed long ago is no news
+                self._apply(index, event.code, event.data, event.t)
 
     # -- searching
 
@@ -368,6 +401,27 @@ class Player:
     def close(self) -> None:
         for track in self.tracks:
             track.close()
+
+
+def _enough_to_rebuild(events: list[TrackEvent], rows: int) -> bool:
+    """Two screenfuls of lines, or a full clear: the screen no longer
+    depends on what came before."""
+    text = "".join(event.data for event in events if event.code == "o")
+    return text.count("\n") >= 2 * rows or _FULL_CLEAR.search(text) is not None
+
+
+def _from_last_clear(events: list[TrackEvent]) -> tuple[list[TrackEvent], float | None]:
+    """The events from the last full clear on (that one cut to start at the
+    clear), and its time; all of them and None when there is no clear."""
+    for i in range(len(events) - 1, -1, -1):
+        event = events[i]
+        if event.code != "o":
+            continue
+        clears = list(_FULL_CLEAR.finditer(event.data))
+        if clears:
+            cut = TrackEvent(event.t, "o", event.data[clears[-1].start():])
+            return [cut, *events[i + 1:]], event.t
+    return events, None
 
 
 def _mmss(seconds: float) -> str:

@@ -22,11 +22,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmarks import each other as plain modules
 
 import bench_idle  # noqa: E402
+import bench_replay  # noqa: E402
 import bench_throughput  # noqa: E402
 import bench_view  # noqa: E402
 from common import BenchError, Settings, Target, autotrace_executable  # noqa: E402
 
-BENCHMARKS = {b.NAME: b for b in (bench_throughput, bench_idle, bench_view)}
+BENCHMARKS = {b.NAME: b for b in (bench_throughput, bench_idle, bench_view, bench_replay)}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import trace
 
-from autotrace.player import SNAPSHOT_EVERY, IdleMap, Player
+from autotrace.player import LOOKBACK_MAX, SNAPSHOT_EVERY, IdleMap, Player
 from autotrace.recording import (
     PaneRecord,
     Recording,
@@ -376,3 +376,25 @@ def test_digits_zoom_and_frame_draws(real_recording: Path) -> None:
     frame = "\n".join(row.s for row in getattr(frame, "rows", frame))
     assert "tracer 40" in frame and "main line" not in frame
     assert "END" in frame
+
+
+def test_a_flood_is_read_in_bounded_memory_and_shown_exactly(tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    directory.mkdir()
+    writer = RecordingWriter(directory, SessionRecord(COLS, ROWS, time.time()))
+    record = PaneRecord(0, "main", "yes-like", "yes-like", COLS, ROWS, start=0.0)
+    pane = writer.add_pane(record)
+    for i in range(30000):  # about 3 MB in 3 s
+        pane.output(i * 0.0001, f"flood {i:06d} " + "y" * (20 + i % 60) + "\r\n")
+    record.end, record.exit_status = 3.0, 0
+    writer.close(3.0)
+    assert (directory / "pane-0.cast").stat().st_size > 2 * LOOKBACK_MAX
+    expected = oracle_at(directory, [1.5, 3.0])
+    player, clock = make_player(directory)
+    clock.now += 1.5  # one frame of playing covers more than LOOKBACK_MAX of output
+    player.advance()
+    assert player.view.panes[0].screen.pending < LOOKBACK_MAX / 4
+    assert shown(player) == expected[1.5]
+    player.seek(3.0)  # a short jump forward through the rest
+    assert player.view.panes[0].screen.pending < LOOKBACK_MAX / 4
+    assert shown(player) == expected[3.0]
