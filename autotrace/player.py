@@ -2,8 +2,10 @@
 
 The source is the pane files (tracks.PaneTrack), the time is a ReplayClock.
 Seeking restores the nearest screen snapshot before the target (snapshots
-are kept as playback goes) or, when there is none, rebuilds the screens from
-a bounded stretch of output before it, then reads forward to the target.
+are kept as playback goes) or, when there is none near, rebuilds the screens
+from a bounded stretch of output before it, then reads forward to the
+target. Any read of more than LOOKBACK_MAX bytes (a flood, a long jump) is
+such a rebuild too, so memory stays bounded whatever the recording's size.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ SEEK_STEP = 5.0  # seconds, left/right arrows
 SNAPSHOT_EVERY = 10.0  # recorded seconds between snapshots during playback
 MAX_SNAPSHOTS = 64
 # Output re-read per pane when a seek has no snapshot near: at least this
-# much, at most LOOKBACK_MAX (see Player._rebuild_before).
+# much, at most LOOKBACK_MAX (see Player._rebuild_pane).
 LOOKBACK_BYTES = 16 * 1024
 LOOKBACK_MAX = 1 << 20
 # Home and clear the whole screen: nothing printed before shows any more.
@@ -300,6 +302,8 @@ class Player:
                start: float | None = None) -> bool:
         """Jump to the moment pane `index` printed the next (or previous) line
         matching `pattern`, after (or before) `start`, by default now."""
+        if not 0 <= index < len(self.tracks):
+            return False
         now = self.recorded_now if start is None else start - 2e-6
         found: float | None = None
         for line in pane_lines(self.recording, index):
