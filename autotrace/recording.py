@@ -23,6 +23,7 @@ from autotrace import __version__
 FORMAT_NAME = "autotrace-recording"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+KNOWN_CODES = ("o", "r", "m")  # asciicast output, resize, marker
 
 
 class RecordingError(Exception):
@@ -359,9 +360,12 @@ def _parse_event(path: Path, lineno: int, line: str) -> CastEvent | None:
         or not isinstance(item[0], (int, float))
         or isinstance(item[0], bool)
         or not isinstance(item[1], str)
-        or not isinstance(item[2], str)
     ):
         raise RecordingError(f"{path}:{lineno}: corrupt event: expected [time, code, data]")
+    if item[1] not in KNOWN_CODES:
+        return None  # a code from a newer writer: readers ignore it, whatever its data
+    if not isinstance(item[2], str):
+        raise RecordingError(f"{path}:{lineno}: corrupt event: data of {item[1]!r} is not text")
     return CastEvent(float(item[0]), item[1], item[2])
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from autotrace.events import MARKER, OUTPUT, STATE, Event
 from autotrace.recording import RecordingError
 from autotrace.screen import PaneScreen
 from autotrace.session import Session
-from autotrace.tracks import PaneTrack
+from autotrace.tracks import PaneTrack, TrackEvent
 from autotrace.view import MultiPaneView
 
 # Output is drawn at most 10 times a second, and 5 while it keeps coming:
@@ -32,6 +31,13 @@ from autotrace.view import MultiPaneView
 FRAME_INTERVAL = 1 / 10
 BUSY_FRAME_INTERVAL = 1 / 5
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+
+
+def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[TrackEvent]:
+    """Every event of a pane, read a few thousand at a time: a pane can be huge."""
+    while track.position < track.event_count:
+        last = min(track.position + step, track.event_count) - 1
+        yield from track.read_until(track.time_of(last))
 
 
 def _caught_up(screen: PaneScreen) -> PaneScreen:
@@ -232,7 +238,7 @@ class LiveView:
             return None
         room = self.view.history - 2 * shown.rows
         try:
-            for event in track.read_until(math.inf):
+            for event in _events_in_steps(track):
                 if event.code != "o":
                     continue
                 if depth is not None:
