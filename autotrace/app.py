@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -12,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from autotrace.attach import AttachPlan, plan_for_latest_job, plan_for_pid
+from autotrace.attach import AttachPlan, end_replaced_job, plan_for_latest_job, plan_for_pid
 from autotrace.bundle import PercentProgress, pack, resolve_recording
 from autotrace.presets import PresetError, Privileges, list_presets_text
 from autotrace.presets import resolve as resolve_preset
@@ -49,14 +50,26 @@ def _to_stderr(text: str) -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
+class UsageError(Exception):
+    """A command line that cannot work (exit 2, like argparse's own errors)."""
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    # Outside a session (cat, info, pack, start-up) a TERM or HUP still unwinds
+    # normally, so temporary folders are removed; a session has its own handlers.
+    raise SystemExit(128 + signum)
+
+
 def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Namespace) -> int:
     """Run a command; turn any failure into one clear line and a non-zero exit."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     try:
         return command(options)
     except (RecordingError, PresetError, TargetError) as err:
         say(str(err))
         return 1
-    except ValueError as err:  # an unknown @probe
+    except UsageError as err:
         say(str(err))
         return 2
     except KeyboardInterrupt:
@@ -66,8 +79,12 @@ def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Name
         sys.stderr.close()
         return 0
     except Exception:
-        log = _write_traceback()
-        say(f"internal error: {sys.exc_info()[1]!r} (details in {log})")
+        error = sys.exc_info()[1]
+        try:
+            log = f"details in {_write_traceback()}"
+        except OSError as err:  # e.g. the disk is full: that may be the error itself
+            log = f"no log written: {err.strerror}"
+        say(f"internal error: {error!r} ({log})")
         return 70
 
 
@@ -109,8 +126,9 @@ def run_trace(options: argparse.Namespace) -> int:
         if plan.cwd:
             os.chdir(plan.cwd)
     specs = pane_specs(options, plan)
-    directory = prepare_directory(options.logdir or default_directory(specs[0].command))
+    directory = new_recording_directory(options.logdir, specs[0].command)
     _log_directory = directory
+    end_replaced_job(plan)  # `r`: only now that the re-run is sure to start
     # After the directory check, so a refused directory is the only line printed.
     if not options.headless and not interactive:
         stream = "stdout" if not sys.stdout.isatty() else "stdin"
@@ -130,6 +148,17 @@ def run_trace(options: argparse.Namespace) -> int:
     if not options.quiet:
         report_recording(directory)
     return code
+
+
+def new_recording_directory(logdir: Path | None, main_command: str) -> Path:
+    if logdir is not None:
+        return prepare_directory(logdir)
+    for _ in range(5):  # two sessions of the same command in the same second
+        try:
+            return prepare_directory(default_directory(main_command))
+        except RecordingError:
+            time.sleep(0.01)
+    return prepare_directory(default_directory(main_command))
 
 
 def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> AttachPlan:
@@ -159,7 +188,10 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     specs = [main]
     for command in tracers:
         if command.startswith("@"):
-            make_probe(command.split()[0])  # an unknown probe is a usage error
+            try:
+                make_probe(command.split()[0])
+            except ValueError as err:
+                raise UsageError(str(err)) from None
             specs.append(PaneSpec(command.split()[0], role="probe"))
         else:
             specs.append(PaneSpec(command))

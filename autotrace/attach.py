@@ -7,6 +7,7 @@ user asks for a re-run (`r`).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from dataclasses import dataclass
 from typing import Callable
@@ -27,7 +28,30 @@ class AttachPlan:
     label: str = ""  # how the main pane calls it
     rerun: str | None = None  # run this command line instead (the `r` choice)
     cwd: str | None = None  # ... from this directory
+    replaced: psutil.Process | None = None  # the job to kill first, once all else is checked
     exit_code: int | None = None  # nothing to trace: exit with this
+
+
+def job_group(pid: int) -> int | None:
+    """The process group of a job we picked up, None when it is our own group.
+
+    Ctrl-Z stops the whole job (a pipeline, a script and its children), so it
+    is continued, stopped and ended as a group, like the shell does.
+    """
+    try:
+        pgid = os.getpgid(pid)
+    except OSError:
+        return None
+    return None if pgid == os.getpgrp() else pgid
+
+
+def signal_job(pid: int, sig: int) -> None:
+    group = job_group(pid)
+    with contextlib.suppress(OSError):
+        if group is not None:
+            os.killpg(group, sig)
+        else:
+            os.kill(pid, sig)
 
 
 def plan_for_pid(pid: int) -> AttachPlan:
@@ -62,20 +86,26 @@ def plan_for_latest_job(ask: bool, say: Callable[[str], None]) -> AttachPlan:
 
 
 def _continue(job: psutil.Process) -> None:
-    with contextlib.suppress(psutil.Error):
-        job.send_signal(signal.SIGCONT)
+    signal_job(job.pid, signal.SIGCONT)
 
 
 def _kill_for_rerun(job: psutil.Process) -> AttachPlan:
     command, cwd = target.command_line(job), None
     with contextlib.suppress(psutil.Error):
         cwd = job.cwd()
+    return AttachPlan(rerun=command, cwd=cwd, replaced=job)
+
+
+def end_replaced_job(plan: AttachPlan) -> None:
+    """Kill the job a re-run replaces: the whole job, TERM then KILL."""
+    job = plan.replaced
+    if job is None:
+        return
+    signal_job(job.pid, signal.SIGTERM)
+    signal_job(job.pid, signal.SIGCONT)  # a stopped job only sees the TERM once continued
     try:
-        job.terminate()
-        job.send_signal(signal.SIGCONT)  # a stopped job only sees the TERM once continued
         job.wait(timeout=3)
     except psutil.TimeoutExpired:
-        job.kill()
+        signal_job(job.pid, signal.SIGKILL)
     except psutil.Error:
         pass
-    return AttachPlan(rerun=command, cwd=cwd)

@@ -226,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = trace_parser()
     options = parser.parse_args(args)
     if options.replay is not None:
-        replay_args = [str(options.replay), "--speed", str(options.replayspeed)]
+        replay_args = [str(options.replay), "--speed", str(options.replayspeed),
+                       "--visible", str(options.visible)]
+        replay_args += [flag for flag, on in (("--vertical", options.vertical),
+                                              ("--syncoff", options.syncoff),
+                                              ("--colorsoff", options.colorsoff)) if on]
         return app.guarded(app.run_replay, replay_parser().parse_args(replay_args))
     return app.guarded(app.run_trace, options)
 

@@ -14,6 +14,7 @@ import bisect
 import heapq
 import re
 import selectors
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from autotrace.recording import Recording, RecordingError
 from autotrace.replay import Clock, Marker, ReplayClock
 from autotrace.screen import PaneScreen
 from autotrace.timeline import pane_lines
-from autotrace.tracks import PaneTrack, TrackEvent
+from autotrace.tracks import MAX_SIDE, PaneTrack, TrackEvent
 from autotrace.view import Action, MultiPaneView
 
 SEEK_STEP = 5.0  # seconds, left/right arrows
@@ -184,7 +185,8 @@ class Player:
                 cols, rows = (int(n) for n in data.lower().split("x"))
             except ValueError:
                 return
-            self.view.panes[index].screen.resize(cols, rows)
+            self.view.panes[index].screen.resize(min(max(cols, 1), MAX_SIDE),
+                                                 min(max(rows, 1), MAX_SIDE))
             self.view.panes[index].dirty = True
         elif code == "m" and data.startswith("user:"):
             self.view.message = f"marker: {data[5:]}"
@@ -354,6 +356,8 @@ class Player:
             self.seek(self.clock.duration)
         elif key in ("n", "N") and view.search is not None:
             self._search(view.search.pattern, backwards=(key == "N"), fresh=False)
+        elif key == "M":
+            view.message = "markers are added while recording (M in a live session)"
         elif key in ("h", "?"):
             view.help_open = True
             view.help_rows = HELP_REPLAY
@@ -452,6 +456,7 @@ def timeline_bar(position: float, duration: float, markers: list[float], width: 
 def run_player(player: Player, terminal: Any) -> int:
     """The replay loop: keys, clock, frames; returns when the user quits."""
     from autotrace.signals import read_signals, signal_pipe
+    from autotrace.ui import TerminalGone
 
     view = player.view
     selector = selectors.DefaultSelector()
@@ -482,13 +487,16 @@ def run_player(player: Player, terminal: Any) -> int:
                 dirty = True
                 if key.data == "signals":
                     for signum in read_signals(wake_fd):
-                        if signum in (1, 2, 15):  # SIGHUP, SIGINT, SIGTERM
+                        if signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
                             return 128 + signum
-                        if signum == 28:  # SIGWINCH
+                        if signum == signal.SIGWINCH:
                             view.resize(*terminal.size())
                             terminal.forget_screen()
                     continue
-                pressed = terminal.pending_keys()
+                try:
+                    pressed = terminal.pending_keys()
+                except TerminalGone:
+                    return 128 + signal.SIGHUP
                 for name in pressed:
                     action = player.handle_key(name)
                     if action is not None and action.name == "quit":

@@ -73,7 +73,11 @@ def prepare_directory(path: Path) -> Path:
             try:
                 created.mkdir(mode=0o700)
             except FileExistsError:
-                continue  # made meanwhile by someone else: not ours to chown
+                if created == path:
+                    # Another session took this name a moment ago: never share one.
+                    raise RecordingError(f"recording directory {path} was just created "
+                                         "by someone else; try again") from None
+                continue  # a parent made meanwhile by someone else: not ours to chown
             except OSError as err:
                 raise RecordingError(
                     f"cannot create recording directory {path}: {err.strerror}"

@@ -20,6 +20,7 @@ import psutil
 from ptyprocess import PtyProcess
 
 from autotrace import procs
+from autotrace.attach import signal_job
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.hints import refusal_hint
 from autotrace.probes import Probe, make_probe
@@ -148,6 +149,12 @@ class Session:
         """Seconds since session start."""
         return self.clock() - self._t0
 
+    def unwatch_view(self) -> None:
+        """Stop reading the view's input (its terminal is gone)."""
+        if self.view is not None and self.view.fileno() is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(self.view.fileno())  # type: ignore[arg-type]
+
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
@@ -181,9 +188,10 @@ class Session:
 
     @staticmethod
     def _signal(pane: Pane, sig: int) -> None:
-        # Our panes are whole process groups; an attached process is just itself.
+        # Our panes are whole process groups; an attached job is its own group
+        # (stopped and continued whole, as its shell does), unless it is in ours.
         if pane.attached:
-            procs.signal_process(pane.pid, sig)  # type: ignore[arg-type]
+            signal_job(pane.pid, sig)  # type: ignore[arg-type]
         else:
             procs.signal_group(pane.pid, sig)  # type: ignore[arg-type]
 
@@ -374,7 +382,7 @@ class Session:
             return
         if not ready:
             self.notify("not every tracer was ready in time; starting the main command anyway")
-        procs.signal_process(self.main.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        self._signal(self.main, signal.SIGCONT)
         self._enter_running()
 
     def _tracer_ready(self, pane: Pane, now: float) -> bool:
@@ -405,6 +413,9 @@ class Session:
 
     def _teardown(self) -> None:
         """Whatever happened, nothing we started survives and the recording is closed."""
+        if self.paused:  # an error while paused: an attached job must not stay stopped
+            with contextlib.suppress(Exception):
+                self._set_paused(False)
         groups = [p.proc.pid for p in self.panes if p.proc is not None and p.status is None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.

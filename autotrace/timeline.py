@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TextIO
 import pyte
 
 from autotrace.recording import Recording
+from autotrace.screen import printable
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
@@ -77,7 +78,7 @@ def merged_lines(recording: Recording, panes: Iterable[int]) -> Iterator[Timelin
 def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -> None:
     indexes = range(len(recording.panes)) if pane is None else [pane]
     for line in merged_lines(recording, indexes):
-        out.write(f"{line.t:10.3f} [{line.pane}] {line.text}\n")
+        out.write(f"{line.t:10.3f} [{line.pane}] {printable(line.text)}\n")
 
 
 def _describe_end(pane: dict[str, Any], attached: bool = False) -> str:
@@ -98,7 +99,19 @@ def _seconds(value: Any) -> str:
     return f"{value:.3f}s" if isinstance(value, (int, float)) else "-"
 
 
+class _PrintableLines:
+    """A text stream that lets no control character through but line breaks:
+    a manifest from someone else may hold escape sequences in any string."""
+
+    def __init__(self, out: TextIO):
+        self._out = out
+
+    def write(self, text: str) -> None:
+        self._out.write("\n".join(printable(part) for part in text.split("\n")))
+
+
 def write_info(recording: Recording, out: TextIO) -> None:
+    out = _PrintableLines(out)  # type: ignore[assignment]
     m = recording.manifest
     term = m.get("terminal") or {}
     out.write(f"recording:  {recording.directory}\n")

@@ -210,7 +210,7 @@ class PaneTrack:
             cols, rows = (int(n) for n in str(item[2]).lower().split("x"))
         except ValueError:
             raise RecordingError(f"{self.path}:{lineno}: bad resize {item[2]!r}") from None
-        self.resizes.append((t, cols, rows))
+        self.resizes.append((t, _positive(cols, 80), _positive(rows, 24)))
 
     def _event_number(self, block_number: int, lineno: int) -> int:
         """The number of the event on line `lineno` of a block (blank lines don't count)."""
@@ -405,7 +405,12 @@ class PaneTrack:
         self._file.close()
 
 
+# A pane larger than this is not a terminal anyone had: a hostile recording
+# must not make us allocate a 50000x50000 screen.
+MAX_SIDE = 1000
+
+
 def _positive(value: Any, default: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
+        return min(value, MAX_SIDE)
     return default

@@ -7,13 +7,17 @@ path; `LiveView` connects a MultiPaneView to a running Session.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
+import signal
 import sys
+import termios
 from collections.abc import Iterator
 from typing import TextIO
 
 import blessed
+import psutil
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 from curtsies.window import FullscreenWindow
@@ -25,11 +29,11 @@ from autotrace.session import Session
 from autotrace.tracks import PaneTrack, TrackEvent
 from autotrace.view import MultiPaneView
 
-# Output is drawn at most 10 times a second, and 5 while it keeps coming:
+# Output is drawn at most 10 times a second, and 4 while it keeps coming:
 # enough to follow a log, and a frame of four busy panes costs a few ms of
 # Python (the 5% budget for four panes at 20 lines/s). Keys are drawn at once.
 FRAME_INTERVAL = 1 / 10
-BUSY_FRAME_INTERVAL = 1 / 5
+BUSY_FRAME_INTERVAL = 1 / 4
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 
 
@@ -40,9 +44,45 @@ def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[TrackEvent]
         yield from track.read_until(track.time_of(last))
 
 
+def _stopped_by_someone_else(pid: int | None) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
+    except (psutil.Error, TypeError, ValueError):
+        return False
+
+
 def _caught_up(screen: PaneScreen) -> PaneScreen:
     screen.catch_up()
     return screen
+
+
+class TerminalGone(Exception):
+    """stdin closed under us: the window was closed or the connection dropped."""
+
+
+@contextlib.contextmanager
+def no_flow_control(fd: int) -> Iterator[None]:
+    """Ctrl-S must not freeze our output: a blocked terminal write would stop
+    the loop that drains the panes, and so the traced programs."""
+    saved = termios.tcgetattr(fd)
+    changed = list(saved)
+    changed[0] &= ~(termios.IXON | termios.IXOFF)
+    termios.tcsetattr(fd, termios.TCSANOW, changed)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+@contextlib.contextmanager
+def ignoring(signum: int) -> Iterator[None]:
+    """Ctrl-Z would stop autotrace, and with it the reading of every pane."""
+    previous = signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
 
 
 class FrameBuffer(io.TextIOBase):
@@ -57,10 +97,12 @@ class FrameBuffer(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        if self.parts:
-            self.real.write("".join(self.parts))
-            self.parts.clear()
-        self.real.flush()
+        text, self.parts = "".join(self.parts), []
+        # The terminal may be gone (window closed, ssh dropped): nobody is
+        # left to see a frame, and the session must still end cleanly.
+        with contextlib.suppress(OSError):
+            self.real.write(text)
+            self.real.flush()
 
     def fileno(self) -> int:
         return self.real.fileno()
@@ -81,12 +123,17 @@ class Terminal:
         self.out = FrameBuffer(sys.__stdout__)  # type: ignore[arg-type]
         self.window = FullscreenWindow(out_stream=self.out,  # type: ignore[arg-type]
                                        hide_cursor=True)
+        # curtsies asks blessed for a cursor move per changed row, and blessed
+        # formats the capability anew each time: remember them.
+        self.window.t.move = functools.lru_cache(maxsize=4096)(self.window.t.move)  # type: ignore[attr-defined]
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Terminal]:
         with contextlib.ExitStack() as stack:
             stack.callback(self.out.flush)  # last: the restoring sequences go out too
             stack.enter_context(self.term.cbreak())
+            stack.enter_context(no_flow_control(self.fileno()))
+            stack.enter_context(ignoring(signal.SIGTSTP))
             stack.enter_context(self.window)
             self.out.flush()
             yield self
@@ -99,10 +146,15 @@ class Terminal:
         return size.columns, size.lines
 
     def pending_keys(self) -> list[str]:
-        """Every key waiting on stdin, as blessed names (KEY_UP) or characters."""
+        """Every key waiting on stdin, as blessed names (KEY_UP) or characters.
+
+        Raises TerminalGone when stdin has closed (the terminal went away)."""
         keys: list[str] = []
         while True:
-            key = self.term.inkey(timeout=0)
+            try:
+                key = self.term.inkey(timeout=0)
+            except (EOFError, OSError):
+                raise TerminalGone from None
             if not key:
                 return keys
             keys.append(key.name if key.is_sequence and key.name else str(key))
@@ -165,7 +217,13 @@ class LiveView:
         self._dirty = True
 
     def on_input(self) -> None:
-        for key in self.terminal.pending_keys():
+        try:
+            keys = self.terminal.pending_keys()
+        except TerminalGone:
+            self.session.request_end(signal.SIGHUP)  # as if the terminal hung up
+            self.session.unwatch_view()
+            return
+        for key in keys:
             action = self.view.handle_key(key)
             self._dirty = True
             if action is None:
@@ -272,13 +330,16 @@ class LiveView:
         self.view.clock_text = f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
         if self.session.panes:
             main = self.session.main
-            self.view.status_right = f"main: {main.state()} (pid {main.pid})"
+            state = main.state()
+            if state == "running" and _stopped_by_someone_else(main.pid):
+                state = "stopped (by a signal, not by autotrace)"
+            self.view.status_right = f"main: {state} (pid {main.pid})"
         self.view.paused = self.session.paused
         self.view.chrome_dirty = True
 
     def _draw(self) -> None:
-        shown = self.view.arrangement()
-        for index in shown:
+        # While paused the view is frozen: what arrives is recorded, shown on `c`.
+        for index in [] if self.session.paused else self.view.arrangement():
             pane = self.view.panes[index]
             if pane.screen.catch_up():
                 pane.dirty = True

@@ -171,9 +171,8 @@ class MultiPaneView:
 
     def relayout(self) -> None:
         for i, (c, r) in self.pane_sizes().items():
-            if self.fixed_screens:
-                pass
-            elif (self.panes[i].screen.cols, self.panes[i].screen.rows) != (c, r):
+            if not self.fixed_screens and (self.panes[i].screen.cols,
+                                           self.panes[i].screen.rows) != (c, r):
                 self.panes[i].screen.resize(c, r)
             self.panes[i].dirty = True
         self.chrome_dirty = True
@@ -306,6 +305,8 @@ class MultiPaneView:
         for other in self.panes:
             if other is pane:
                 continue
+            other.archives.clear()  # time-sync follows within what memory holds
+            other.at_start = False
             other.scroll = 0 if moment is None else other.screen.scroll_for_time(moment)
             other.dirty = True
 
@@ -387,17 +388,17 @@ class MultiPaneView:
         return render.compose(self.cols, self.rows, blocks, self._header(), self._footer())
 
     def _cached_line(self, pane: PaneState, cells: list[Any], cols: int,
-                     mark: tuple[int, int] | None) -> FmtStr:
+                     mark: tuple[int, int] | None, border: FmtStr | None) -> FmtStr:
         # Keyed by the cells' identities, which is cheap to hash: the screen model
         # hands out one shared Cell per look. The entry keeps its cells alive, so
         # an identity in a key cannot be reused by another object.
-        key = (cols, self.colours, mark, *map(id, cells))
+        key = (cols, self.colours, mark, border is None, *map(id, cells))
         hit = pane.line_cache.get(key)
         if hit is None:
             if len(pane.line_cache) > 4 * max(cols, 100):
                 pane.line_cache.clear()  # bounded: a screenful or two is all that repeats
-            hit = pane.line_cache[key] = (cells, render.cells_to_line(cells, cols,
-                                                                      self.colours, mark))
+            line = render.cells_to_line(cells, cols, self.colours, mark)
+            hit = pane.line_cache[key] = (cells, line if border is None else border + line)
         return hit[1]
 
     def _pane_rows(self, index: int, rect: Rect) -> list[FmtStr]:
@@ -423,8 +424,7 @@ class MultiPaneView:
             mark = None
             if pane.highlight and pane.highlight[0] == pane.scroll and pane.highlight[1] == y:
                 mark = (pane.highlight[2], pane.highlight[3])
-            line = self._cached_line(pane, cells, cols, mark)
-            lines.append(border + line if border is not None else line)
+            lines.append(self._cached_line(pane, cells, cols, mark, border))
         return lines
 
     def _header(self) -> FmtStr:

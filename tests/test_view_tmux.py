@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -152,7 +153,10 @@ def test_time_sync_scrolls_every_pane_to_the_same_moment(tmux, tmp_path):
     tmux.send("g")
     screen = tmux.wait_for("aa line 0")
     top_b = [int(n) for n in re.findall(r"bb line (\d+)", screen)]
-    assert top_b and min(top_b) <= 10, screen
+    timeline = subprocess.run([sys.executable, "-m", "autotrace", "cat", str(tmp_path / "rec")],
+                              capture_output=True, text=True).stdout
+    assert top_b and min(top_b) <= 10, screen + "\n" + "\n".join(
+        line for line in timeline.splitlines() if re.search(r"line (0|1|149)$", line))
     tmux.send("t")  # sync off: scrolling pane 0 leaves pane 1 where it is
     tmux.send("G")
     screen = tmux.wait_for("aa line 149")

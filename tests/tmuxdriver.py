@@ -53,15 +53,29 @@ class Tmux:
         return self.capture().split("\n")
 
     def wait_for(self, pattern: str, timeout: float = 15.0) -> str:
-        """Wait until the screen matches the regex; the screen text is returned."""
+        """Wait until the screen matches the regex and has settled (a frame can
+        reach the terminal in several writes); the screen text is returned."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.capture()
             if re.search(pattern, screen):
-                return screen
+                settled = self._settled(screen)
+                if re.search(pattern, settled):
+                    return settled
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for /{pattern}/; screen was:\n{screen}")
+
+    def _settled(self, screen: str, quiet: float = 0.15, limit: float = 2.0) -> str:
+        """The screen once it has stopped changing for `quiet` seconds."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            again = self.capture()
+            if again == screen:
+                return screen
+            screen = again
+        return screen
 
     def wait_gone(self, pattern: str, timeout: float = 15.0) -> str:
         deadline = time.monotonic() + timeout
