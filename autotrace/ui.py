@@ -76,6 +76,18 @@ def no_flow_control(fd: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def restored_if_possible(mode: contextlib.AbstractContextManager[object]) -> Iterator[None]:
+    """Enter a terminal mode; leaving it must not fail when the terminal is gone."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mode)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(termios.error, OSError):
+                stack.close()
+
+
+@contextlib.contextmanager
 def ignoring(signum: int) -> Iterator[None]:
     """Ctrl-Z would stop autotrace, and with it the reading of every pane."""
     previous = signal.signal(signum, signal.SIG_IGN)
@@ -120,6 +132,7 @@ class Terminal:
 
     def __init__(self) -> None:
         self.term = blessed.Terminal()
+        self._size = (80, 24)
         self.out = FrameBuffer(sys.__stdout__)  # type: ignore[arg-type]
         self.window = FullscreenWindow(out_stream=self.out,  # type: ignore[arg-type]
                                        hide_cursor=True)
@@ -131,7 +144,7 @@ class Terminal:
     def active(self) -> Iterator[Terminal]:
         with contextlib.ExitStack() as stack:
             stack.callback(self.out.flush)  # last: the restoring sequences go out too
-            stack.enter_context(self.term.cbreak())
+            stack.enter_context(restored_if_possible(self.term.cbreak()))
             stack.enter_context(no_flow_control(self.fileno()))
             stack.enter_context(ignoring(signal.SIGTSTP))
             stack.enter_context(self.window)
@@ -142,8 +155,11 @@ class Terminal:
         return sys.__stdin__.fileno()  # type: ignore[union-attr]
 
     def size(self) -> tuple[int, int]:
-        size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
-        return size.columns, size.lines
+        """The terminal's size; the last one known once the terminal is gone."""
+        with contextlib.suppress(OSError, ValueError):
+            size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+            self._size = size.columns, size.lines
+        return self._size
 
     def pending_keys(self) -> list[str]:
         """Every key waiting on stdin, as blessed names (KEY_UP) or characters.

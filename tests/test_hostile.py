@@ -252,3 +252,52 @@ def test_refusal_stops_before_anything_is_written(tmp_path: Path) -> None:
             open_bundle(case.bundle) as directory:
         pytest.fail(f"opened {directory}")
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+# ---------------------------------------------------------------- text that reaches the terminal
+
+HOSTILE_TEXT = "\x1b]52;c;cHduZWQ=\x07\x1b]0;PWNED\x07\x1bP+q\x1b\\\x9b31m\x90evil\x9c\u202e"
+
+
+def test_info_and_cat_print_no_control_characters_from_a_recording(tmp_path: Path) -> None:
+    # `info` shows strings from the manifest and `cat` text from the panes: a
+    # recording from someone else must not reach the user's terminal raw.
+    directory = tmp_path / "rec"
+    session = SessionRecord(cols=80, rows=24, started_unix=0.0)
+    writer = RecordingWriter(prepare_directory(directory), session)
+    pane = writer.add_pane(PaneRecord(0, "main", f"echo {HOSTILE_TEXT}",
+                                      f"echo {HOSTILE_TEXT}", 80, 24))
+    pane.output(0.5, f"visible {HOSTILE_TEXT} text\r\n")
+    writer.close(1.0)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["host"] = HOSTILE_TEXT
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    for command in ("info", "cat"):
+        result = subprocess.run([sys.executable, "-m", "autotrace", command, str(directory)],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert "visible" in result.stdout or command == "info"
+        shown = result.stdout.replace("\n", "")
+        assert shown.isprintable(), f"{command}: {shown!r}"
+        assert "\u202e" not in shown
+
+
+def test_absurd_pane_sizes_are_clamped_not_allocated(tmp_path: Path) -> None:
+    from autotrace.tracks import MAX_SIDE, PaneTrack
+
+    directory = tmp_path / "rec"
+    good_recording(directory)
+    cast = directory / "pane-0.cast"
+    lines = cast.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["width"], header["height"] = 30000, 30000
+    lines[0] = json.dumps(header)
+    lines.insert(3, json.dumps([0.15, "r", "50000x50000"]))
+    cast.write_text("\n".join(lines) + "\n")
+    track = PaneTrack(cast)
+    assert (track.width, track.height) == (MAX_SIDE, MAX_SIDE)
+    assert track.size_at(10.0) == (MAX_SIDE, MAX_SIDE)
+    track.close()
+    result = subprocess.run([sys.executable, "-m", "autotrace", "cat", str(directory)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "line 49" in result.stdout

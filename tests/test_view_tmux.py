@@ -3,9 +3,12 @@ capture-pane to read what is on the screen."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -293,4 +296,56 @@ def test_internal_error_restores_the_terminal_and_leaves_a_log(tmux, tmp_path):
     assert "Traceback" in log and "File too large" in log
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if "61.5" in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
+
+
+def test_ctrl_s_and_ctrl_z_do_not_stall_the_panes(tmux, tmp_path):
+    # Flow control (Ctrl-S) or a stop (Ctrl-Z) of autotrace would stop the
+    # reading of every pane, and so the traced program: neither may happen.
+    ticker = (f"{sys.executable} -c \"import time\nfor i in range(100000):\n"
+              " print('tick', i, flush=True); time.sleep(0.05)\"")
+    tmux.start(autotrace(tmp_path, ticker, "sleep 60"))
+    tmux.wait_for(r"tick 5\b")
+    tmux.send("C-s")
+    time.sleep(1.0)
+    tmux.send("C-z")
+    time.sleep(1.0)
+    tmux.send("C-q")
+    tmux.send("p")
+    tmux.wait_for("PAUSED")  # still answering keys
+    tmux.send("q")
+    assert tmux.exit_status() == 143
+    times = [json.loads(line)[0] for line in
+             (tmp_path / "rec" / "pane-0.cast").read_text().splitlines()[1:]
+             if '"o"' in line]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) > 30 and max(gaps[:-1]) < 0.5, f"output stalled: longest gap {max(gaps)}"
+
+
+def test_closing_the_terminal_ends_the_session_as_a_hangup(tmp_path):
+    # The terminal goes away under a live view (window closed, ssh dropped):
+    # autotrace must end like on SIGHUP (129), with no internal error.
+    from ptyprocess import PtyProcess
+
+    argv = autotrace(tmp_path, "sleep 61.25", "sleep 62.25")
+    proc = PtyProcess.spawn(argv, dimensions=(30, 100), env={**os.environ, "TERM": "xterm"})
+    deadline = time.monotonic() + 15
+    output = b""
+    while b"sleep 61.25" not in output and time.monotonic() < deadline:
+        with contextlib.suppress(EOFError):
+            output += proc.read(4096)
+    assert b"sleep 61.25" in output, output[-2000:]
+    os.close(proc.fd)  # the terminal is gone: the kernel hangs up on autotrace
+    proc.fileobj = open(os.devnull, "rb")  # noqa: SIM115 - ptyprocess closes it later
+    deadline = time.monotonic() + 15
+    while proc.isalive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not proc.isalive()
+    assert proc.exitstatus == 129 or proc.signalstatus == signal.SIGHUP
+    assert not (tmp_path / "rec" / "autotrace.log").exists()
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert all(p["end"] is not None for p in manifest["panes"])
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if "61.25" in " ".join(p.info["cmdline"] or [])
+                 or "62.25" in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
