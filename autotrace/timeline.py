@@ -78,7 +78,8 @@ def merged_lines(recording: Recording, panes: Iterable[int]) -> Iterator[Timelin
 def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -> None:
     indexes = range(len(recording.panes)) if pane is None else [pane]
     for line in merged_lines(recording, indexes):
-        out.write(f"{line.t:10.3f} [{line.pane}] {printable(line.text)}\n")
+        text = "\t".join(printable(part) for part in line.text.split("\t"))  # tabs are text
+        out.write(f"{line.t:10.3f} [{line.pane}] {text}\n")
 
 
 def _describe_end(pane: dict[str, Any], attached: bool = False) -> str:

@@ -141,3 +141,11 @@ def test_info_shows_what_happened_in_each_pane(tmp_path) -> None:
     assert "status:   exited 3" in sections[0]
     assert "status:   exited 0" in sections[1]
     assert "status:   killed by SIGKILL" in sections[2]
+
+
+def test_cat_keeps_tabs(tmp_path) -> None:
+    # /proc files and many tools align with tabs; `cat` must keep them greppable.
+    result, rec = trace(tmp_path, "printf 'Pid:\\t42\\n'")
+    assert result.returncode == 0
+    timeline = run_autotrace(["cat", rec.directory]).stdout
+    assert "Pid:\t42" in timeline
