@@ -98,7 +98,10 @@ def ignoring(signum: int) -> Iterator[None]:
 
 
 class FrameBuffer(io.TextIOBase):
-    """Collects the many small writes curtsies makes for a frame: one write per frame."""
+    """Collects the many small writes curtsies makes for a frame: one write per frame.
+
+    curtsies flushes after every write, so flush() does nothing here; send()
+    is what puts a frame on the terminal."""
 
     def __init__(self, real: TextIO):
         self.real = real
@@ -109,6 +112,9 @@ class FrameBuffer(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
+        pass
+
+    def send(self) -> None:
         text, self.parts = "".join(self.parts), []
         # The terminal may be gone (window closed, ssh dropped): nobody is
         # left to see a frame, and the session must still end cleanly.
@@ -143,12 +149,12 @@ class Terminal:
     @contextlib.contextmanager
     def active(self) -> Iterator[Terminal]:
         with contextlib.ExitStack() as stack:
-            stack.callback(self.out.flush)  # last: the restoring sequences go out too
+            stack.callback(self.out.send)  # last: the restoring sequences go out too
             stack.enter_context(restored_if_possible(self.term.cbreak()))
             stack.enter_context(no_flow_control(self.fileno()))
             stack.enter_context(ignoring(signal.SIGTSTP))
             stack.enter_context(self.window)
-            self.out.flush()
+            self.out.send()
             yield self
 
     def fileno(self) -> int:
@@ -177,13 +183,13 @@ class Terminal:
 
     def draw(self, frame: FSArray | list[FmtStr]) -> None:
         self.window.render_to_terminal(frame)
-        self.out.flush()
+        self.out.send()
 
     def forget_screen(self) -> None:
         """Make the next draw repaint every row (after `r`, or a resize)."""
         self.window._last_lines_by_row = {}  # curtsies has no public way to invalidate
         self.window.write(self.term.clear)
-        self.out.flush()
+        self.out.send()
 
 
 class LiveView:
