@@ -2,11 +2,13 @@
 Ctrl-Z (or start it with `&`), type `autotrace`, answer its question.
 
 Everything runs for real in tmux: the shell, its job control, the job (a
-ticker that appends a line to a file every 0.1 s), strace and autotrace.
+ticker that appends a line to a file every 0.1 s, alone or as the child of a
+parent that waits for it), strace and autotrace.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -254,3 +256,160 @@ def test_pid_of_no_process_is_one_line(tmp_path):
     result = run_autotrace(["--headless", "-l", tmp_path / "rec", "--pid", "999999999"])
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["autotrace: no process with pid 999999999"]
+
+
+# ---------------------------------------------------------------- jobs of several processes
+
+# The parent of a two-process job: runs the ticker as its child and waits for it.
+# Both ignore SIGHUP (an ignored signal stays ignored across exec), as a server
+# that reloads on HUP would: when a stopped job's leader dies, the kernel HUPs
+# the rest of the orphaned group, and only a child that outlives that HUP shows
+# whether autotrace ended the whole job itself.
+PARENT = """\
+import signal, subprocess, sys
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+subprocess.run([sys.executable, *sys.argv[1:]])
+"""
+
+GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+NOT_RUNNING = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP, *GONE)
+
+
+class FamilyJob(Job):
+    """A job of two processes, as Ctrl-Z sees it: a parent and the ticker it runs.
+
+    pid() and the ticks are the child's: its progress is the job's.
+    """
+
+    def __init__(self, tmp_path: Path, marker: str):
+        super().__init__(tmp_path, marker)
+        parent = tmp_path / "parent.py"
+        parent.write_text(PARENT)
+        # The ticks path (with the marker) is in both command lines: the marker
+        # fixture finds and kills both, whatever a test leaves behind.
+        self.argv = [sys.executable, str(parent), *self.argv[1:]]
+
+    def leader(self) -> int:
+        """The job's first process, the parent: the one autotrace finds and attaches to."""
+        return psutil.Process(self.pid()).ppid()
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process in the job's process group: the parent and the ticker."""
+        group = os.getpgid(self.pid())
+        found = []
+        for proc in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(proc.pid) == group and proc.info["status"] not in GONE:
+                    found.append(proc)
+            except OSError:
+                continue
+        return found
+
+
+@pytest.fixture
+def family(tmp_path, marker):
+    return FamilyJob(tmp_path, marker)
+
+
+def start_family(tmux: Tmux, family: FamilyJob) -> list[psutil.Process]:
+    """Type the two-process job, Ctrl-Z it: both its processes, once both are stopped."""
+    tmux.type(family.command + "\n")
+    family.wait_ticking()
+    procs = family.processes()
+    assert len(procs) == 2, procs  # the parent and its child: else the test proves nothing
+    tmux.send("C-z")
+    wait_for(lambda: all(p.status() == psutil.STATUS_STOPPED for p in procs),
+             what="the whole job to stop")
+    return procs
+
+
+def assert_all_running(family: FamilyJob, procs: list[psutil.Process]) -> None:
+    """Every process of the job goes on: none stopped, none traced, the ticker ticking."""
+    for proc in procs:
+        assert proc.is_running() and proc.status() not in NOT_RUNNING, (proc, proc.status())
+        assert tracer_pid(proc.pid) == 0, proc
+    family.wait_ticking()
+    assert sorted(p.pid for p in family.processes()) == sorted(p.pid for p in procs)
+
+
+def is_gone(pid: int) -> bool:
+    # A zombie is dead: the re-parented child may wait for an init that never reaps.
+    try:
+        return psutil.Process(pid).status() in GONE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_ctrl_z_then_autotrace_continues_every_process_of_the_job(tmux, tmp_path, family):
+    open_shell(tmux)
+    procs = start_family(tmux, family)
+    rec_dir = tmp_path / "rec"
+    status = run_autotrace_in_shell(tmux, f"-y --headless -l {rec_dir} --duration 2", None)
+    assert status == 0, tmux.capture()
+    main = RecordingFiles(rec_dir).panes[0]
+    assert main["pid"] == family.leader()
+    # Continuing only the leader left the ticker stopped for good.
+    assert_all_running(family, procs)
+
+
+def test_r_with_a_directory_in_use_says_so_and_leaves_the_job_alone(tmux, tmp_path, family):
+    open_shell(tmux)
+    procs = start_family(tmux, family)
+    rec_dir = tmp_path / "rec"
+    rec_dir.mkdir()
+    (rec_dir / "notes.txt").write_text("mine\n")
+    errors = tmp_path / "stderr.txt"
+    status = run_autotrace_in_shell(tmux, f"--headless -l {rec_dir} 2>{errors}", "r")
+    assert status == 1, tmux.capture()
+    lines = errors.read_text().splitlines()
+    assert lines == [f"autotrace: recording directory {rec_dir} is not empty"], lines
+    assert [p.name for p in rec_dir.iterdir()] == ["notes.txt"]
+    # Not killed, not re-run: the same processes, still as Ctrl-Z left them ...
+    for proc in procs:
+        assert proc.is_running() and proc.status() == psutil.STATUS_STOPPED, proc
+    # ... and still the shell's job: `bg` carries on with it.
+    tmux.type("bg\n")
+    wait_for(lambda: all(p.status() not in NOT_RUNNING for p in procs), what="bg to continue it")
+    assert_all_running(family, procs)
+
+
+def test_r_ends_every_process_of_the_old_job_and_reruns_it(tmux, tmp_path, family):
+    open_shell(tmux)
+    old = start_family(tmux, family)
+    family.pid_file.unlink()
+    rec_dir = tmp_path / "rec"
+    status = run_autotrace_in_shell(tmux, f"--headless -l {rec_dir} --duration 3", "r")
+    assert status == 143, tmux.capture()  # the re-run is ours: it ends with the session
+    # The whole old job: ending only the leader left its child running on as an orphan.
+    wait_for(lambda: all(is_gone(p.pid) for p in old), what="every process of the old job to end")
+    main = RecordingFiles(rec_dir).panes[0]
+    assert main["command"] == family.command
+    assert main["pid"] not in [p.pid for p in old]
+    new_child = family.pid()  # written by the re-run's ticker
+    assert new_child not in [p.pid for p in old]
+    assert main["exit_signal_name"] == "SIGTERM"
+    wait_for(lambda: all(is_gone(pid) for pid in (main["pid"], new_child)),
+             what="the re-run to end with the session")
+
+
+def test_live_view_p_then_q_leaves_every_process_of_the_job_running(tmux, tmp_path, family):
+    open_shell(tmux)
+    procs = start_family(tmux, family)
+    rec_dir = tmp_path / "rec"
+    tmux.type(f"autotrace -l {rec_dir}; echo \"[status $?]\"\n")
+    tmux.wait_for(r"(?m)^=>")
+    tmux.send("Enter")
+    # strace -f -p follows only the children born after it attached: the
+    # ticker's own calls are not shown, its parent's SIGCONT is.
+    tmux.wait_for(rf"strace: Process {family.leader()} attached")
+    tmux.wait_for(r"--- SIGCONT")
+    assert all(p.status() not in NOT_RUNNING for p in procs)
+    family.wait_ticking()
+    tmux.send("p")
+    tmux.wait_for("PAUSED")
+    wait_for(lambda: all(p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+                         for p in procs), what="p to stop the whole job")
+    tmux.send("q")
+    screen = tmux.wait_for(r"\[status \d+\]", timeout=30)
+    assert "[status 0]" in screen
+    assert_all_running(family, procs)
