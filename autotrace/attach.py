@@ -101,11 +101,12 @@ def end_replaced_job(plan: AttachPlan) -> None:
     job = plan.replaced
     if job is None:
         return
+    members = [job]  # every process of the job, gathered before any of them goes
+    with contextlib.suppress(psutil.Error):
+        members += job.children(recursive=True)
     signal_job(job.pid, signal.SIGTERM)
     signal_job(job.pid, signal.SIGCONT)  # a stopped job only sees the TERM once continued
-    try:
-        job.wait(timeout=3)
-    except psutil.TimeoutExpired:
-        signal_job(job.pid, signal.SIGKILL)
-    except psutil.Error:
-        pass
+    _, alive = psutil.wait_procs(members, timeout=3)
+    for proc in alive:  # one that ignores TERM
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
