@@ -26,7 +26,7 @@ from curtsies.formatstringarray import FSArray
 from autotrace.recording import Recording, RecordingError
 from autotrace.replay import Clock, Marker, ReplayClock
 from autotrace.screen import PaneScreen
-from autotrace.timeline import pane_lines
+from autotrace.timeline import describe_end, pane_lines
 from autotrace.tracks import MAX_SIDE, PaneTrack, TrackEvent
 from autotrace.view import Action, MultiPaneView
 
@@ -196,12 +196,7 @@ class Player:
         for index, pane in enumerate(self.recording.panes):
             start, end = pane.get("start"), pane.get("end")
             if isinstance(end, (int, float)) and self.recorded_now >= end:
-                if pane.get("exit_signal_name"):
-                    state = f"killed by {pane['exit_signal_name']}"
-                elif pane.get("exit_status") is not None:
-                    state = f"exited {pane['exit_status']}"
-                else:
-                    state = "ended"
+                state = describe_end(pane)
             elif isinstance(start, (int, float)) and self.recorded_now < start:
                 state = "not started"
             else:

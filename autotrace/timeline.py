@@ -82,7 +82,8 @@ def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -
         out.write(f"{line.t:10.3f} [{line.pane}] {text}\n")
 
 
-def _describe_end(pane: dict[str, Any], attached: bool = False) -> str:
+def describe_end(pane: dict[str, Any], attached: bool = False) -> str:
+    """How a pane of a manifest ended, in the words the live view uses."""
     if attached and pane.get("role") == "main" and pane.get("exit_status") is None \
             and not pane.get("exit_signal_name"):
         return "attached, not ours: left running" if pane.get("end") is not None \
@@ -132,7 +133,7 @@ def write_info(recording: Recording, out: TextIO) -> None:
             out.write(f"  ran as:   {pane.get('command_run')}\n")
         out.write(f"  pid:      {pane.get('pid')}\n")
         out.write(f"  start:    {_seconds(pane.get('start'))}   end: {_seconds(pane.get('end'))}\n")
-        out.write(f"  status:   {_describe_end(pane, bool(m.get('attached')))}\n")
+        out.write(f"  status:   {describe_end(pane, bool(m.get('attached')))}\n")
         out.write(f"  bytes:    {pane.get('bytes', 0)}   file: {pane.get('file')}\n")
         if pane.get("note"):
             out.write(f"  note:     {pane['note']}\n")
