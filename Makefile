@@ -10,7 +10,7 @@ BIN = $(VENV)/bin
 # TCP (examples/dns-lookup.sh made it). It lasts a fraction of a second: play slowly.
 DEMO_CMD ?= $(BIN)/autotrace replay --speed 0.1 recordings/dns-lookup
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test tools lint bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,12 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 demo: $(BIN)/.installed
 	$(DEMO_CMD)
 
-test: $(BIN)/.installed
+# The tools the tests drive (strace, tcpdump, tmux, asciinema, ...): installed
+# with apt-get when run as root, else named in one line.
+tools:
+	bash .ci/install-tools
+
+test: tools $(BIN)/.installed
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
