@@ -212,18 +212,14 @@ def reap_any() -> list[tuple[int, int]]:
 
 
 def terminate(pgids: Iterable[int], grace: float,
-              on_reaped: Callable[[int, int], None] | None = None,
-              spare: Iterable[int] = ()) -> None:
+              on_reaped: Callable[[int, int], None] | None = None) -> None:
     """TERM every group and every descendant, KILL what is left after GRACE, reap all.
 
     Stopped processes get SIGCONT too, or they would sit on the TERM forever.
-    Pids in SPARE (processes we attached to but did not start) are never signalled.
+    A process we attached to is neither in our panes' groups nor our descendant,
+    so it is never signalled here.
     """
-    spare = set(spare)
-    pgids = [g for g in pgids if g not in spare]
-
-    def victims() -> list[psutil.Process]:
-        return [p for p in our_descendants() if p.pid not in spare]
+    pgids = list(pgids)
 
     def report(reaped: list[tuple[int, int]]) -> None:
         if on_reaped:
@@ -234,13 +230,13 @@ def terminate(pgids: Iterable[int], grace: float,
         for pgid in pgids:
             signal_group(pgid, sig)
             signal_group(pgid, signal.SIGCONT)
-        for proc in victims():
+        for proc in our_descendants():
             signal_process(proc.pid, sig)
             signal_process(proc.pid, signal.SIGCONT)
         deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
         while time.monotonic() < deadline:
             report(reap_any())
-            if not victims():
+            if not our_descendants():
                 return
             time.sleep(0.01)
     report(reap_any())
