@@ -4,13 +4,13 @@ returns the exit status."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Callable
 
 from autotrace import __version__
-
-SUBCOMMANDS = ("cat", "info", "pack", "replay")
 
 DESCRIPTION = """\
 Run a command and tracers pointed at it (strace, tcpdump, lsof, ...), each in
@@ -209,30 +209,37 @@ def pack_parser() -> argparse.ArgumentParser:
     return p
 
 
+# subcommand -> (its parser, module in autotrace.commands, function there)
+SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, str]] = {
+    "cat": (cat_parser, "text", "run_cat"),
+    "info": (info_parser, "text", "run_info"),
+    "pack": (pack_parser, "pack", "run_pack"),
+    "replay": (replay_parser, "replay", "run_replay"),
+}
+
+
+def _command(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    # Imported late so `--help` and usage errors stay instant, and each command
+    # loads only what it needs.
+    return getattr(importlib.import_module(f"autotrace.commands.{module}"), function)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    # Imported late so `--help` and usage errors stay instant.
-    from autotrace import app
+    from autotrace.commands.common import guarded
 
-    if args and args[0] in SUBCOMMANDS:
-        command, rest = args[0], args[1:]
-        if command == "cat":
-            return app.guarded(app.run_cat, cat_parser().parse_args(rest))
-        if command == "replay":
-            return app.guarded(app.run_replay, replay_parser().parse_args(rest))
-        if command == "pack":
-            return app.guarded(app.run_pack, pack_parser().parse_args(rest))
-        return app.guarded(app.run_info, info_parser().parse_args(rest))
-    parser = trace_parser()
-    options = parser.parse_args(args)
+    if args and args[0] in SUBCOMMAND_TABLE:
+        make_parser, module, function = SUBCOMMAND_TABLE[args[0]]
+        return guarded(_command(module, function), make_parser().parse_args(args[1:]))
+    options = trace_parser().parse_args(args)
     if options.replay is not None:
         replay_args = [str(options.replay), "--speed", str(options.replayspeed),
                        "--visible", str(options.visible)]
         replay_args += [flag for flag, on in (("--vertical", options.vertical),
                                               ("--syncoff", options.syncoff),
                                               ("--colorsoff", options.colorsoff)) if on]
-        return app.guarded(app.run_replay, replay_parser().parse_args(replay_args))
-    return app.guarded(app.run_trace, options)
+        return guarded(_command("replay", "run_replay"), replay_parser().parse_args(replay_args))
+    return guarded(_command("trace", "run_trace"), options)
 
 
 if __name__ == "__main__":

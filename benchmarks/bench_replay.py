@@ -41,9 +41,9 @@ from typing import Any
 
 from common import BenchError, Settings, Table, Target, alternate, fmt, median, ratio, require_tool
 
-from autotrace.player import Player
-from autotrace.recording import Recording
-from autotrace.view import MultiPaneView
+from autotrace.format.recording import Recording
+from autotrace.replay.player import Player
+from autotrace.view.multipane import MultiPaneView
 
 NAME = "replay"
 COLS, ROWS = 200, 50
@@ -250,9 +250,9 @@ FIRST_FRAME = r"""
 import json, sys, time
 from pathlib import Path
 start = time.perf_counter()
-from autotrace.player import Player
-from autotrace.recording import Recording
-from autotrace.view import MultiPaneView
+from autotrace.replay.player import Player
+from autotrace.format.recording import Recording
+from autotrace.view.multipane import MultiPaneView
 imported = time.perf_counter()
 player = Player(Recording.open(Path(sys.argv[1])), MultiPaneView(COLS, ROWS))
 player.advance()

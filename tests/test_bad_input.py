@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from autotrace import cli
-from autotrace.hints import CAPTURE_HINT, PTRACE_HINT, already_traced_hint, refusal_hint
+from autotrace.live.hints import CAPTURE_HINT, PTRACE_HINT, already_traced_hint, refusal_hint
 from tests.conftest import (
     RecordingFiles,
     assert_one_line_error,

@@ -19,17 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from autotrace.bundle import (
-    MASK,
-    BundleLimits,
-    PercentProgress,
-    Redactor,
-    StreamRedactor,
-    open_bundle,
-    pack,
-    write_redacted_cast,
-)
-from autotrace.recording import CastEvent, Recording, RecordingError
+from autotrace.export.bundle import PercentProgress, pack
+from autotrace.format.bundle import BundleLimits, open_bundle
+from autotrace.format.recording import CastEvent, Recording, RecordingError
+from autotrace.format.redact import MASK, Redactor, StreamRedactor, write_redacted_cast
 
 SECRET = "hunter2"
 

@@ -137,14 +137,14 @@ def test_double_dash_alone_before_a_bare_subcommand_name(tmp_path) -> None:
 
 def test_old_replay_flag_keeps_the_view_options(monkeypatch) -> None:
     # Users of autotrace 0.0.x combine --replay with the view's flags.
-    from autotrace import app
+    from autotrace.commands import common, replay
 
     seen = {}
-    monkeypatch.setattr(app, "guarded", lambda command, options: seen.update(
+    monkeypatch.setattr(common, "guarded", lambda command, options: seen.update(
         command=command, options=options) or 0)
     assert cli.main(["--replay", "/tmp/rec", "--replayspeed", "4", "-v", "--visible", "2",
                      "--syncoff", "--colorsoff"]) == 0
     options = seen["options"]
-    assert seen["command"] is app.run_replay
+    assert seen["command"] is replay.run_replay
     assert (str(options.path), options.speed, options.vertical, options.visible,
             options.syncoff, options.colorsoff) == ("/tmp/rec", 4.0, True, 2, True, True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from autotrace.bundle import open_bundle
-from autotrace.recording import (
+from autotrace.format.bundle import open_bundle
+from autotrace.format.recording import (
     PaneRecord,
     RecordingError,
     RecordingWriter,
@@ -283,7 +283,7 @@ def test_info_and_cat_print_no_control_characters_from_a_recording(tmp_path: Pat
 
 
 def test_absurd_pane_sizes_are_clamped_not_allocated(tmp_path: Path) -> None:
-    from autotrace.tracks import MAX_SIDE, PaneTrack
+    from autotrace.format.tracks import MAX_SIDE, PaneTrack
 
     directory = tmp_path / "rec"
     good_recording(directory)

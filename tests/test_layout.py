@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from autotrace.layout import (
+from autotrace.view.layout import (
     MIN_PANE_COLS,
     MIN_PANE_ROWS,
     Rect,

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from autotrace.procs import exec_form, shell_argv, substitute_pid
+from autotrace.live.procs import exec_form, shell_argv, substitute_pid
 from tests.conftest import trace
 
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from conftest import trace
 
-from autotrace.player import LOOKBACK_MAX, SNAPSHOT_EVERY, IdleMap, Player
-from autotrace.recording import (
+from autotrace.format.recording import (
     PaneRecord,
     Recording,
     RecordingError,
     RecordingWriter,
     SessionRecord,
 )
-from autotrace.screen import PaneScreen
-from autotrace.view import MultiPaneView
+from autotrace.replay.player import LOOKBACK_MAX, SNAPSHOT_EVERY, IdleMap, Player
+from autotrace.view.multipane import MultiPaneView
+from autotrace.view.screen import PaneScreen
 
 COLS, ROWS = 50, 10
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autotrace.presets import (
+from autotrace.live.presets import (
     BUILTIN_PRESETS,
     CAP_NET_RAW,
     CAPTURE,
@@ -29,7 +29,7 @@ from autotrace.presets import (
     load_user_presets,
     resolve,
 )
-from autotrace.procs import substitute_pid
+from autotrace.live.procs import substitute_pid
 
 TIMEOUT = 30
 EVERYTHING = Privileges()
@@ -250,7 +250,7 @@ def test_lsof_loop_redraws_until_the_process_ends():
 AS_NOBODY = """
 import encodings.ascii  # now: the interpreter may live where nobody cannot read
 import os, sys
-from autotrace.presets import capture_refusal, ptrace_refusal
+from autotrace.live.presets import capture_refusal, ptrace_refusal
 os.setgroups([])
 os.setgid(65534)
 os.setuid(65534)

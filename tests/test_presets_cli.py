@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autotrace.presets import BUILTIN_PRESETS
+from autotrace.live.presets import BUILTIN_PRESETS
 from tests.conftest import (
     RecordingFiles,
     assert_one_line_error,

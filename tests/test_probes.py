@@ -15,7 +15,7 @@ import psutil
 import pyte
 import pytest
 
-from autotrace.probes import CLEAR, NEW, PROBE_NAMES, RESET, is_probe, make_probe
+from autotrace.live.probes import CLEAR, NEW, PROBE_NAMES, RESET, is_probe, make_probe
 
 TIMEOUT = 30
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -231,7 +231,7 @@ def test_command_lines_cannot_drive_the_pane(tmp_path):
 
 NOT_ALLOWED = """
 import os, sys, psutil
-from autotrace.probes import make_probe
+from autotrace.live.probes import make_probe
 if os.geteuid() == 0:
     # Become nobody only now: the interpreter may live where nobody cannot read.
     os.setgroups([])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from ptyprocess import PtyProcess
 
-from autotrace.recording import (
+from autotrace.format.recording import (
     FORMAT_VERSION,
     PaneRecord,
     Recording,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from autotrace.events import Event
-from autotrace.recording import PaneRecord, Recording, RecordingWriter, SessionRecord
-from autotrace.replay import (
+from autotrace.format.recording import PaneRecord, Recording, RecordingWriter, SessionRecord
+from autotrace.replay.clock import (
     EventFeed,
     Marker,
     ReplayClock,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from wcwidth import wcswidth
 
-from autotrace.screen import BLANK, Cell, PaneScreen, printable, row_text
+from autotrace.view.screen import BLANK, Cell, PaneScreen, printable, row_text
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

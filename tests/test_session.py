@@ -110,8 +110,8 @@ def test_default_size_without_a_terminal_is_80x24(tmp_path) -> None:
 RESIZE_SESSION = """
 import sys, time
 from pathlib import Path
-from autotrace.recording import RecordingWriter, SessionRecord
-from autotrace.session import PaneSpec, Session, SessionOptions
+from autotrace.format.recording import RecordingWriter, SessionRecord
+from autotrace.live.session import PaneSpec, Session, SessionOptions
 
 directory = Path(sys.argv[1])
 directory.mkdir()

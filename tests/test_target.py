@@ -14,7 +14,7 @@ import pexpect
 import psutil
 import pytest
 
-from autotrace.target import (
+from autotrace.live.target import (
     Action,
     action_for_key,
     calling_shell,
@@ -140,7 +140,7 @@ def probe_script(tmp_path: Path) -> Path:
     """A script that reports, from inside the shell, what autotrace would pick."""
     script = tmp_path / "probe.py"
     script.write_text(
-        "from autotrace.target import calling_shell, latest_background_job\n"
+        "from autotrace.live.target import calling_shell, latest_background_job\n"
         "shell = calling_shell()\n"
         "job = latest_background_job(shell)\n"
         "print('SHELL', shell.pid, 'JOB', job.pid if job else None,"
@@ -222,7 +222,7 @@ def test_prompt_reads_one_key_in_a_real_terminal(tmp_path):
     """The question is shown; a wrong key is ignored; `z` answers without Enter."""
     target = subprocess.Popen(["sleep", "1010"])
     try:
-        code = ("import psutil, sys; from autotrace.target import prompt_choice; "
+        code = ("import psutil, sys; from autotrace.live.target import prompt_choice; "
                 f"print('CHOSE', prompt_choice(psutil.Process({target.pid})).name)")
         child = pexpect.spawn(sys.executable, ["-c", code], encoding="utf-8",
                               timeout=TIMEOUT, env={**os.environ, "TERM": "xterm"})
@@ -244,7 +244,7 @@ def test_prompt_reads_one_key_in_a_real_terminal(tmp_path):
 def test_prompt_without_a_terminal_is_a_clear_error(tmp_path):
     target = subprocess.Popen(["sleep", "1011"])
     try:
-        code = ("import psutil; from autotrace.target import prompt_choice, TargetError\n"
+        code = ("import psutil; from autotrace.live.target import prompt_choice, TargetError\n"
                 "try:\n"
                 f"    prompt_choice(psutil.Process({target.pid}))\n"
                 "except TargetError as err:\n"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import trace
 
-from autotrace.recording import RecordingError
-from autotrace.tracks import SAMPLE_BYTES, PaneTrack
+from autotrace.format.recording import RecordingError
+from autotrace.format.tracks import SAMPLE_BYTES, PaneTrack
 
 HEADER = {"version": 2, "width": 50, "height": 10}
 

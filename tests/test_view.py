@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from autotrace.view import MultiPaneView
+from autotrace.view.multipane import MultiPaneView
 
 
 def view_with(panes: int, cols: int = 120, rows: int = 40, **kw) -> MultiPaneView:

@@ -12,8 +12,8 @@ from typing import Any, NamedTuple, TextIO
 
 import pyte
 
-from autotrace.recording import Recording
-from autotrace.screen import printable
+from autotrace.format.recording import Recording
+from autotrace.view.screen import printable
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ from curtsies.formatstring import Chunk, FmtStr
 from curtsies.formatstringarray import FSArray
 from curtsies.termformatconstants import BG_COLORS, FG_COLORS
 
-from autotrace.layout import Rect
+from autotrace.view.layout import Rect
 
 ACCENTS = ("cyan", "yellow", "green", "magenta", "blue", "red", "gray")
 

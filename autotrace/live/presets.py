@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psutil
 
-from autotrace.hints import CAPTURE_HINT, PTRACE_HINT
-from autotrace.probes import PROBE_NAMES, is_probe
-from autotrace.procs import PTRACE_TOOLS, SHELL_WORDS
+from autotrace.live.hints import CAPTURE_HINT, PTRACE_HINT
+from autotrace.live.probes import PROBE_NAMES, is_probe
+from autotrace.live.procs import PTRACE_TOOLS, SHELL_WORDS
 
 if sys.version_info >= (3, 11):
     import tomllib

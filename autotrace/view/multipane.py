@@ -14,9 +14,9 @@ from typing import Any, Callable
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 
-from autotrace import layout, render
-from autotrace.layout import Rect
-from autotrace.screen import PaneScreen, SearchHit
+from autotrace.view import layout, render
+from autotrace.view.layout import Rect
+from autotrace.view.screen import PaneScreen, SearchHit
 
 # The smallest terminal the view draws into; below it a message asks for more.
 MIN_COLS, MIN_ROWS = 40, 8

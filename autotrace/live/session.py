@@ -19,13 +19,13 @@ from typing import Callable, Protocol
 import psutil
 from ptyprocess import PtyProcess
 
-from autotrace import procs
-from autotrace.attach import signal_job
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
-from autotrace.hints import refusal_hint
-from autotrace.probes import Probe, make_probe
-from autotrace.procs import ExitStatus
-from autotrace.recording import PaneRecord, PaneWriter, RecordingWriter
+from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
+from autotrace.live import procs
+from autotrace.live.attach import signal_job
+from autotrace.live.hints import refusal_hint
+from autotrace.live.probes import Probe, make_probe
+from autotrace.live.procs import ExitStatus
 from autotrace.signals import read_signals, signal_pipe
 
 # How long to keep reading a pane after its process was reaped, for output

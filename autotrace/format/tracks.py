@@ -23,7 +23,7 @@ from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from autotrace.recording import RecordingError
+from autotrace.format.recording import RecordingError
 
 SAMPLE_BYTES = 64 * 1024  # one index entry per this much of the file
 CACHED_BLOCKS = 16  # blocks whose event times are kept parsed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from autotrace.procs import tracer_pid_of
+from autotrace.live.procs import tracer_pid_of
 
 PTRACE_REFUSED = re.compile(
     r"ptrace\(PTRACE_\w+, (\d+)\).*(Operation not permitted|Permission denied)"

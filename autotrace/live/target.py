@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from autotrace.probes import CONTROLS
+from autotrace.live.probes import CONTROLS
 
 if TYPE_CHECKING:
     from blessed import Terminal

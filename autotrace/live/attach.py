@@ -14,9 +14,9 @@ from typing import Callable
 
 import psutil
 
-from autotrace import target
-from autotrace.recording import RecordingError
-from autotrace.target import Action
+from autotrace.format.recording import RecordingError
+from autotrace.live import target
+from autotrace.live.target import Action
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Callable, NamedTuple
 
 from autotrace.events import MARKER, Event
-from autotrace.recording import Recording
+from autotrace.format.recording import Recording
 
 Clock = Callable[[], float]  # real seconds, monotonic
 

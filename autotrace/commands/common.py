@@ -1,0 +1,100 @@
+"""What every command shares: one-line messages, exit statuses, internal errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from autotrace.format.recording import (
+    RecordingError,
+)
+from autotrace.live.presets import PresetError
+from autotrace.live.target import TargetError
+
+# Where an internal error's traceback goes: the recording being written, if any.
+_log_directory: Path | None = None
+
+
+def log_internal_errors_to(directory: Path) -> None:
+    global _log_directory
+    _log_directory = directory
+
+
+def say(line: str) -> None:
+    """One line for the user, on stderr, so stdout stays the program's own."""
+    to_stderr(f"autotrace: {line}")
+
+
+def to_stderr(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        # The terminal is gone (ssh dropped, window closed): nobody is left to
+        # read notices, and failing here would lose the exit status. Later
+        # notices, and Python's final flush, go nowhere instead.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit 2, like argparse's own errors)."""
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    # Outside a session (cat, info, pack, start-up) a TERM or HUP still unwinds
+    # normally, so temporary folders are removed; a session has its own handlers.
+    raise SystemExit(128 + signum)
+
+
+def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Namespace) -> int:
+    """Run a command; turn any failure into one clear line and a non-zero exit."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
+    try:
+        return command(options)
+    except (RecordingError, PresetError, TargetError) as err:
+        say(str(err))
+        return 1
+    except UsageError as err:
+        say(str(err))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`autotrace cat ... | head`): not an error.
+        sys.stderr.close()
+        return 0
+    except Exception:
+        error = sys.exc_info()[1]
+        try:
+            log = f"details in {_write_traceback()}"
+        except OSError as err:  # e.g. the disk is full: that may be the error itself
+            log = f"no log written: {err.strerror}"
+        say(f"internal error: {error!r} ({log})")
+        return 70
+
+
+def _write_traceback() -> Path:
+    text = traceback.format_exc()
+    if _log_directory is not None and _log_directory.is_dir():
+        path = _log_directory / "autotrace.log"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+        return path
+    fd, name = tempfile.mkstemp(prefix="autotrace-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return Path(name)
+
+
+def terminal_size(stream: object = sys.stdout) -> tuple[int, int] | None:
+    try:
+        size = os.get_terminal_size(stream.fileno())  # type: ignore[attr-defined]
+    except (OSError, AttributeError, ValueError):
+        return None
+    return size.columns, size.lines

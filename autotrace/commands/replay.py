@@ -1,0 +1,52 @@
+"""`autotrace replay`: a recording or bundle in the multi-pane view."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autotrace.commands.common import say
+from autotrace.format.bundle import resolve_recording
+from autotrace.format.recording import (
+    Recording,
+    RecordingError,
+    default_root,
+)
+
+
+def latest_recording() -> Path:
+    root = default_root()
+    candidates = [p for p in root.glob("*") if (p / "manifest.json").is_file()] \
+        if root.is_dir() else []
+    if not candidates:
+        raise RecordingError(f"no recordings in {root}; give a PATH")
+    return max(candidates, key=lambda p: (p / "manifest.json").stat().st_mtime)
+
+
+def run_replay(options: argparse.Namespace) -> int:
+    from autotrace.replay.player import HELP_REPLAY, Player
+    from autotrace.term.replay_loop import run_player
+    from autotrace.term.terminal import Terminal
+    from autotrace.view.multipane import MultiPaneView
+
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        say("replay needs a terminal; for text use: autotrace cat PATH")
+        return 2
+    path = options.path or latest_recording()
+    with resolve_recording(path) as directory:
+        recording = Recording.open(directory)
+        terminal = Terminal()
+        view = MultiPaneView(*terminal.size(), visible=options.visible,
+                             vertical=options.vertical, colours=not options.colorsoff,
+                             sync=not options.syncoff)
+        view.help_rows, view.replay = list(HELP_REPLAY), True
+        view.status_left = f"▶ REPLAY {path}"
+        player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
+                        exit_at_end=options.exit_at_end)
+        if options.paused:
+            player.clock.pause()
+        try:
+            return run_player(player, terminal)
+        finally:
+            player.close()

@@ -1,0 +1,148 @@
+"""`autotrace [options] MAIN [TRACER ...]`: run, attach, trace and record."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from autotrace.commands.common import (
+    UsageError,
+    log_internal_errors_to,
+    say,
+    terminal_size,
+    to_stderr,
+)
+from autotrace.format.recording import (
+    RecordingError,
+    RecordingWriter,
+    SessionRecord,
+    default_directory,
+    prepare_directory,
+)
+from autotrace.live.attach import AttachPlan, end_replaced_job, plan_for_latest_job, plan_for_pid
+from autotrace.live.presets import Privileges, list_presets_text
+from autotrace.live.presets import resolve as resolve_preset
+from autotrace.live.probes import make_probe
+from autotrace.live.session import PaneSpec, Session, SessionOptions
+
+
+def run_trace(options: argparse.Namespace) -> int:
+    if options.list_presets:
+        print(list_presets_text(), end="")
+        return 0
+    notify = (lambda line: None) if options.quiet else say
+    interactive = not options.headless and sys.stdout.isatty() and sys.stdin.isatty()
+    cols, rows = options.size or terminal_size() or (80, 24)
+
+    plan = attach_plan(options, notify)
+    if plan.exit_code is not None:
+        return plan.exit_code
+    if plan.rerun is not None:
+        options.commands = [plan.rerun]
+        if plan.cwd:
+            os.chdir(plan.cwd)
+    specs = pane_specs(options, plan)
+    directory = new_recording_directory(options.logdir, specs[0].command)
+    log_internal_errors_to(directory)
+    end_replaced_job(plan)  # `r`: only now that the re-run is sure to start
+    # After the directory check, so a refused directory is the only line printed.
+    if not options.headless and not interactive:
+        stream = "stdout" if not sys.stdout.isatty() else "stdin"
+        notify(f"{stream} is not a terminal: running headless")
+    writer = RecordingWriter(directory, SessionRecord(cols=cols, rows=rows,
+                                                      started_unix=time.time()))
+    session = Session(
+        specs,
+        writer,
+        SessionOptions(cols=cols, rows=rows, duration=options.duration, grace=options.grace,
+                       kill_timeout=options.kill_timeout, attach_timeout=options.attach_timeout,
+                       interval=options.interval, attach_pid=plan.pid,
+                       attach_held=plan.held, netns=options.netns),
+        notify=notify,
+    )
+    code = run_with_view(session, options, directory) if interactive else session.run()
+    if not options.quiet:
+        report_recording(directory)
+    return code
+
+
+def new_recording_directory(logdir: Path | None, main_command: str) -> Path:
+    if logdir is not None:
+        return prepare_directory(logdir)
+    for _ in range(5):  # two sessions of the same command in the same second
+        try:
+            return prepare_directory(default_directory(main_command))
+        except RecordingError:
+            time.sleep(0.01)
+    return prepare_directory(default_directory(main_command))
+
+
+def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> AttachPlan:
+    """Run a command (the usual), or attach: --pid N, or no command at all."""
+    if options.pid is not None:
+        return plan_for_pid(options.pid)
+    if options.commands:
+        return AttachPlan()
+    return plan_for_latest_job(ask=not options.yes, say=notify)
+
+
+def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
+    """Main pane first, then the tracers given, the preset's, and the skipped ones."""
+    attaching = plan.pid is not None
+    main = PaneSpec(plan.label or f"pid {plan.pid}", role="main") if attaching \
+        else PaneSpec(options.commands[0], role="main")
+    tracers = list(options.commands if attaching else options.commands[1:])
+    # A job picked up after Ctrl-Z gets the default tracers, attached or re-run (`r`).
+    picked_up = attaching or plan.rerun is not None
+    preset = options.preset or ("default" if picked_up and not tracers else None)
+    skipped: list[tuple[str, str]] = []
+    if preset:
+        extra, skipped = resolve_preset(preset, Privileges.detect(plan.pid))
+        tracers += extra
+    if attaching:
+        tracers = [t for t in tracers if t.split()[:1] != ["@proc"]]  # the main pane is @proc
+    specs = [main]
+    for command in tracers:
+        if command.startswith("@"):
+            try:
+                make_probe(command.split()[0])
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+            specs.append(PaneSpec(command.split()[0], role="probe"))
+        else:
+            specs.append(PaneSpec(command))
+    specs += [PaneSpec(command, skipped=reason) for command, reason in skipped]
+    return specs
+
+
+def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
+    """The interactive view; the terminal is restored whatever happens inside."""
+    from autotrace.term.live_view import LiveView
+    from autotrace.term.terminal import Terminal
+    from autotrace.view.multipane import MultiPaneView
+
+    terminal = Terminal()
+    cols, rows = terminal.size()
+    view = MultiPaneView(cols, rows, visible=options.visible, vertical=options.vertical,
+                         colours=not options.colorsoff, sync=not options.syncoff,
+                         history=options.history)
+    live = LiveView(terminal, view, session, str(directory))
+    session.view = live
+
+    def notice(line: str) -> None:
+        view.message = line
+        view.chrome_dirty = True
+
+    session.notify = notice
+    with terminal.active():
+        return session.run()
+
+
+def report_recording(directory: Path) -> None:
+    say(f"recorded to {directory}")
+    to_stderr(f"  read it:   autotrace cat {directory}")
+    to_stderr(f"  summary:   autotrace info {directory}")

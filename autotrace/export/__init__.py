@@ -1,0 +1,1 @@
+"""A recording turned into something else: text, bundles."""

@@ -1,0 +1,188 @@
+"""Packing: a recording's folder plus SUMMARY.txt into one NAME.tar.gz to share."""
+
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from autotrace.export.text import write_info
+from autotrace.format.bundle import LOG, resolve_recording
+from autotrace.format.recording import (
+    MANIFEST,
+    Recording,
+    RecordingError,
+)
+from autotrace.format.redact import Redactor, redact_manifest, write_redacted_cast
+
+SUMMARY = "SUMMARY.txt"
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+# ---------------------------------------------------------------- packing
+
+
+class PercentProgress:
+    """"packing 42%" on stderr: redrawn in place on a terminal; elsewhere
+    (a log) one line per 10 %, and only for recordings worth waiting for."""
+
+    def __init__(self, label: str = "packing", stream: IO[str] | None = None,
+                 large: int = 20 * 1024 * 1024):
+        self._label = label
+        self._stream = stream or sys.stderr
+        self._large = large
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tty = self._stream.isatty()
+        if not tty and total < self._large:
+            return
+        percent = min(100, done * 100 // total) if total else 100
+        step = percent if tty else percent // 10 * 10
+        if step == self._shown:
+            return
+        self._shown = step
+        if tty:
+            end = "\n" if step == 100 else ""
+            self._stream.write(f"\rautotrace: {self._label} {step:3d}%{end}")
+        else:
+            self._stream.write(f"autotrace: {self._label} {step}%\n")
+        self._stream.flush()
+
+
+class _CountingReader:
+    """A file's reads, reported to a progress callback as they happen."""
+
+    def __init__(self, file: IO[bytes], counted: Callable[[int], None]):
+        self._file = file
+        self._counted = counted
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        self._counted(len(data))
+        return data
+
+
+def _member(name: str, size: int, mtime: float, directory: bool = False) -> tarfile.TarInfo:
+    # Owner names and ids of the packing machine are nobody else's business.
+    info = tarfile.TarInfo(name)
+    info.size = 0 if directory else size
+    info.mtime = int(mtime)
+    info.mode = 0o755 if directory else 0o644
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    tar.addfile(_member(name, len(data), time.time()), io.BytesIO(data))
+
+
+def summary_text(manifest: dict[str, Any], name: str, bundle_file: str) -> str:
+    out = io.StringIO()
+    out.write(f"autotrace recording {name}\n")
+    out.write(f"  replay:  autotrace replay {bundle_file}\n")
+    out.write(f"  as text: autotrace cat {bundle_file}\n\n")
+    write_info(Recording(Path(name), manifest), out)
+    return out.getvalue()
+
+
+def _output_path(out: Path | None, name: str) -> Path:
+    if out is None:
+        return Path.cwd() / f"{name}.tar.gz"
+    out = out.expanduser()
+    return out / f"{name}.tar.gz" if out.is_dir() else out
+
+
+@contextlib.contextmanager
+def _written_atomically(target: Path) -> Iterator[Path]:
+    """A path to write to that becomes `target` only when writing succeeded."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+def _pack_files(recording: Recording) -> list[Path]:
+    files = [recording.directory / pane["file"] for pane in recording.panes]
+    for path in files:
+        if not path.is_file():
+            raise RecordingError(f"{path}: pane file is missing")
+    log = recording.directory / LOG
+    return files + ([log] if log.is_file() else [])
+
+
+def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
+         progress: Progress | None = None) -> Path:
+    """Pack a recording (a folder, or a bundle to redact again) into one
+    .tar.gz with a single top-level folder named after the recording.
+
+    Default output: ./NAME.tar.gz; `out` may be a file or a folder.
+    Returns the bundle's path.
+    """
+    redactor = Redactor(redact)
+    with resolve_recording(recording_dir) as directory:
+        recording = Recording.open(directory)
+        name = directory.resolve().name
+        target = _output_path(out, name)
+        files = _pack_files(recording)
+        manifest = redact_manifest(recording.manifest, redactor) if redactor \
+            else recording.manifest
+        total = sum(path.stat().st_size for path in files)
+        done = 0
+
+        def counted(n: int) -> None:
+            nonlocal done
+            done = min(total, done + n)
+            if progress:
+                progress(done, total)
+
+        manifest_json = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        summary = summary_text(manifest, name, target.name)
+        try:
+            with _written_atomically(target) as partial, \
+                    tarfile.open(partial, "w:gz", compresslevel=6) as tar:
+                # Manifest first: a reader streaming the bundle learns at once what it holds.
+                tar.addfile(_member(name, 0, time.time(), directory=True))
+                _add_bytes(tar, f"{name}/{MANIFEST}", manifest_json.encode("utf-8"))
+                _add_bytes(tar, f"{name}/{SUMMARY}", summary.encode("utf-8"))
+                for path in files:
+                    _add_file(tar, f"{name}/{path.name}", path, redactor, counted)
+        except OSError as err:
+            raise RecordingError(f"cannot write {target}: {err.strerror or err}") from None
+        if progress:
+            progress(total, total)
+    return target
+
+
+def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
+              counted: Callable[[int], None]) -> None:
+    mtime = path.stat().st_mtime
+    if not redactor:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size  # a live recording may still grow
+            tar.addfile(_member(name, size, mtime), _CountingReader(f, counted))
+        return
+    # The redacted copy is staged in an anonymous file: the tar header
+    # needs its size before its data.
+    with tempfile.TemporaryFile() as staged:
+        if path.name == LOG:
+            with open(path, encoding="utf-8", errors="replace") as log:
+                for line in log:
+                    staged.write(redactor.text(line).encode("utf-8"))
+                    counted(len(line))
+        else:
+            write_redacted_cast(path, staged, redactor, counted)
+        size = staged.tell()
+        staged.seek(0)
+        tar.addfile(_member(name, size, mtime), staged)
+

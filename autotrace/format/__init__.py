@@ -1,0 +1,1 @@
+"""The recording format: reading, writing, indexing and unpacking recordings."""

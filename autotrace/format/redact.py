@@ -1,0 +1,289 @@
+"""Redaction: mask regex matches in a pane's output while it streams past,
+and in the manifest's commands and notes."""
+
+
+import bisect
+import itertools
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from autotrace.format.recording import (
+    CastEvent,
+    RecordingError,
+    read_cast,
+    read_cast_header,
+)
+
+MASK = "«redacted»"
+
+# ---------------------------------------------------------------- redaction
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise RecordingError(f"invalid --redact regex {pattern!r}: {err}") from None
+    if regex.search(""):
+        # It would "match" between every two characters and mask nothing useful.
+        raise RecordingError(f"--redact regex {pattern!r} matches the empty string")
+    return regex
+
+
+def _line_at(text: str, pos: int) -> tuple[int, int]:
+    """(start, end) of the content of the line holding `pos`, without its
+    "\\n" or "\\r\\n"."""
+    start = text.rfind("\n", 0, pos) + 1
+    newline = text.find("\n", pos)
+    end = len(text) if newline < 0 else newline
+    if end > start and text[end - 1] == "\r":
+        end -= 1
+    return start, end
+
+
+def _all_lines(text: str) -> Iterator[tuple[int, int]]:
+    start = 0
+    while start < len(text):
+        line = _line_at(text, start)
+        yield line
+        start = text.find("\n", line[1]) + 1 or len(text)
+
+
+def _line_matches(regex: re.Pattern[str], text: str, start: int, end: int,
+                  pos: int = 0) -> list[tuple[int, int]]:
+    """Non-empty matches in the line text[start:end] (from `pos` in it)."""
+    return [(start + m.start(), start + m.end())
+            for m in regex.finditer(text[start:end], pos) if m.end() > m.start()]
+
+
+def _matches_per_line(regex: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for start, end in _all_lines(text):
+        spans += _line_matches(regex, text, start, end)
+    return spans
+
+
+def _matches_by_search(regex: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    """What _matches_per_line finds, for a context-free regex, with one
+    search of the whole text per match instead of one search per line.
+
+    Why it is the same: such a regex matches inside a line exactly as it
+    matches the same characters in the whole text, so the whole text's
+    leftmost match from `pos` is the line's own next match, unless it is
+    empty or runs past its line's end; then that line is searched alone.
+    """
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(text):
+        found = regex.search(text, pos)
+        if found is None:
+            break
+        newline = text.find("\n", found.start())
+        line_end = len(text) if newline < 0 else newline - (text[newline - 1] == "\r")
+        if found.start() < found.end() <= line_end:
+            spans.append(found.span())
+            pos = found.end()
+        else:
+            start, end = _line_at(text, found.start())
+            spans += _line_matches(regex, text, start, end, found.start() - start)
+            pos = text.find("\n", end) + 1 or len(text)
+    return spans
+
+
+# Anchors and lookarounds: whether such a regex matches depends on the text
+# around the match, so it cannot be searched for in many lines at once.
+# Escapes and character classes ([^ ]) are tokens of their own, not anchors.
+_REGEX_TOKEN = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|\(\?<?[=!]|[$^]")
+_ANCHORS = ("^", "$", "\\A", "\\Z")
+
+
+def _is_contextual(pattern: str) -> bool:
+    return any(token in _ANCHORS or token.startswith("(?")
+               for token in _REGEX_TOKEN.findall(pattern))
+
+
+class Redactor:
+    """Masks every match of a set of regexes, each searched line by line.
+
+    Searching per line keeps the meaning of `^`, `$` and `.` what a user
+    expects of text output, and bounds the work to one line at a time.
+    """
+
+    def __init__(self, patterns: Sequence[str] = ()):
+        self.patterns = list(patterns)
+        self._regexes = [(_compile(p), _is_contextual(p)) for p in self.patterns]
+
+    def __bool__(self) -> bool:
+        return bool(self._regexes)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Sorted, merged (start, end) ranges of text to mask."""
+        found: list[tuple[int, int]] = []
+        for regex, contextual in self._regexes:
+            found += (_matches_per_line if contextual else _matches_by_search)(regex, text)
+        found.sort()
+        merged: list[tuple[int, int]] = []
+        for start, end in found:
+            if merged and start < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def text(self, text: str) -> str:
+        return _masked(text, 0, len(text), self.spans(text))
+
+
+def _masked(text: str, a: int, b: int, spans: Sequence[tuple[int, int]]) -> str:
+    """text[a:b] with the spans masked. A span that starts in here is shown
+    as one MASK; the part of a span that started before `a` just vanishes
+    (its MASK went out with the text where it began)."""
+    out, pos = [], a
+    # Spans are sorted and disjoint: only the one before `a` can reach into it.
+    first = max(0, bisect.bisect_left(spans, (a, -1)) - 1)
+    for start, end in itertools.islice(spans, first, None):
+        if end <= a:
+            continue
+        if start >= b:
+            break
+        if start >= pos:
+            out.append(text[pos:start])
+        if start >= a:
+            out.append(MASK)
+        pos = max(pos, min(end, b))
+    out.append(text[pos:b])
+    return "".join(out)
+
+
+class StreamRedactor:
+    """Redacts one pane's events as they stream past, in bounded memory.
+
+    A secret may arrive split over several "o" events (one pty read ends
+    in the middle of it). So output is held back until a line is complete:
+    in practice until an event ends with a newline, or the held text
+    exceeds `window` characters, when everything up to the last newline
+    goes out. The masked text is handed back to the events it came from,
+    with their times, so a replay keeps its rhythm. Limits: a match never
+    spans a line break, and in a line longer than `window` a match longer
+    than `overlap` may be missed at a cut.
+    """
+
+    def __init__(self, redactor: Redactor, write: Callable[[CastEvent], None],
+                 window: int = 64 * 1024, overlap: int = 4 * 1024):
+        self._redactor = redactor
+        self._write = write
+        self._window = window
+        self._overlap = overlap
+        self._held: list[tuple[CastEvent, int]] = []  # event, offset of its text
+        self._parts: list[str] = []
+        self._length = 0
+
+    def feed(self, event: CastEvent) -> None:
+        if event.code == "m":
+            event = CastEvent(event.t, "m", self._redactor.text(event.data))
+        if event.code != "o":
+            if self._length == 0:
+                self._write(event)
+            else:
+                self._held.append((event, self._length))
+            return
+        self._held.append((event, self._length))
+        self._parts.append(event.data)
+        self._length += len(event.data)
+        if event.data.endswith("\n"):
+            text = self._text()
+            self._release(text, len(text), self._redactor.spans(text))
+        elif self._length > self._window:
+            self._release_some()
+
+    def close(self) -> None:
+        text = self._text()
+        self._release(text, len(text), self._redactor.spans(text))
+
+    def _text(self) -> str:
+        text = "".join(self._parts)
+        self._parts = [text]
+        return text
+
+    def _release_some(self) -> None:
+        text = self._text()
+        newline = text.rfind("\n")
+        if newline >= 0:
+            cut = newline + 1
+            self._release(text, cut, self._redactor.spans(text[:cut]))
+            return
+        # One very long line: cut it, but never through a match.
+        spans = self._redactor.spans(text)
+        cut = len(text) - self._overlap
+        for start, end in spans:
+            if start < cut < end:
+                cut = start if start > 0 else end
+        self._release(text, cut, [s for s in spans if s[1] <= cut])
+
+    def _release(self, text: str, cut: int, spans: list[tuple[int, int]]) -> None:
+        """Write out everything before `cut`; keep the rest, offsets rebased."""
+        kept: list[tuple[CastEvent, int]] = []
+        for event, start in self._held:
+            if event.code != "o":
+                if start <= cut:
+                    self._write(event)
+                else:
+                    kept.append((event, start - cut))
+                continue
+            end = start + len(event.data)
+            if start < cut:
+                piece = _masked(text, start, min(end, cut), spans)
+                if piece:
+                    self._write(CastEvent(event.t, "o", piece))
+            if end > cut:
+                rest = event.data[max(cut - start, 0):]
+                kept.append((CastEvent(event.t, "o", rest), max(start - cut, 0)))
+        self._held = kept
+        self._parts = [text[cut:]]
+        self._length = len(text) - cut
+
+
+def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """A copy with commands and notes masked and the regexes listed.
+
+    The list of regexes is masked too: `--redact hunter2` is a regex that
+    matches its own text, and listing it would hand out the very secret.
+    So no member of a bundle holds a match, the list included."""
+    result = dict(manifest)
+    result["panes"] = [
+        {key: redactor.text(value) if key in ("command", "command_run", "note")
+         and isinstance(value, str) else value for key, value in pane.items()}
+        for pane in manifest["panes"]
+    ]
+    result["redactions"] = list(manifest.get("redactions") or []) + [
+        redactor.text(pattern) for pattern in redactor.patterns]
+    return result
+
+
+def _cast_line(item: Any) -> bytes:
+    return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
+                        counted: Callable[[int], None] = lambda n: None) -> None:
+    """Copy an asciicast file to `out` with the header's command and title
+    and every event redacted. Event codes we do not know are dropped: we
+    cannot tell whether they carry a secret."""
+    header = read_cast_header(source)
+    for key in ("command", "title"):
+        if isinstance(header.get(key), str):
+            header[key] = redactor.text(header[key])
+    out.write(_cast_line(header))
+
+    def write(event: CastEvent) -> None:
+        out.write(_cast_line([event.t, event.code, event.data]))
+
+    stream = StreamRedactor(redactor, write)
+    for event in read_cast(source):
+        stream.feed(event)
+        counted(len(event.data) + 24)  # about the line's size, for progress only
+    stream.close()
+

@@ -1,0 +1,1 @@
+"""A live session: panes, processes, probes, attaching."""

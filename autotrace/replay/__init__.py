@@ -1,0 +1,1 @@
+"""A recording played back: its clock and its player."""

@@ -1,0 +1,158 @@
+"""The terminal: keys in (blessed), frames out (curtsies).
+
+`Terminal` owns every change of terminal state and undoes it on every exit
+path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import signal
+import sys
+import termios
+from collections.abc import Iterator
+from typing import TextIO
+
+import blessed
+from curtsies.formatstring import FmtStr
+from curtsies.formatstringarray import FSArray
+from curtsies.window import FullscreenWindow
+
+
+class TerminalGone(Exception):
+    """stdin closed under us: the window was closed or the connection dropped."""
+
+
+@contextlib.contextmanager
+def no_flow_control(fd: int) -> Iterator[None]:
+    """Ctrl-S must not freeze our output: a blocked terminal write would stop
+    the loop that drains the panes, and so the traced programs."""
+    saved = termios.tcgetattr(fd)
+    changed = list(saved)
+    changed[0] &= ~(termios.IXON | termios.IXOFF)
+    termios.tcsetattr(fd, termios.TCSANOW, changed)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+@contextlib.contextmanager
+def restored_if_possible(mode: contextlib.AbstractContextManager[object]) -> Iterator[None]:
+    """Enter a terminal mode; leaving it must not fail when the terminal is gone."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mode)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(termios.error, OSError):
+                stack.close()
+
+
+@contextlib.contextmanager
+def ignoring(signum: int) -> Iterator[None]:
+    """Ctrl-Z would stop autotrace, and with it the reading of every pane."""
+    previous = signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+
+
+class FrameBuffer(io.TextIOBase):
+    """Collects the many small writes curtsies makes for a frame: one write per frame.
+
+    curtsies flushes after every write, so flush() does nothing here; send()
+    is what puts a frame on the terminal."""
+
+    def __init__(self, real: TextIO):
+        self.real = real
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def send(self) -> None:
+        text, self.parts = "".join(self.parts), []
+        # The terminal may be gone (window closed, ssh dropped): nobody is
+        # left to see a frame, and the session must still end cleanly.
+        with contextlib.suppress(OSError):
+            self.real.write(text)
+            self.real.flush()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def isatty(self) -> bool:
+        return self.real.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.real.encoding
+
+
+class Terminal:
+    """Full screen, no echo, hidden cursor; restored however we leave."""
+
+    def __init__(self) -> None:
+        self.term = blessed.Terminal()
+        self._size = (80, 24)
+        self.out = FrameBuffer(sys.__stdout__)  # type: ignore[arg-type]
+        self.window = FullscreenWindow(out_stream=self.out,  # type: ignore[arg-type]
+                                       hide_cursor=True)
+        # curtsies asks blessed for a cursor move per changed row, and blessed
+        # formats the capability anew each time: remember them.
+        self.window.t.move = functools.lru_cache(maxsize=4096)(self.window.t.move)  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Terminal]:
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.out.send)  # last: the restoring sequences go out too
+            stack.enter_context(restored_if_possible(self.term.cbreak()))
+            stack.enter_context(no_flow_control(self.fileno()))
+            stack.enter_context(ignoring(signal.SIGTSTP))
+            stack.enter_context(self.window)
+            self.out.send()
+            yield self
+
+    def fileno(self) -> int:
+        return sys.__stdin__.fileno()  # type: ignore[union-attr]
+
+    def size(self) -> tuple[int, int]:
+        """The terminal's size; the last one known once the terminal is gone."""
+        with contextlib.suppress(OSError, ValueError):
+            size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+            self._size = size.columns, size.lines
+        return self._size
+
+    def pending_keys(self) -> list[str]:
+        """Every key waiting on stdin, as blessed names (KEY_UP) or characters.
+
+        Raises TerminalGone when stdin has closed (the terminal went away)."""
+        keys: list[str] = []
+        while True:
+            try:
+                key = self.term.inkey(timeout=0)
+            except (EOFError, OSError):
+                raise TerminalGone from None
+            if not key:
+                return keys
+            keys.append(key.name if key.is_sequence and key.name else str(key))
+
+    def draw(self, frame: FSArray | list[FmtStr]) -> None:
+        self.window.render_to_terminal(frame)
+        self.out.send()
+
+    def forget_screen(self) -> None:
+        """Make the next draw repaint every row (after `r`, or a resize)."""
+        self.window._last_lines_by_row = {}  # curtsies has no public way to invalidate
+        self.window.write(self.term.clear)
+        self.out.send()
