@@ -26,6 +26,11 @@ import pytest
 AUTOTRACE = (sys.executable, "-m", "autotrace")
 REPO = Path(__file__).resolve().parent.parent
 
+# Every autotrace a test starts, whatever its working directory, is this
+# checkout's: not another copy that happens to be installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+
 # The box is shared with other test runs: generous, but bounded.
 DEFAULT_TIMEOUT = 60
 
