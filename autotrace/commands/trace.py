@@ -121,6 +121,7 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
 
 def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
     """The interactive view; the terminal is restored whatever happens inside."""
+    from autotrace.loop import Loop
     from autotrace.term.live_view import LiveView
     from autotrace.term.terminal import Terminal
     from autotrace.view.multipane import MultiPaneView
@@ -130,7 +131,7 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
     view = MultiPaneView(cols, rows, visible=options.visible, vertical=options.vertical,
                          colours=not options.colorsoff, sync=not options.syncoff,
                          history=options.history)
-    live = LiveView(terminal, view, session, str(directory))
+    live = LiveView(terminal, view, session, str(directory), exit_at_end=options.exit_at_end)
     session.view = live
 
     def notice(line: str) -> None:
@@ -138,8 +139,9 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
         view.chrome_dirty = True
 
     session.notify = notice
-    with terminal.active():
-        return session.run()
+    with terminal.active(), Loop(session.clock) as loop:
+        live.join(loop)
+        return session.run(loop)
 
 
 def report_recording(directory: Path) -> None:

@@ -105,6 +105,7 @@ class MultiPaneView:
     offset: int = 0
     focus: int = 0
     paused: bool = False
+    ended: bool = False  # the session is over: the final screen, to read at leisure
     help_open: bool = False
     prompt: tuple[str, str] | None = None  # (kind, text typed so far): search or mark
     search: re.Pattern[str] | None = None
@@ -117,6 +118,11 @@ class MultiPaneView:
     fixed_screens: bool = False  # replay: screens keep the recorded pty size
     help_rows: list[tuple[str, str]] = field(default_factory=lambda: list(HELP_LIVE))
     chrome_dirty: bool = True  # header/footer/titles need a redraw
+
+    @property
+    def reading(self) -> bool:
+        """Paused or over: the arrows and j/k scroll instead of moving focus."""
+        return self.paused or self.ended
 
     # ------------------------------------------------------------ panes
 
@@ -201,13 +207,13 @@ class MultiPaneView:
             self.offset += 1
             self.relayout()
             return Action("resize")
-        if key in FOCUS_NEXT - {"KEY_RIGHT"} or (not self.paused and key in FOCUS_NEXT):
+        if key in FOCUS_NEXT - {"KEY_RIGHT"} or (not self.reading and key in FOCUS_NEXT):
             self._move_focus(1)
             return None
-        if key in FOCUS_PREV or (not self.paused and key == "KEY_UP"):
+        if key in FOCUS_PREV or (not self.reading and key == "KEY_UP"):
             self._move_focus(-1)
             return None
-        if not self.paused and key == "KEY_DOWN":
+        if not self.reading and key == "KEY_DOWN":
             self._move_focus(1)
             return None
         if key == "p":
@@ -220,7 +226,7 @@ class MultiPaneView:
             return None
         if key == "/":
             self.prompt = ("search", "")
-            return Action("pause") if not self.paused else None
+            return Action("pause") if not self.reading else None
         if key in ("n", "N") and self.search is not None:
             self._search_next(backwards=(key == "n"))
             return None
@@ -234,7 +240,7 @@ class MultiPaneView:
             self.colours = not self.colours
             self._all_dirty()
             return None
-        if self.paused:
+        if self.reading:
             return self._scroll_key(key)
         return None
 
@@ -433,6 +439,8 @@ class MultiPaneView:
                                   bg="yellow", bold=True)
         elif self.paused:
             state = render.styled(" PAUSED ", 8, fg="gray", bg="red", bold=True)
+        elif self.ended:
+            state = render.styled(" ENDED ", 7, fg="black", bg="yellow", bold=True)
         else:
             state = render.styled(" Running ", 9, fg="black", bg="green")
         left = render.plain(f" {self.status_left} ", max(0, self.cols // 2), bold=True)
@@ -456,11 +464,14 @@ class MultiPaneView:
         if self.replay:
             keys = ["q quit", "Space play/pause", "+/- speed", "←/→ 5 s", "[/] marker",
                     "g/G start/end", "/ search", "0-9 zoom", "h help"]
-        elif self.paused:
-            keys = ["c continue", "j/k line", "f/b page", "g/G top/bottom", "/ search"]
+        elif self.reading:
+            keys = ["j/k line", "f/b page", "g/G top/bottom", "/ search"]
+            keys.insert(0, "q quit" if self.ended else "c continue")
             if self.search is not None:
                 keys.append("n/N next/prev")
-            keys += [f"t sync:{'on' if self.sync else 'off'}", "q quit"]
+            keys.append(f"t sync:{'on' if self.sync else 'off'}")
+            if not self.ended:
+                keys.append("q quit")
         else:
             keys = ["q quit", "p pause", "0-9 zoom"]
             if len(self.panes) > self.visible and self.zoom is None:
