@@ -88,7 +88,7 @@ def test_no_timer_ends_the_session_while_paused(tmux, tmp_path):
 
 def _last_text_line_before(cast: Path, label: str) -> str:
     text = []
-    for t, code, data in events(cast):
+    for _t, code, data in events(cast):
         if code == "m" and data == label:
             break
         if code == "o":
@@ -124,7 +124,7 @@ def test_recorded_times_agree_with_the_wall_clock(tmux, tmp_path):
     tmux.exit_status()
     started = json.loads((rec / "manifest.json").read_text())["started_unix"]
     lags = []
-    for t, code, data in events(rec / "pane-0.cast"):
+    for t, _code, data in events(rec / "pane-0.cast"):
         for printed in re.findall(r"at (\d+\.\d+)", data):
             lags.append(started + t - float(printed))
     assert len(lags) >= 30
