@@ -145,27 +145,9 @@ class LiveView:
             self._dirty = True
             if action is None:
                 continue
-            if action.name == "quit":
-                self._quitting = True
-                if self.session.over:
-                    self._stop(self.session.exit_code())
-                self.session.request_end()
-            elif action.name == "pause":
-                self.session.pause()
-                self.view.paused = True
-                self._freeze()
-            elif action.name == "resume":
-                self.session.resume()
-                self.view.paused = False
-                self.view.back_to_live()
-            elif action.name == "mark":
-                self.session.mark(f"user:{action.arg}")
-            elif action.name == "search":
-                self.view.run_search(action.arg)
-            elif action.name == "resize":
-                self._apply_pane_sizes()
-            elif action.name == "redraw":
-                self.terminal.forget_screen()
+            command = getattr(self, f"_do_{action.name}", None)
+            if command is not None:
+                command(action.arg)
             self._update_status()
         # Keys must show at once, not at the next frame slot: `p` is felt instantly.
         self._draw()
@@ -202,6 +184,46 @@ class LiveView:
             sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
             self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
             self._draw()
+
+    # -- the session's commands (view/keymap.py names them)
+
+    def _do_quit(self, arg: str) -> None:
+        self._quitting = True
+        if self.session.over:
+            self._stop(self.session.exit_code())
+        self.session.request_end()
+
+    def _do_pause(self, arg: str) -> None:
+        self.session.pause()
+        self.view.paused = self.session.paused
+        if self.session.paused:
+            self._freeze()
+
+    def _do_resume(self, arg: str) -> None:
+        self.session.resume()
+        self.view.paused = False
+        self.view.back_to_live()
+
+    def _do_mark(self, arg: str) -> None:
+        self.session.mark(f"user:{arg}")
+
+    def _do_search(self, arg: str) -> None:
+        self.view.run_search(arg)
+
+    def _do_search_again(self, arg: str) -> None:
+        # Live, a search goes back in time: n goes further back, N comes back.
+        if self.view.search is not None:
+            self.view.search_next(backwards=True)
+
+    def _do_search_reverse(self, arg: str) -> None:
+        if self.view.search is not None:
+            self.view.search_next(backwards=False)
+
+    def _do_resize(self, arg: str) -> None:
+        self._apply_pane_sizes()
+
+    def _do_redraw(self, arg: str) -> None:
+        self.terminal.forget_screen()
 
     # -- internals
 

@@ -80,11 +80,17 @@ class ReplayOnTerminal:
             return
         for name in pressed:
             action = self.player.handle_key(name)
-            if action is not None and action.name == "quit":
-                self.loop.stop(0)
-                return
-            if action is not None and action.name == "redraw":
-                self.terminal.forget_screen()
+            command = getattr(self, f"_do_{action.name}", None) if action else None
+            if command is not None:
+                command()
+
+    # The loop's commands (view/keymap.py names them); the player does the rest.
+
+    def _do_quit(self) -> None:
+        self.loop.stop(0)
+
+    def _do_redraw(self) -> None:
+        self.terminal.forget_screen()
 
 
 def run_player(player: Player, terminal: Terminal) -> int:
