@@ -1,0 +1,110 @@
+"""Pause: stop exactly the processes a pane stands for, continue exactly those.
+
+A pane stands for its process and that process's descendants; for a process
+group of its own (each of our panes, a Ctrl-Z job picked up by plain
+`autotrace`) for every member of the group too, stopped with one killpg as
+the shell stops a job. An attached `--pid N` is only N and its descendants:
+the script that started N may share its group, and must go on.
+
+What is stopped is remembered as (pid, start time) and told to the pause
+guard before it is stopped, so a SIGKILLed autotrace leaves nothing stopped.
+A process that was already stopped (by someone else) is neither remembered
+nor continued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psutil
+
+from autotrace.live.pause_guard import PauseGuard, is_stopped, start_time
+
+# Descendants forked while we stop their parents are looked for again this
+# many times; a stopped process forks no more, so this ends at once.
+ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one pane stands for: a process, and the process group it leads (if any)."""
+
+    pid: int
+    group: int | None = None  # stop every member of this group, with killpg
+
+
+@dataclass
+class Pause:
+    guard: PauseGuard = field(default_factory=PauseGuard)
+    stopped: dict[int, int] = field(default_factory=dict)  # pid -> start time
+
+    def stop(self, targets: Iterable[Target]) -> None:
+        targets = list(targets)
+        seen: set[int] = set()
+        for round_ in range(ROUNDS):
+            spare = {os.getpid(), self.guard.pid}  # `--pid $$` has us as its descendant
+            fresh = [pid for pid in _members(targets) if pid not in seen and pid not in spare]
+            if not fresh and round_:
+                break
+            seen.update(fresh)
+            for pid in fresh:
+                self._remember(pid)
+            if round_ == 0:
+                for target in targets:
+                    if target.group is not None:
+                        with contextlib.suppress(OSError):
+                            os.killpg(target.group, signal.SIGSTOP)
+            for pid in fresh:
+                if pid in self.stopped:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue what stop() stopped (if it is still the same process), then forget it."""
+        for pid, started in self.stopped.items():
+            if start_time(pid) == started:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGCONT)
+        # Only now: if we die before this line, the guard continues them (again).
+        self.guard.clear()
+        self.stopped.clear()
+
+    def close(self) -> None:
+        """The session is over: end the guard (after resume(), it has nothing to do)."""
+        self.guard.close()
+
+    def _remember(self, pid: int) -> None:
+        started = start_time(pid)
+        if started is None or is_stopped(pid):
+            return  # gone, or stopped by someone else: not ours to continue
+        self.guard.stopping(pid, started)
+        self.stopped[pid] = started
+
+
+def _members(targets: list[Target]) -> list[int]:
+    """Every process the targets stand for, parents before their children."""
+    roots: list[int] = []
+    for target in targets:
+        roots.append(target.pid)
+        if target.group is not None:
+            roots += group_members(target.group)
+    found: dict[int, None] = {}  # ordered, without repeats
+    for pid in roots:
+        found.setdefault(pid)
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(pid).children(recursive=True):
+                found.setdefault(child.pid)
+    return [pid for pid in found if psutil.pid_exists(pid)]
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for pid in psutil.pids():
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pgid:
+                members.append(pid)
+    return members

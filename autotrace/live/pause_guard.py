@@ -1,0 +1,136 @@
+"""The pause guard: continues what autotrace stopped if autotrace dies while paused.
+
+A pause stops (SIGSTOP) processes that would stay stopped forever if autotrace
+were killed (even SIGKILL) before continuing them. The guard is a small child
+process, in a session of its own so that a signal to autotrace's process group
+or terminal does not reach it. It blocks reading a pipe whose only writer is
+autotrace, and is told each process before it is stopped:
+
+    stop PID START     PID is about to be stopped; START is its start time
+    clear              everything was continued: forget it all
+
+End of file means autotrace is gone: the guard continues every process it
+still remembers whose start time is unchanged (a reused pid is someone else's,
+never continued), then exits. It never wakes up otherwise: no polling.
+
+This file runs as a script with nothing but the standard library (and no
+site-packages), so it starts quickly and does not depend on where autotrace
+is installed or which directory it runs in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+
+
+def start_time(pid: int) -> int | None:
+    """PID's start time (clock ticks since boot, /proc/PID/stat field 22), None if gone.
+
+    With the pid, it names one process: a pid reused later has another.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        # The command name (field 2) is in parentheses and may hold anything.
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def is_stopped(pid: int) -> bool:
+    """Stopped by a signal (state T), not merely at a tracer's stop (t)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:][:1] == b"T"
+    except (OSError, ValueError):
+        return False
+
+
+class PauseGuard:
+    """autotrace's side: starts the guard on first use, tells it what is stopped."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def stopping(self, pid: int, started: int) -> None:
+        """Say PID (started at STARTED) is about to be stopped: before it is."""
+        self._send(f"stop {pid} {started}\n")
+
+    def clear(self) -> None:
+        """Everything stopped was continued."""
+        if self._proc is not None:
+            self._send("clear\n")
+
+    def close(self) -> None:
+        """End the guard (continuing whatever it still remembers) and reap it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _send(self, line: str) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._proc = None  # it died (or was killed): a new one takes over
+        if self._proc is None:
+            self._proc = _spawn_guard()
+        try:
+            self._proc.stdin.write(line.encode())  # type: ignore[union-attr]
+            self._proc.stdin.flush()  # type: ignore[union-attr]
+        except BrokenPipeError:  # it died just now: start another, tell it again
+            self._proc = _spawn_guard()
+            self._proc.stdin.write(line.encode())  # type: ignore[union-attr]
+            self._proc.stdin.flush()  # type: ignore[union-attr]
+
+
+def _spawn_guard() -> subprocess.Popen[bytes]:
+    # -I -S: no user site, no PYTHON* variables, no site-packages: stdlib only.
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        close_fds=True, start_new_session=True, cwd="/")
+
+
+def continue_all(stopped: dict[int, int]) -> None:
+    """SIGCONT every process in STOPPED that is still the same process."""
+    for pid, started in stopped.items():
+        if start_time(pid) == started:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def guard(lines: object) -> None:
+    """The guard's life: remember what it is told until end of file, then continue it."""
+    stopped: dict[int, int] = {}
+    for line in lines:  # type: ignore[attr-defined]
+        words = line.split()
+        if words[:1] == [b"stop"] and len(words) == 3:
+            with contextlib.suppress(ValueError):
+                stopped[int(words[1])] = int(words[2])
+        elif words == [b"clear"]:
+            stopped.clear()
+    # A tracer that had intercepted the SIGSTOP and re-delivers it later does
+    # not stop the process again: the kernel drops a stop dequeued before a SIGCONT.
+    continue_all(stopped)
+
+
+if __name__ == "__main__":
+    # Terminal signals cannot reach it (own session, no terminal); a stray
+    # SIGHUP or SIGINT must not make it forget what to continue.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    guard(sys.stdin.buffer)
