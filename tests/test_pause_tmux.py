@@ -105,14 +105,22 @@ def script(tmp_path, marker):
     started.close()
 
 
+def guards(autotrace: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(autotrace).children()
+            if "pause_guard" in " ".join(p.cmdline())]
+
+
 def test_pid_pause_stops_the_process_and_its_descendants_not_its_group(tmux, tmp_path, script):
     tmux.start(autotrace(tmp_path, "--pid", str(script.child)))
     tmux.wait_for(rf"strace: Process {script.child} attached")
+    pid = autotrace_pid(tmux)
+    assert guards(pid) == []  # started at the first pause, not before
     script.assert_ticking()
     tmux.send("p")
     tmux.wait_for("PAUSED")
     wait_for(lambda: is_stopped(script.child) and is_stopped(script.grandchild),
              what="p to stop the child and its sleep")
+    [guard] = guards(pid)
     # The script that started the child is in the same process group: it goes on.
     script.assert_ticking()
     tmux.send("c")
@@ -120,9 +128,11 @@ def test_pid_pause_stops_the_process_and_its_descendants_not_its_group(tmux, tmp
     wait_for(lambda: not is_stopped(script.child) and not is_stopped(script.grandchild),
              what="c to continue the child and its sleep")
     script.assert_ticking()
+    assert guard.is_running()  # kept for the session, asleep in its read
     tmux.send("q")
     assert tmux.exit_status() == 0
     assert status(script.child) not in STOPPED and status(script.grandchild) not in STOPPED
+    assert not guard.is_running()  # ended and reaped with the session
 
 
 def test_sigkill_of_autotrace_while_paused_continues_the_attached_process(

@@ -25,30 +25,34 @@ import os
 import signal
 import subprocess
 import sys
+from typing import NamedTuple
 
 
-def start_time(pid: int) -> int | None:
-    """PID's start time (clock ticks since boot, /proc/PID/stat field 22), None if gone.
+class Stat(NamedTuple):
+    """The fields of /proc/PID/stat that pausing needs."""
 
-    With the pid, it names one process: a pid reused later has another.
-    """
+    state: str  # T: stopped by a signal; t: at a tracer's stop; Z: zombie ...
+    ppid: int
+    pgrp: int
+    start: int  # clock ticks since boot: with the pid, it names one process
+
+
+def read_stat(pid: int) -> Stat | None:
+    """PID's /proc/PID/stat, None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
         # The command name (field 2) is in parentheses and may hold anything.
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
+        fields = stat[stat.rindex(b")") + 2:].split()
+        return Stat(fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[19]))
     except (OSError, ValueError, IndexError):
         return None
 
 
-def is_stopped(pid: int) -> bool:
-    """Stopped by a signal (state T), not merely at a tracer's stop (t)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return stat[stat.rindex(b")") + 2:][:1] == b"T"
-    except (OSError, ValueError):
-        return False
+def start_time(pid: int) -> int | None:
+    """PID's start time, None if gone: a pid reused later has another."""
+    stat = read_stat(pid)
+    return stat.start if stat else None
 
 
 class PauseGuard:
