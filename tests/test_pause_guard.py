@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from autotrace.live.pause import Pause, Target
-from autotrace.live.pause_guard import PauseGuard, start_time
+from autotrace.live.pause_guard import GuardError, PauseGuard, start_time
 from tests.conftest import REPO, wait_for
 
 STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
@@ -46,6 +46,14 @@ pause.stop([Target(int(sys.argv[1]))])
 print(pause.guard.pid, flush=True)
 time.sleep(600)
 """
+
+
+def idle(pid: int) -> bool:
+    """Asleep, and spent no CPU time over a third of a second (once it has started)."""
+    proc = psutil.Process(pid)
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(0.3)
+    return proc.status() == psutil.STATUS_SLEEPING and sum(proc.cpu_times()[:2]) == before
 
 
 def start_pauser(pid: int) -> tuple[subprocess.Popen[str], int]:
@@ -99,10 +107,7 @@ def test_sigkill_of_the_pauser_and_its_group_continues_what_it_stopped(sleeper) 
                  what="both stopped")
         # The guard waits in a read: its own session, asleep, spending nothing.
         assert os.getsid(guard) == guard != os.getsid(pauser.pid)
-        cpu = sum(psutil.Process(guard).cpu_times()[:2])
-        time.sleep(0.5)
-        assert psutil.Process(guard).status() == psutil.STATUS_SLEEPING
-        assert sum(psutil.Process(guard).cpu_times()[:2]) - cpu < 0.05
+        wait_for(lambda: idle(guard), what="the guard to wait, spending no CPU")
         os.killpg(pauser.pid, signal.SIGKILL)
         pauser.wait()
         wait_for(lambda: status(shell) not in STOPPED and status(sleep) not in STOPPED,
@@ -136,3 +141,32 @@ def test_the_guard_forgets_what_was_continued(sleeper) -> None:
     guard.close()
     time.sleep(0.2)
     assert status(shell) == psutil.STATUS_STOPPED
+
+
+def test_a_guard_killed_by_someone_is_replaced_at_the_next_pause(sleeper) -> None:
+    shell, sleep = sleeper
+    pause = Pause()
+    try:
+        pause.stop([Target(shell)])
+        first = psutil.Process(pause.guard.pid)  # type: ignore[arg-type]
+        first.kill()
+        first.wait(5)
+        pause.resume()
+        pause.stop([Target(shell)])  # a new guard, told what is stopped
+        assert pause.guard.pid != first.pid
+        # End of file, as autotrace's death would give it: it continues what it was told.
+        pause.guard.close()
+        wait_for(lambda: status(shell) not in STOPPED and status(sleep) not in STOPPED,
+                 what="the second guard to continue both")
+    finally:
+        pause.close()
+
+
+def test_no_guard_no_pause_and_nothing_left_stopped(sleeper) -> None:
+    shell, sleep = sleeper
+    pause = Pause(guard=PauseGuard(python="/nonexistent/python3"))
+    with pytest.raises(GuardError, match="cannot start the pause guard: No such file"):
+        pause.stop([Target(shell, group=shell)])
+    assert pause.stopped == {}
+    time.sleep(0.2)
+    assert status(shell) not in STOPPED and status(sleep) not in STOPPED

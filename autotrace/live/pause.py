@@ -20,7 +20,7 @@ import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from autotrace.live.pause_guard import PauseGuard, Stat, read_stat, start_time
+from autotrace.live.pause_guard import GuardError, PauseGuard, Stat, read_stat, start_time
 
 # Descendants forked while we stop their parents are looked for again this
 # many times; a stopped process forks no more, so this ends at once.
@@ -41,7 +41,15 @@ class Pause:
     stopped: dict[int, int] = field(default_factory=dict)  # pid -> start time
 
     def stop(self, targets: Iterable[Target]) -> None:
-        targets = list(targets)
+        """Stop every process the targets stand for; GuardError if that cannot be
+        done safely (then whatever was stopped already is continued)."""
+        try:
+            self._stop(list(targets))
+        except GuardError:
+            self.resume()
+            raise
+
+    def _stop(self, targets: list[Target]) -> None:
         seen: set[int] = set()
         for round_ in range(ROUNDS):
             table = process_table()
@@ -70,8 +78,9 @@ class Pause:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGCONT)
         # Only now: if we die before this line, the guard continues them (again).
-        self.guard.clear()
         self.stopped.clear()
+        with contextlib.suppress(GuardError):
+            self.guard.clear()
 
     def close(self) -> None:
         """The session is over: end the guard (after resume(), it has nothing to do)."""

@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -55,11 +56,17 @@ def start_time(pid: int) -> int | None:
     return stat.start if stat else None
 
 
+class GuardError(Exception):
+    """The guard could not be started: pausing would not be safe."""
+
+
 class PauseGuard:
     """autotrace's side: starts the guard on first use, tells it what is stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
         self._proc: subprocess.Popen[bytes] | None = None
+        self._told: dict[int, int] = {}  # what a new guard must be told again
 
     @property
     def pid(self) -> int | None:
@@ -67,12 +74,14 @@ class PauseGuard:
 
     def stopping(self, pid: int, started: int) -> None:
         """Say PID (started at STARTED) is about to be stopped: before it is."""
+        self._told[pid] = started
         self._send(f"stop {pid} {started}\n")
 
     def clear(self) -> None:
         """Everything stopped was continued."""
-        if self._proc is not None:
-            self._send("clear\n")
+        self._told.clear()
+        if self._proc is not None and self._proc.poll() is None:
+            self._send("clear\n")  # a guard that is gone has nothing to forget
 
     def close(self) -> None:
         """End the guard (continuing whatever it still remembers) and reap it."""
@@ -88,25 +97,27 @@ class PauseGuard:
             proc.wait()
 
     def _send(self, line: str) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            self._proc = None  # it died (or was killed): a new one takes over
-        if self._proc is None:
-            self._proc = _spawn_guard()
+        for _ in range(2):  # a guard that died (killed by someone) is replaced once
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._spawn()
+                line = "".join(f"stop {pid} {t}\n" for pid, t in self._told.items())
+            try:
+                self._proc.stdin.write(line.encode())  # type: ignore[union-attr]
+                self._proc.stdin.flush()  # type: ignore[union-attr]
+                return
+            except BrokenPipeError:
+                self._proc = None
+        raise GuardError("the pause guard exits as soon as it starts")
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         try:
-            self._proc.stdin.write(line.encode())  # type: ignore[union-attr]
-            self._proc.stdin.flush()  # type: ignore[union-attr]
-        except BrokenPipeError:  # it died just now: start another, tell it again
-            self._proc = _spawn_guard()
-            self._proc.stdin.write(line.encode())  # type: ignore[union-attr]
-            self._proc.stdin.flush()  # type: ignore[union-attr]
-
-
-def _spawn_guard() -> subprocess.Popen[bytes]:
-    # -I -S: no user site, no PYTHON* variables, no site-packages: stdlib only.
-    return subprocess.Popen(
-        [sys.executable, "-I", "-S", os.path.abspath(__file__)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        close_fds=True, start_new_session=True, cwd="/")
+            # -I -S: no user site, no PYTHON* variables, no site-packages: stdlib only.
+            return subprocess.Popen(
+                [self.python, "-I", "-S", os.path.abspath(__file__)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                close_fds=True, start_new_session=True, cwd="/")
+        except OSError as err:
+            raise GuardError(f"cannot start the pause guard: {err.strerror}") from None
 
 
 def continue_all(stopped: dict[int, int]) -> None:
@@ -117,10 +128,10 @@ def continue_all(stopped: dict[int, int]) -> None:
                 os.kill(pid, signal.SIGCONT)
 
 
-def guard(lines: object) -> None:
+def guard(lines: Iterable[bytes]) -> None:
     """The guard's life: remember what it is told until end of file, then continue it."""
     stopped: dict[int, int] = {}
-    for line in lines:  # type: ignore[attr-defined]
+    for line in lines:
         words = line.split()
         if words[:1] == [b"stop"] and len(words) == 3:
             with contextlib.suppress(ValueError):

@@ -25,6 +25,7 @@ from autotrace.live import procs
 from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
 from autotrace.live.pause import Pause, Target
+from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import Probe, make_probe
 from autotrace.live.procs import ExitStatus
 from autotrace.signals import read_signals, signal_pipe
@@ -175,7 +176,11 @@ class Session:
     def pause(self) -> None:
         """Stop (SIGSTOP) the main process and the tracers; the recording notes it."""
         if not self.paused and self.phase is not Phase.DONE:
-            self._set_paused(True)
+            try:
+                self._set_paused(True)
+            except GuardError as err:  # nothing is left stopped: say why, go on running
+                self.paused = False
+                self.notify(f"not paused: {err}")
 
     def resume(self) -> None:
         if self.paused:
