@@ -174,7 +174,8 @@ class Session:
             self._begin_stopping()
 
     def pause(self) -> None:
-        """Stop (SIGSTOP) the main process and the tracers; the recording notes it."""
+        """Stop (SIGSTOP) the main process, the tracers and their descendants
+        (live/pause.py says exactly which); the recording notes it."""
         if not self.paused and self.phase is not Phase.DONE:
             try:
                 self._set_paused(True)
