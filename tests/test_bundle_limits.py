@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from autotrace.format.limits import MAX_LINE_BYTES
 
 from autotrace.format.bundle import BundleLimits, open_bundle
+from autotrace.format.limits import MAX_LINE_BYTES
 from autotrace.format.recording import (
     PaneRecord,
     RecordingError,
@@ -39,19 +39,28 @@ RSS_BOUND = 150 * MiB  # a Python with pyte and psutil loaded is about 40 MB
 
 
 class Repeated(io.RawIOBase):
-    """SIZE bytes of one byte, produced as they are read (a bomb's payload)."""
+    """SIZE bytes of PATTERN over and over, made as they are read (a bomb's payload)."""
 
-    def __init__(self, size: int, byte: bytes = b"a"):
+    CHUNK = 64 * 1024
+
+    def __init__(self, size: int, pattern: bytes = b"a"):
         self._left = size
-        self._byte = byte
+        self._period = len(pattern)
+        self._patterns = pattern * (self.CHUNK // len(pattern) + 2)  # any chunk, any phase
+        self._at = 0
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
-        n = self._left if n < 0 else min(n, self._left)
+        n = min(self.CHUNK, self._left if n < 0 else min(n, self._left))
+        start = self._at % self._period
         self._left -= n
-        return self._byte * n
+        self._at += n
+        return self._patterns[start:start + n]
+
+
+EVENT_LINE = b'[0.5, "o", "yes\\r\\n"]\n'
 
 
 def recording_files(directory: Path, lines: int = 50) -> dict[str, bytes]:
@@ -71,6 +80,7 @@ def write_bundle(bundle: Path, members: Sequence[tuple[str, int, io.RawIOBase | 
     with tarfile.open(bundle, "w:gz", compresslevel=6, format=fmt) as tar:
         for name, size, data in members:
             info = tarfile.TarInfo(name)
+            info.pax_headers = {"path": name}  # the name whole, even with a NUL in it
             if data is None:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
             else:
@@ -132,13 +142,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     return recording_files(tmp_path_factory.mktemp("src") / "rec")
 
 
-@pytest.fixture(scope="module")
-def bomb(tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]) -> Path:
-    """A valid manifest, then a pane file of 200 MB of 'a': about 200 KB packed."""
+BOMB_REFUSALS = {
+    # One repeated byte, as in the issue: one endless line, over the line limit first.
+    b"a": "refused member 'rec/pane-0.cast': its line 1 is over 4194304 bytes",
+    # One repeated event: short lines, so only the ratio cap can stop it.
+    EVENT_LINE: "refused: it unpacks to over 200 times its packed size (a gzip bomb?); "
+                "if you trust it, unpack it with tar",
+}
+
+
+@pytest.fixture(scope="module", params=list(BOMB_REFUSALS), ids=["one-byte", "event-lines"])
+def bomb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         files: dict[str, bytes]) -> tuple[Path, str]:
+    """A valid manifest, then a pane file of 200 MB packed into about 200 KB,
+    and how its refusal begins."""
     path = bundle_of(tmp_path_factory.mktemp("bomb") / "bomb.tar.gz", files,
-                     pane=(200 * MiB, Repeated(200 * MiB)))
+                     pane=(200 * MiB, Repeated(200 * MiB, request.param)))
     assert path.stat().st_size < 1 * MiB
-    return path
+    return path, BOMB_REFUSALS[request.param]
 
 
 @pytest.fixture
@@ -151,14 +172,14 @@ def scratch(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- item 5: gzip bomb
 
 
-def test_gzip_bomb_is_refused_before_it_fills_the_disk(bomb: Path, scratch: Path) -> None:
+def test_gzip_bomb_is_refused_before_it_fills_the_disk(bomb: tuple[Path, str],
+                                                       scratch: Path) -> None:
     # The temporary folder is a 48 MB tmpfs: unpacking the bomb whole would
     # end in "No space left on device" instead of the refusal.
-    result, rss, _ = run_measured(["cat", bomb], scratch, prefix=tmpfs_prefix(scratch))
+    bundle, refusal = bomb
+    result, rss, _ = run_measured(["cat", bundle], scratch, prefix=tmpfs_prefix(scratch))
     line = assert_one_line_error(result)
-    assert line.startswith(f"autotrace: {bomb}: refused: it unpacks to over 200 times "
-                           "its packed size"), line
-    assert "tar" in line, "the line says what to do if the bundle is trusted"
+    assert line.startswith(f"autotrace: {bundle}: {refusal}"), line
     assert rss < RSS_BOUND, f"peak RSS {rss / MiB:.0f} MB"
     assert list(scratch.iterdir()) == []
 
@@ -185,7 +206,8 @@ def test_ratio_is_checked_after_the_first_megabytes(tmp_path: Path,
                                                    files: dict[str, bytes]) -> None:
     # A small, very repetitive recording is fine (a flood of `yes` packs 600:1);
     # past `ratio_after` bytes unpacked, the same ratio is refused.
-    bundle = bundle_of(tmp_path / "b.tar.gz", files, pane=(16 * MiB, Repeated(16 * MiB)))
+    bundle = bundle_of(tmp_path / "b.tar.gz", files,
+                       pane=(16 * MiB, Repeated(16 * MiB, EVENT_LINE)))
     with open_bundle(bundle) as unpacked:
         assert (unpacked / "pane-0.cast").stat().st_size == 16 * MiB
     with pytest.raises(RecordingError, match=r"unpacks to over 200 times its packed size"), \
@@ -196,11 +218,12 @@ def test_ratio_is_checked_after_the_first_megabytes(tmp_path: Path,
 # ---------------------------------------------------------------- item 5: info needs the manifest
 
 
-def test_info_reads_only_the_manifest(bomb: Path, scratch: Path) -> None:
+def test_info_reads_only_the_manifest(bomb: tuple[Path, str], scratch: Path) -> None:
     # The bomb's pane file comes after the manifest: info never unpacks it.
-    result, rss, _ = run_measured(["info", bomb], scratch, prefix=tmpfs_prefix(scratch))
+    bundle, _ = bomb
+    result, rss, _ = run_measured(["info", bundle], scratch, prefix=tmpfs_prefix(scratch))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"recording:  {bomb}\n")
+    assert result.stdout.startswith(f"recording:  {bundle}\n")
     assert "command:  echo hi" in result.stdout
     assert rss < RSS_BOUND
 
@@ -238,6 +261,34 @@ def test_info_finds_a_manifest_that_is_not_first(tmp_path: Path, files: dict[str
     assert "command:  echo hi" in result.stdout
     with open_bundle(bundle, manifest_only=True) as unpacked:
         assert sorted(p.name for p in unpacked.iterdir()) == ["manifest.json"]
+
+
+def test_info_never_reaches_hostile_members_after_the_manifest(tmp_path: Path,
+                                                              files: dict[str, bytes]) -> None:
+    # A link to /etc/shadow and a fifo after the manifest: info shows the
+    # manifest and creates neither; cat, which needs them, refuses the first.
+    link = tarfile.TarInfo("rec/pane-1.cast")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    fifo = tarfile.TarInfo("rec/pipe")
+    fifo.type = tarfile.FIFOTYPE
+    bundle = tmp_path / "b.tar.gz"
+    with tarfile.open(bundle, "w:gz") as tar:
+        for name in ("manifest.json", "pane-0.cast"):
+            info = tarfile.TarInfo(f"rec/{name}")
+            info.size = len(files[name])
+            tar.addfile(info, io.BytesIO(files[name]))
+        tar.addfile(link)
+        tar.addfile(fifo)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    info, _, _ = run_measured(["info", bundle], scratch)
+    assert info.returncode == 0, info.stderr
+    assert "command:  echo hi" in info.stdout and "shadow" not in info.stdout
+    cat, _, _ = run_measured(["cat", bundle], scratch)
+    assert assert_one_line_error(cat) == (f"autotrace: {bundle}: refused member "
+                                          "'rec/pane-1.cast': it is a symbolic link "
+                                          "(to '/etc/shadow')")
+    assert list(scratch.iterdir()) == []
 
 
 # ---------------------------------------------------------------- item 5: one line, one event
@@ -302,7 +353,6 @@ def test_deep_or_long_names_are_one_line(tmp_path: Path, files: dict[str, bytes]
                                          message: str) -> None:
     bundle = tmp_path / "b.tar.gz"
     bundle_of(bundle, files, (name, 2, io.BytesIO(b"hi")))
-    # A pax header carries the name whole, NUL included.
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     result, _, _ = run_measured(["cat", bundle], scratch)
