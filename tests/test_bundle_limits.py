@@ -36,6 +36,7 @@ from tests.conftest import AUTOTRACE, REPO, assert_one_line_error, autotrace_env
 MiB = 1024 * 1024
 SCRATCH_TMPFS = "48m"  # what a bomb may write before it is refused, and then some
 RSS_BOUND = 150 * MiB  # a Python with pyte and psutil loaded is about 40 MB
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
 
 
 class Repeated(io.RawIOBase):
@@ -172,6 +173,7 @@ def scratch(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- item 5: gzip bomb
 
 
+@needs_root
 def test_gzip_bomb_is_refused_before_it_fills_the_disk(bomb: tuple[Path, str],
                                                        scratch: Path) -> None:
     # The temporary folder is a 48 MB tmpfs: unpacking the bomb whole would
@@ -218,6 +220,7 @@ def test_ratio_is_checked_after_the_first_megabytes(tmp_path: Path,
 # ---------------------------------------------------------------- item 5: info needs the manifest
 
 
+@needs_root
 def test_info_reads_only_the_manifest(bomb: tuple[Path, str], scratch: Path) -> None:
     # The bomb's pane file comes after the manifest: info never unpacks it.
     bundle, _ = bomb
@@ -436,7 +439,8 @@ def test_only_our_own_stale_scratch_folders_are_removed(tmp_path: Path, files: d
     day_ago = time.time() - 86400  # older than the process now holding that pid
     os.utime(reused, (day_ago, day_ago))
     shared = folder(f"autotrace-bundle-{dead}-shared", mode=0o755)
-    foreign = folder(f"autotrace-bundle-{dead}-foreign", uid=65534)
+    # Another user's folder (made by root for nobody: only root can do that).
+    foreign = folder(f"autotrace-bundle-{dead}-foreign", uid=65534 if os.geteuid() == 0 else None)
     not_ours = folder(f"autotrace-other-{dead}-x")
     no_pid = folder("autotrace-bundle-x-y")
     target = tmp_path / "target"
@@ -452,8 +456,9 @@ def test_only_our_own_stale_scratch_folders_are_removed(tmp_path: Path, files: d
     assert result.returncode == 0, result.stderr
     assert not stale.exists()
     assert not reused.exists()
-    for kept in (in_use, shared, foreign, not_ours, no_pid):
+    for kept in (in_use, shared, not_ours, no_pid):
         assert (kept / "content").exists(), kept.name
+    assert (foreign / "content").exists() == (os.geteuid() == 0)
     assert link.is_symlink() and (target / "keep").read_text() == "keep"
 
 

@@ -221,7 +221,7 @@ def _copy_lines(source: IO[bytes], out: IO[bytes], limit: int) -> str | None:
     A chunk is never longer than the limit, so only the line that runs over
     a chunk's ends can be too long: the check is two finds per chunk."""
     line, run = 1, 0  # line number, and bytes of it so far
-    while chunk := source.read(min(64 * 1024, limit)):
+    while chunk := source.read(min(1024 * 1024, limit)):
         first = chunk.find(b"\n")
         if first >= 0:
             if run + first > limit:
@@ -272,7 +272,7 @@ def _unpack(bundle: Path, into: Path, limits: BundleLimits, manifest_only: bool)
                 raise RecordingError(f"{bundle}: not a readable .tar.gz bundle: not a gzip file")
             packed.seek(0)
             stream = _Inflated(packed, limits)
-            with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=256 * 1024,  # type: ignore[call-overload]
                               tarinfo=_checked_tarinfo(limits)) as tar:
                 for member in tar:
                     reason = checks.why_refused(member)
