@@ -198,11 +198,11 @@ class _MemberChecks:
         if normal in self.seen:
             return "it appears twice"
         self.seen.add(normal)
-        return self._size_refused(member, parts)
+        return self._size_refused(member)
 
-    def _size_refused(self, member: tarfile.TarInfo, parts: tuple[str, ...]) -> str | None:
+    def _size_refused(self, member: tarfile.TarInfo) -> str | None:
         most = self.limits.member_bytes
-        if parts[1:] == (MANIFEST,):
+        if _is_manifest(member):
             most = min(most, self.limits.manifest_bytes)
         if member.size > most:
             return f"it is {member.size} bytes, over the limit of {most}"
@@ -218,8 +218,8 @@ class _MemberChecks:
 def _copy_lines(source: IO[bytes], out: IO[bytes], limit: int) -> str | None:
     """Copy SOURCE to OUT; the reason, as soon as a line is over LIMIT bytes.
 
-    A chunk is never longer than the limit, so only the line that runs over
-    a chunk's ends can be too long: the check is two finds per chunk."""
+    A chunk is never longer than the limit, so only a line that runs over a
+    chunk's ends can be too long: a find, a count and an rfind per chunk."""
     line, run = 1, 0  # line number, and bytes of it so far
     while chunk := source.read(min(1024 * 1024, limit)):
         first = chunk.find(b"\n")
@@ -259,39 +259,50 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, into: Path,
         return _copy_lines(source, out, limits.line_bytes)
 
 
+def _is_manifest(member: tarfile.TarInfo) -> bool:
+    return PurePosixPath(member.name).parts[1:] == (MANIFEST,)
+
+
 def _wanted(member: tarfile.TarInfo, manifest_only: bool) -> bool:
-    parts = PurePosixPath(member.name).parts
-    return not manifest_only or parts[1:] == (MANIFEST,) or (member.isdir() and len(parts) <= 1)
+    top_folder = member.isdir() and len(PurePosixPath(member.name).parts) <= 1
+    return not manifest_only or top_folder or _is_manifest(member)
+
+
+def _unpack_members(bundle: Path, tar: tarfile.TarFile, into: Path, limits: BundleLimits,
+                    manifest_only: bool) -> str | None:
+    """Check and write the members; the bundle's folder name, if it has one."""
+    checks = _MemberChecks(limits)
+    for member in tar:
+        reason = checks.why_refused(member)
+        if not reason and _wanted(member, manifest_only):
+            reason = _write_member(tar, member, into, limits)
+        if reason:
+            raise RecordingError(f"{bundle}: refused member {_shown(member.name)}: {reason}")
+        if manifest_only and _is_manifest(member):
+            break  # all that `info` needs: the rest is not even inflated
+    return checks.top
 
 
 def _unpack(bundle: Path, into: Path, limits: BundleLimits, manifest_only: bool) -> Path:
-    checks = _MemberChecks(limits)
     try:
         with open(bundle, "rb") as packed:
+            # Said plainly here: GzipFile would say "Not a gzipped file (b'...')".
             if packed.read(2) != b"\x1f\x8b":
                 raise RecordingError(f"{bundle}: not a readable .tar.gz bundle: not a gzip file")
             packed.seek(0)
             stream = _Inflated(packed, limits)
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=256 * 1024,  # type: ignore[call-overload]
-                              tarinfo=_checked_tarinfo(limits)) as tar:
-                for member in tar:
-                    reason = checks.why_refused(member)
-                    if not reason and _wanted(member, manifest_only):
-                        reason = _write_member(tar, member, into, limits)
-                    if reason:
-                        raise RecordingError(f"{bundle}: refused member {_shown(member.name)}: "
-                                             f"{reason}")
-                    if manifest_only and PurePosixPath(member.name).parts[1:] == (MANIFEST,):
-                        break  # all that `info` needs: the rest is not even inflated
+            with tarfile.open(fileobj=stream, mode="r|",  # type: ignore[call-overload]
+                              bufsize=256 * 1024, tarinfo=_checked_tarinfo(limits)) as tar:
+                top = _unpack_members(bundle, tar, into, limits, manifest_only)
     except _REFUSALS as err:
         raise RecordingError(f"{bundle}: refused: {err}") from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise RecordingError(f"{bundle}: not a readable .tar.gz bundle: {err}") from None
     except OSError as err:
         raise RecordingError(f"{bundle}: cannot unpack: {err.strerror or err}") from None
-    if checks.top is None:
+    if top is None:
         raise RecordingError(f"{bundle}: the bundle is empty")
-    return into / checks.top
+    return into / top
 
 
 @contextlib.contextmanager
