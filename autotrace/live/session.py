@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import psutil
-from ptyprocess import PtyProcess
 
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
-from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
+from autotrace.format.recording import PaneRecord, RecordingWriter
 from autotrace.live import procs
 from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
+from autotrace.live.panes import AttachedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
 from autotrace.live.pause_guard import GuardError
-from autotrace.live.probes import Probe, make_probe
+from autotrace.live.probes import make_probe
 from autotrace.live.procs import ExitStatus
 from autotrace.loop import Loop, running
 
@@ -74,51 +74,6 @@ class View(Protocol):
 
     def on_event(self, event: Event) -> None: ...
     def pane_size(self, index: int, count: int) -> tuple[int, int]: ...
-
-
-@dataclass
-class Pane:
-    record: PaneRecord
-    writer: PaneWriter
-    proc: PtyProcess | None = None
-    status: ExitStatus | None = None
-    eof: bool = False
-    spawned_at: float = 0.0  # monotonic
-    reaped_at: float | None = None
-    output_seen: bool = False
-    hint_scanned: int = 0
-    hint_buffer: str = ""
-    stopped: bool = False  # paused by us
-    attached: bool = False  # a process we did not start: never killed, never reaped
-    probe: Probe | None = None  # a built-in psutil pane instead of a process
-    finished: bool = False  # for panes without a pty: nothing more will come
-
-    @property
-    def index(self) -> int:
-        return self.record.index
-
-    @property
-    def pid(self) -> int | None:
-        """The pane's own process (None for probes and skipped tracers)."""
-        if self.proc is not None:
-            return self.proc.pid
-        return self.record.pid if self.attached else None
-
-    @property
-    def ended(self) -> bool:
-        """Process reaped and its pty drained (or given up on); or nothing more to come."""
-        if self.proc is None:
-            return self.finished
-        return self.status is not None and self.eof
-
-    def state(self) -> str:
-        if self.record.note and self.proc is None and not self.attached and not self.probe:
-            return "skipped"
-        if self.status is not None:
-            return self.status.describe()
-        if self.finished:
-            return "ended"
-        return "stopped" if self.stopped else "running"
 
 
 @dataclass
@@ -213,14 +168,11 @@ class Session:
         """What the stopped processes printed before they stopped is recorded
         before the pause marker: what the paused view shows is what they did."""
         main = self.main
-        if main.proc is not None and main.status is None:
-            procs.wait_until_stopped(main.proc.pid, timeout=0.1)
+        if main.ours and main.status is None:
+            procs.wait_until_stopped(main.pid, timeout=0.1)  # type: ignore[arg-type]
         for pane in self.panes:
-            if pane.proc is not None and not pane.eof:
-                data, eof = procs.read_available(pane.proc.fd)
-                self._on_output(pane, data)
-                if eof:
-                    self._close_pane_fd(pane)
+            if isinstance(pane, PtyPane) and not pane.eof:
+                self._read_pane(pane)
 
     def _pause_target(self, pane: Pane) -> Target:
         """Our panes are process groups; an attached process is itself and its
@@ -242,6 +194,13 @@ class Session:
     def _pausable_panes(self) -> list[Pane]:
         return [p for p in self.panes if p.pid is not None and p.status is None]
 
+    def reply(self, index: int, text: str) -> None:
+        """An answer to a device query the pane's program asked (its screen model
+        knows the answer): to the pane's own pty, while it runs."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if isinstance(pane, PtyPane):
+            pane.write(text.encode())
+
     def mark(self, label: str) -> None:
         t = self.now()
         self.recording.marker(t, label)
@@ -252,9 +211,8 @@ class Session:
         if self.over or (pane.record.cols, pane.record.rows) == (cols, rows):
             return  # over: the recording is closed, the final screens keep their size
         pane.record.cols, pane.record.rows = cols, rows
-        if pane.proc is not None and pane.status is None:
-            with contextlib.suppress(OSError):  # it may have exited just now
-                pane.proc.setwinsize(rows, cols)
+        if isinstance(pane, PtyPane):
+            pane.resize(cols, rows)
         t = self.now()
         pane.writer.resize(t, cols, rows)
         self._emit(Event(t, index, RESIZE, f"{cols}x{rows}"))
@@ -345,57 +303,51 @@ class Session:
             return f"nsenter -t {pid} -n -- /bin/sh -c {shlex.quote(command)}"
         return command
 
-    def _new_pane(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
+    def _new_record(self, index: int, spec: PaneSpec, command_run: str) -> PaneRecord:
         cols, rows = self.options.cols, self.options.rows
         if self.view is not None:
             cols, rows = self.view.pane_size(index, len(self.specs))
-        record = PaneRecord(index=index, role=spec.role, command=spec.command,
-                            command_run=command_run, cols=cols, rows=rows)
-        pane = Pane(record=record, writer=self.recording.add_pane(record))
+        return PaneRecord(index=index, role=spec.role, command=spec.command,
+                          command_run=command_run, cols=cols, rows=rows)
+
+    def _add(self, pane: Pane) -> Pane:
+        """A new pane of any kind: listed, watched, in the manifest, announced."""
         self.panes.append(pane)
+        if pane.fd is not None:
+            self._watch(pane)
+        self.recording.save_manifest()
+        self._emit(Event(self.now(), pane.index, STATE, pane.state()))
         return pane
 
     def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
-        pane = self._new_pane(index, spec, command_run)
-        record = pane.record
-        pane.proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
-        pane.spawned_at = self.clock()
-        record.pid, record.start = pane.proc.pid, round(pane.spawned_at - self._t0, 6)
-        self._watch(pane)
-        self.recording.save_manifest()
-        self._emit(Event(self.now(), index, STATE, pane.state()))
-        return pane
+        record = self._new_record(index, spec, command_run)
+        writer = self.recording.add_pane(record)
+        proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
+        pane = PtyPane(record, writer, proc, spawned_at=self.clock())
+        record.pid, record.start = proc.pid, round(pane.spawned_at - self._t0, 6)
+        return self._add(pane)
 
     def _add_attached(self, spec: PaneSpec, pid: int) -> Pane:
         """The main pane of a process we attach to: its @proc view, since its
         output goes to the terminal it was started from, not to us."""
-        pane = self._new_pane(0, spec, spec.command)
-        pane.attached, pane.probe = True, make_probe("@proc")
-        pane.record.pid, pane.record.start = pid, 0.0
-        pane.spawned_at = self.clock()
+        record = self._new_record(0, spec, spec.command)
+        record.pid, record.start = pid, 0.0
+        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         self.recording.session.attached = True
-        self.recording.save_manifest()
-        self._emit(Event(self.now(), 0, STATE, pane.state()))
-        return pane
+        return self._add(pane)
 
     def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
-        pane = self._new_pane(index, spec, command_run)
-        pane.probe = make_probe(spec.command)
-        pane.record.start = round(self.now(), 6)
-        pane.spawned_at = self.clock()
-        pane.output_seen = True  # nothing to wait for before the main command runs
-        self.recording.save_manifest()
-        self._emit(Event(self.now(), index, STATE, pane.state()))
-        return pane
+        record = self._new_record(index, spec, command_run)
+        record.start = round(self.now(), 6)
+        return self._add(ProbePane(record, self.recording.add_pane(record),
+                                   make_probe(spec.command)))
 
     def _add_skipped(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
-        pane = self._new_pane(index, spec, command_run)
-        pane.record.note = spec.skipped
-        pane.finished = pane.output_seen = True
+        record = self._new_record(index, spec, command_run)
+        pane = self._add(SkippedPane(record, self.recording.add_pane(record),
+                                     spec.skipped or "not allowed"))
         self._write(pane, f"\x1b[1;33mautotrace: not run: {spec.skipped}\x1b[0m\r\n")
         self.notify(f"pane {index} ({spec.command}): not run: {spec.skipped}")
-        self.recording.save_manifest()
-        self._emit(Event(self.now(), index, STATE, pane.state()))
         return pane
 
     def _write(self, pane: Pane, text: str) -> None:
@@ -412,7 +364,7 @@ class Session:
             return
         self._next_probe = now + self.options.interval
         main = self.main
-        if main.attached and main.status is None and not psutil.pid_exists(main.pid):  # type: ignore[arg-type]
+        if isinstance(main, AttachedPane) and main.status is None and main.gone():
             main.status, main.reaped_at = ExitStatus(), now
             self._finish_pane_record(main)
             self.recording.save_manifest()
@@ -422,14 +374,15 @@ class Session:
         except (psutil.Error, TypeError):
             target = None
         for pane in self.panes:
-            if pane.probe is None or pane.finished:
+            probe = pane.probe
+            if probe is None:
                 continue
             if target is not None:
-                frame = pane.probe.frame(target, pane.record.cols, pane.record.rows)
+                frame = probe.frame(target, pane.record.cols, pane.record.rows)
                 self._write(pane, frame)
                 pane.record.bytes += len(frame.encode())
             if main.ended or target is None:
-                pane.finished = True
+                pane.finish()
                 if pane is not main:
                     pane.record.end = round(self.now(), 6)
 
@@ -450,11 +403,7 @@ class Session:
         self._enter_running()
 
     def _tracer_ready(self, pane: Pane, now: float) -> bool:
-        if pane.output_seen or pane.status is not None:
-            return True
-        if procs.is_ptrace_tool(pane.record.command_run):
-            return procs.tracer_pid_of(self.main.pid) != 0  # type: ignore[arg-type]
-        return now - pane.spawned_at >= self.options.settle
+        return pane.ready(self.main.pid, now, self.options.settle)  # type: ignore[arg-type]
 
     def _begin_grace(self) -> None:
         self.phase = Phase.GRACE
@@ -471,8 +420,7 @@ class Session:
         # Probe panes (an attached main is one) have no process to wait for:
         # without this, every attached session waited out the whole kill timeout.
         for pane in self.panes:
-            if pane.probe is not None:
-                pane.finished = True
+            pane.finish()
         self._phase_deadline = self.clock() + self.options.kill_timeout
 
     def _teardown(self) -> None:
@@ -481,7 +429,7 @@ class Session:
             with contextlib.suppress(Exception):
                 self._set_paused(False)
         self._pause.close()  # before terminate(): the guard is not a pane's process
-        groups = [p.proc.pid for p in self.panes if p.proc is not None and p.status is None]
+        groups = [p.pid for p in self._live_panes() if p.pid is not None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.
         waited = self.clock() - self._stopping_since if self._stopping_since is not None else 0.0
@@ -489,16 +437,13 @@ class Session:
                         on_reaped=self._on_reaped)
         t = self.now()
         for pane in self.panes:
-            if pane.proc is not None:
+            if isinstance(pane, PtyPane):
                 self._unwatch(pane)  # the loop may go on (a view that stays) without it
-                data, _ = procs.read_available(pane.proc.fd) if not pane.eof else (b"", True)
+                data, _ = pane.read()
                 # A full disk (or a write that already failed) must not stop the teardown.
                 with contextlib.suppress(OSError):
                     self._on_output(pane, data)
-                pane.eof = True
-                pane.proc.terminated = True  # we reaped it; ptyprocess must not wait again
-                with contextlib.suppress(OSError):
-                    pane.proc.close(force=True)
+                pane.close()
             self._finish_pane_record(pane)
         with contextlib.suppress(OSError):
             self.recording.marker(t, "end")
@@ -512,8 +457,7 @@ class Session:
         deadlines = [self._phase_deadline] if timed else []
         if self.phase is Phase.ATTACHING:
             deadlines.append(self.clock() + 0.01)  # TracerPid is not an event we can wait on
-        if self.phase is not Phase.ATTACHING and any(
-                p.probe is not None and not p.finished for p in self.panes):
+        if self.phase is not Phase.ATTACHING and any(p.probe is not None for p in self.panes):
             deadlines.append(self._next_probe)
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
@@ -576,7 +520,7 @@ class Session:
             record.end = round(self.now(), 6)
             record.note = "attached, not ours: tracers detached, the process goes on"
             return
-        if pane.proc is None and not pane.attached and record.end is None:
+        if not pane.ours and not pane.attached and record.end is None:
             record.end = round(self.now(), 6)  # a probe or skipped pane ends with the session
             return
         if pane.status is not None and record.end is None:
@@ -586,21 +530,23 @@ class Session:
             record.exit_signal = pane.status.signal
             record.exit_signal_name = pane.status.signal_name
 
-    def _read_pane(self, pane: Pane) -> None:
-        data, eof = procs.read_available(pane.proc.fd)  # type: ignore[union-attr]
+    def _read_pane(self, pane: PtyPane) -> None:
+        data, eof = pane.read()
         self._on_output(pane, data)
         if eof:
             self._close_pane_fd(pane)
 
     def _close_pane_fd(self, pane: Pane) -> None:
-        pane.eof = True
         self._unwatch(pane)
+        if isinstance(pane, PtyPane):
+            pane.mark_eof()
 
     def _watch(self, pane: Pane) -> None:
-        self._loop.watch(pane.proc.fd, lambda: self._read_pane(pane))  # type: ignore[union-attr]
+        if isinstance(pane, PtyPane):
+            self._loop.watch(pane.proc.fd, lambda: self._read_pane(pane))  # type: ignore[union-attr]
 
     def _unwatch(self, pane: Pane) -> None:
-        if self._loop is not None and pane.proc is not None:
+        if self._loop is not None and isinstance(pane, PtyPane):
             self._loop.unwatch(pane.proc.fd)
 
     def _on_output(self, pane: Pane, data: bytes) -> None:
@@ -636,4 +582,5 @@ class Session:
             listener(event)
 
     def _live_panes(self) -> list[Pane]:
-        return [p for p in self.panes if p.proc is not None and p.status is None]
+        """Panes whose process we started and that still runs."""
+        return [p for p in self.panes if p.ours and p.status is None]

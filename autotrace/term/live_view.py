@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 from collections.abc import Iterator
 
@@ -274,10 +272,7 @@ class LiveView:
         return _caught_up(screen)
 
     def _reply(self, index: int, text: str) -> None:
-        pane = self.session.panes[index] if index < len(self.session.panes) else None
-        if pane is not None and pane.proc is not None and pane.status is None:
-            with contextlib.suppress(OSError):
-                os.write(pane.proc.fd, text.encode())
+        self.session.reply(index, text)
 
     def _apply_pane_sizes(self) -> None:
         for index, (cols, rows) in self.view.pane_sizes().items():
