@@ -53,6 +53,7 @@ class LiveView:
         self.view = view
         self.session = session
         self.view.status_left = f"● REC {recording_label}"
+        self._recording_label = recording_label
         self.view.reply = self._reply
         self.view.archive = self._archive
         self._last_frame = -1.0
@@ -208,6 +209,9 @@ class LiveView:
             if state == "running" and _stopped_by_someone_else(main.pid):
                 state = "stopped (by a signal, not by autotrace)"
             self.view.status_right = f"main: {state} (pid {main.pid})"
+        if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
+            self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
+                                     f"{self._recording_label}")
         self.view.paused = self.session.paused
         self.view.chrome_dirty = True
 
