@@ -155,7 +155,7 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
         view.chrome_dirty = True
 
     session.notify = notice
-    session.recording.on_stop = notice
+    session.recording.on_stop = live.on_recording_stopped
     with terminal.active():
         return session.run()
 

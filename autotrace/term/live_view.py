@@ -91,6 +91,12 @@ class LiveView:
             self.view.chrome_dirty = True
         self._dirty = True
 
+    def on_recording_stopped(self, line: str) -> None:
+        """A write failed (full disk): say so at once, and for as long as it lasts."""
+        self.view.message = line
+        self._update_status()
+        self._dirty = True
+
     def on_input(self) -> None:
         try:
             keys = self.terminal.pending_keys()
