@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tmuxdriver import Tmux
 
-from tests.conftest import run_autotrace, start_autotrace, wait_for
+from tests.conftest import assert_one_line_error, run_autotrace, start_autotrace, wait_for
 from tests.test_recording_format import run_in_pty
 
 # 600 kB of output into a 256 kB disk, then a line, then proof of the end.
@@ -53,7 +53,6 @@ def assert_recording_is_whole(directory: Path) -> dict:
         assert lines[-1] == b"", f"{name} ends in a torn line"
         code, played = run_in_pty([asciinema, "cat", str(directory / name)])
         assert code == 0, played
-    assert "before" in (directory / "pane-0.cast").read_text()
     read = run_autotrace(["cat", directory])
     assert read.returncode == 0 and "x" * 1000 in read.stdout, read.stderr
     return manifest
@@ -158,3 +157,13 @@ def test_live_view_says_the_recording_stopped_and_goes_on_showing_the_panes(
     finally:
         tmux.kill()
     assert_recording_is_whole(directory)
+
+
+def test_a_disk_full_before_the_start_is_one_line_and_leaves_nothing(small_disk,
+                                                                   tmp_path) -> None:
+    (small_disk / "filler").write_bytes(b"x" * (256 << 10))  # what fits, and no more
+    directory, ran = small_disk / "rec", tmp_path / "ran"
+    result = run_autotrace(["--headless", "-l", directory, f"touch {ran}"])
+    line = assert_one_line_error(result)
+    assert line == f"autotrace: cannot write the recording in {directory}: disk full"
+    assert not directory.exists() and not ran.exists()

@@ -59,8 +59,12 @@ def run_trace(options: argparse.Namespace) -> int:
     if not options.headless and not interactive:
         stream = "stdout" if not sys.stdout.isatty() else "stdin"
         notify(f"{stream} is not a terminal: running headless")
-    writer = RecordingWriter(folder, SessionRecord(cols=cols, rows=rows,
-                                                   started_unix=time.time()))
+    try:
+        writer = RecordingWriter(folder, SessionRecord(cols=cols, rows=rows,
+                                                       started_unix=time.time()))
+    except RecordingError:
+        folder.discard()  # not even a manifest fitted: leave no empty folder behind
+        raise
     # A recording that cannot go on is said even with -q: the user believes
     # the session is being recorded.
     writer.on_stop = say

@@ -63,9 +63,10 @@ def write_all(fd: int, data: bytes) -> None:
 class RecordingFolder:
     """An open folder of a recording: every file in it is made through here."""
 
-    def __init__(self, path: Path, fd: int):
+    def __init__(self, path: Path, fd: int, made: bool = False):
         self.path = path
         self.fd = fd
+        self.made = made  # created by us, not given to us
 
     @classmethod
     def open(cls, path: Path) -> RecordingFolder:
@@ -125,7 +126,7 @@ class RecordingFolder:
             os.close(parent)
         os.fchmod(fd, FOLDER_MODE)  # mkdir's mode went through the umask
         _give_to_invoking_user(fd)
-        return cls(path, fd)
+        return cls(path, fd, made=True)
 
     def _check_private(self) -> None:
         info = os.fstat(self.fd)
@@ -182,6 +183,13 @@ class RecordingFolder:
     def remove(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=self.fd)
+
+    def discard(self) -> None:
+        """Close; a folder we made and left empty goes again (rmdir takes only an empty one)."""
+        self.close()
+        if self.made:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path)
 
     def close(self) -> None:
         if self.fd >= 0:
