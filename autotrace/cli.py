@@ -129,6 +129,9 @@ def trace_parser() -> argparse.ArgumentParser:
     view.add_argument("--syncoff", action="store_true",
                       help="start with time-sync off (scrolling one pane leaves the others)")
     view.add_argument("--colorsoff", action="store_true", help="start with colours off")
+    view.add_argument("--exit-at-end", action="store_true",
+                      help="quit the view when the session ends (default: stay on the "
+                           "final screen until q)")
     view.add_argument("--history", type=_count, default=5000, metavar="LINES",
                       help="scrollback kept in memory per pane (default: 5000); older "
                            "lines stay in the recording")

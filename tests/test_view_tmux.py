@@ -286,6 +286,11 @@ def test_file_size_limit_stops_the_recording_not_the_session(tmux, tmp_path):
                      "sleep 61.5")
     in_shell(tmux, tmp_path, ["sh", "-c", 'ulimit -f 128; exec "$@"', "sh", *argv],
              "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x echo; echo DONE")
+    # The view stays on the final screen, saying the recording is incomplete.
+    screen = tmux.wait_for(r"ENDED", timeout=30)
+    assert "NOT RECORDING (file size limit reached)" in screen
+    assert "main ran to its end" in screen
+    tmux.send("q")
     screen = tmux.wait_for(r"STATUS=\d+(.|\n)*DONE", timeout=30)
     assert "STATUS=74" in screen  # the main command succeeded, its recording is cut short
     assert screen.count("autotrace: recording stopped: file size limit reached") == 1

@@ -25,7 +25,7 @@ def latest_recording() -> Path:
 
 
 def run_replay(options: argparse.Namespace) -> int:
-    from autotrace.replay.player import HELP_REPLAY, Player
+    from autotrace.replay.player import Player
     from autotrace.term.replay_loop import run_player
     from autotrace.term.terminal import Terminal
     from autotrace.view.multipane import MultiPaneView
@@ -40,7 +40,6 @@ def run_replay(options: argparse.Namespace) -> int:
         view = MultiPaneView(*terminal.size(), visible=options.visible,
                              vertical=options.vertical, colours=not options.colorsoff,
                              sync=not options.syncoff)
-        view.help_rows, view.replay = list(HELP_REPLAY), True
         view.status_left = f"▶ REPLAY {path}"
         player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
                         exit_at_end=options.exit_at_end)

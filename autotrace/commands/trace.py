@@ -142,6 +142,7 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
 
 def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
     """The interactive view; the terminal is restored whatever happens inside."""
+    from autotrace.loop import Loop
     from autotrace.term.live_view import LiveView
     from autotrace.term.terminal import Terminal
     from autotrace.view.multipane import MultiPaneView
@@ -151,7 +152,7 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
     view = MultiPaneView(cols, rows, visible=options.visible, vertical=options.vertical,
                          colours=not options.colorsoff, sync=not options.syncoff,
                          history=options.history)
-    live = LiveView(terminal, view, session, str(directory))
+    live = LiveView(terminal, view, session, str(directory), exit_at_end=options.exit_at_end)
     session.view = live
 
     def notice(line: str) -> None:
@@ -160,8 +161,9 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
 
     session.notify = notice
     session.recording.on_stop = live.on_recording_stopped
-    with terminal.active():
-        return session.run()
+    with terminal.active(), Loop(session.clock) as loop:
+        live.join(loop)
+        return session.run(loop)
 
 
 def report_recording(directory: Path) -> None:

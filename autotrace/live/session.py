@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import selectors
 import shlex
 import signal
 import time
@@ -26,7 +25,7 @@ from autotrace.live.attach import signal_job
 from autotrace.live.hints import refusal_hint
 from autotrace.live.probes import Probe, make_probe
 from autotrace.live.procs import ExitStatus
-from autotrace.signals import read_signals, signal_pipe
+from autotrace.loop import Loop, running
 
 # How long to keep reading a pane after its process was reaped, for output
 # still in the pty, when something else (a background child) holds it open.
@@ -66,14 +65,11 @@ class Phase(enum.Enum):
 
 
 class View(Protocol):
-    """What the session needs from an interactive view (None when headless)."""
+    """What the session needs from an interactive view (None when headless):
+    its events, and the pty size a new pane gets. Keys, frames and resizes
+    reach the view through the loop, not through the session."""
 
-    def fileno(self) -> int | None: ...
-    def on_input(self) -> None: ...
     def on_event(self, event: Event) -> None: ...
-    def next_deadline(self) -> float | None: ...
-    def tick(self, now: float) -> None: ...
-    def on_resize(self) -> None: ...
     def pane_size(self, index: int, count: int) -> tuple[int, int]: ...
 
 
@@ -130,18 +126,22 @@ class Session:
     clock: Callable[[], float] = time.monotonic
     view: View | None = None
     notify: Callable[[str], None] = lambda line: None  # one-line notices for the user
+    # Called once the session is over (every pane ended, the recording closed)
+    # with autotrace's exit status; headless, it ends the loop.
+    on_done: Callable[[int], None] | None = None
 
     panes: list[Pane] = field(default_factory=list, init=False)
     phase: Phase = field(default=Phase.ATTACHING, init=False)
     paused: bool = field(default=False, init=False)
     end_signal: int | None = field(default=None, init=False)
     _t0: float = field(default=0.0, init=False)
+    _loop: Loop | None = field(default=None, init=False)
+    _paused_at: float | None = field(default=None, init=False)
+    _finished: bool = field(default=False, init=False)
     _phase_deadline: float | None = field(default=None, init=False)
     _stopping_since: float | None = field(default=None, init=False)  # when TERM went out
     _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
-    _selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector,
-                                              init=False)
 
     # ------------------------------------------------------------ public API
 
@@ -149,11 +149,10 @@ class Session:
         """Seconds since session start."""
         return self.clock() - self._t0
 
-    def unwatch_view(self) -> None:
-        """Stop reading the view's input (its terminal is gone)."""
-        if self.view is not None and self.view.fileno() is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(self.view.fileno())  # type: ignore[arg-type]
+    @property
+    def over(self) -> bool:
+        """Every pane has ended and the recording is closed."""
+        return self._finished
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
@@ -170,12 +169,20 @@ class Session:
             self._begin_stopping()
 
     def pause(self) -> None:
-        """Stop (SIGSTOP) the main process and the tracers; the recording notes it."""
+        """Stop (SIGSTOP) the main process and the tracers; the recording notes it.
+
+        While paused no timer ends the session (--duration, --grace): the
+        user is reading. They run on from where they were on resume."""
         if not self.paused and self.phase is not Phase.DONE:
+            self._paused_at = self.clock()
             self._set_paused(True)
 
     def resume(self) -> None:
         if self.paused:
+            if self._paused_at is not None and self._phase_deadline is not None \
+                    and self.phase in (Phase.RUNNING, Phase.GRACE):
+                self._phase_deadline += self.clock() - self._paused_at
+            self._paused_at = None
             self._set_paused(False)
 
     def _set_paused(self, paused: bool) -> None:
@@ -184,7 +191,22 @@ class Session:
             self._signal(pane, signal.SIGSTOP if paused else signal.SIGCONT)
             pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+        if paused:
+            self._drain_stopped()
         self.mark("pause" if paused else "resume")
+
+    def _drain_stopped(self) -> None:
+        """What the stopped processes printed before they stopped is recorded
+        before the pause marker: what the paused view shows is what they did."""
+        main = self.main
+        if main.proc is not None and main.status is None:
+            procs.wait_until_stopped(main.proc.pid, timeout=0.1)
+        for pane in self.panes:
+            if pane.proc is not None and not pane.eof:
+                data, eof = procs.read_available(pane.proc.fd)
+                self._on_output(pane, data)
+                if eof:
+                    self._close_pane_fd(pane)
 
     @staticmethod
     def _signal(pane: Pane, sig: int) -> None:
@@ -205,8 +227,8 @@ class Session:
 
     def resize_pane(self, index: int, cols: int, rows: int) -> None:
         pane = self.panes[index]
-        if (pane.record.cols, pane.record.rows) == (cols, rows):
-            return
+        if self.over or (pane.record.cols, pane.record.rows) == (cols, rows):
+            return  # over: the recording is closed, the final screens keep their size
         pane.record.cols, pane.record.rows = cols, rows
         if pane.proc is not None and pane.status is None:
             with contextlib.suppress(OSError):  # it may have exited just now
@@ -217,22 +239,42 @@ class Session:
 
     # ------------------------------------------------------------ lifecycle
 
-    def run(self) -> int:
-        """Run the session to its end; return autotrace's exit status."""
-        procs.become_subreaper()
-        self._t0 = self.clock()
-        with signal_pipe() as wake_fd:
-            self._selector.register(wake_fd, selectors.EVENT_READ, "signals")
-            view_fd = self.view.fileno() if self.view else None
-            if view_fd is not None:
-                self._selector.register(view_fd, selectors.EVENT_READ, "view")
+    def run(self, loop: Loop | None = None) -> int:
+        """Run the session to its end; return autotrace's exit status.
+
+        Headless it runs in a loop of its own; a view passes the loop it
+        drives and decides itself when that loop ends (on_done)."""
+        with running(loop, self.clock) as active:
+            if loop is None:
+                self.on_done = active.stop
             try:
-                self._start_panes()
-                while self.phase is not Phase.DONE:
-                    self._step(wake_fd)
+                self.start(active)
+                return active.run()
             finally:
-                self._teardown()
-        return self.exit_code()
+                self.finish()
+
+    def start(self, loop: Loop) -> None:
+        """Join the loop and start every pane (the main one held until its
+        tracers are ready)."""
+        procs.become_subreaper()
+        self._loop = loop
+        loop.on_signal(self._on_signal)
+        # The time origin and the wall clock it stands for are read together:
+        # event times plus started_unix must agree with other logs.
+        self._t0 = self.clock()
+        self.recording.session.started_unix = time.time()
+        loop.join(self)
+        self._start_panes()
+
+    def finish(self) -> None:
+        """End whatever still runs and close the recording (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        self.phase = Phase.DONE
+        if self._loop is not None:
+            self._loop.leave(self)
+        self._teardown()
 
     def exit_code(self) -> int:
         if self.end_signal is not None:
@@ -297,7 +339,7 @@ class Session:
         pane.proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
         pane.spawned_at = self.clock()
         record.pid, record.start = pane.proc.pid, round(pane.spawned_at - self._t0, 6)
-        self._selector.register(pane.proc.fd, selectors.EVENT_READ, pane)
+        self._watch(pane)
         self.recording.save_manifest()
         self._emit(Event(self.now(), index, STATE, pane.state()))
         return pane
@@ -425,6 +467,7 @@ class Session:
         t = self.now()
         for pane in self.panes:
             if pane.proc is not None:
+                self._unwatch(pane)  # the loop may go on (a view that stays) without it
                 data, _ = procs.read_available(pane.proc.fd) if not pane.eof else (b"", True)
                 # A full disk (or a write that already failed) must not stop the teardown.
                 with contextlib.suppress(OSError):
@@ -434,15 +477,16 @@ class Session:
                 with contextlib.suppress(OSError):
                     pane.proc.close(force=True)
             self._finish_pane_record(pane)
-        self._selector.close()
         with contextlib.suppress(OSError):
             self.recording.marker(t, "end")
             self.recording.close(t)
 
     # ------------------------------------------------------------ the loop
 
-    def _next_deadline(self) -> float | None:
-        deadlines = [self._phase_deadline] if self._phase_deadline is not None else []
+    def next_deadline(self) -> float | None:
+        timed = self._phase_deadline is not None and not (
+            self.paused and self.phase in (Phase.RUNNING, Phase.GRACE))  # paused: timers wait
+        deadlines = [self._phase_deadline] if timed else []
         if self.phase is Phase.ATTACHING:
             deadlines.append(self.clock() + 0.01)  # TracerPid is not an event we can wait on
         if self.phase is not Phase.ATTACHING and any(
@@ -451,23 +495,15 @@ class Session:
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
                 deadlines.append(pane.reaped_at + DRAIN_AFTER_EXIT)
-        if self.view is not None:
-            view_deadline = self.view.next_deadline()
-            if view_deadline is not None:
-                deadlines.append(view_deadline)
-        return min(deadlines) if deadlines else None
+        return min(deadlines) if deadlines else None  # type: ignore[type-var]
 
-    def _step(self, wake_fd: int) -> None:
-        deadline = self._next_deadline()
-        timeout = None if deadline is None else max(0.0, deadline - self.clock())
-        for key, _ in self._selector.select(timeout):
-            if key.data == "signals":
-                self._on_signals(read_signals(wake_fd))
-            elif key.data == "view":
-                self.view.on_input()  # type: ignore[union-attr]
-            else:
-                self._read_pane(key.data)
-        self._advance(self.clock())
+    def advance(self, now: float) -> None:
+        """The loop's turn: probes, phases; at the end, teardown and on_done."""
+        self._advance(now)
+        if self.phase is Phase.DONE and not self._finished:
+            self.finish()
+            if self.on_done is not None:
+                self.on_done(self.exit_code())
 
     def _advance(self, now: float) -> None:
         self._refresh_probes(now)
@@ -477,13 +513,15 @@ class Session:
                 self._close_pane_fd(pane)
         if self.phase is Phase.ATTACHING:
             self._check_attached()
+        timers = not self.paused  # a paused user is reading: no timer ends the session
         if self.phase is Phase.RUNNING:
             if self.main.ended:
                 self._begin_grace()
-            elif self._phase_deadline is not None and now >= self._phase_deadline:
+            elif timers and self._phase_deadline is not None and now >= self._phase_deadline:
                 self._begin_stopping()  # --duration reached
         if self.phase is Phase.GRACE and (
-            all(p.ended for p in self.panes) or now >= self._phase_deadline  # type: ignore[operator]
+            all(p.ended for p in self.panes)
+            or (timers and now >= self._phase_deadline)  # type: ignore[operator]
         ):
             self._begin_stopping()
         if self.phase is Phase.STOPPING:
@@ -491,19 +529,13 @@ class Session:
                 self.phase = Phase.DONE
             elif now >= self._phase_deadline:  # type: ignore[operator]
                 self.phase = Phase.DONE  # _teardown escalates to KILL
-        if self.view is not None:
-            self.view.tick(now)
 
-    def _on_signals(self, signums: list[int]) -> None:
-        for signum in signums:
-            if signum == signal.SIGCHLD:
-                for pid, status in procs.reap_any():
-                    self._on_reaped(pid, status)
-            elif signum == signal.SIGWINCH:
-                if self.view is not None:
-                    self.view.on_resize()
-            elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                self.request_end(signum)
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            for pid, status in procs.reap_any():
+                self._on_reaped(pid, status)
+        elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self.request_end(signum)
 
     def _on_reaped(self, pid: int, status: int) -> None:
         for pane in self.panes:
@@ -539,8 +571,14 @@ class Session:
 
     def _close_pane_fd(self, pane: Pane) -> None:
         pane.eof = True
-        with contextlib.suppress(KeyError, ValueError):  # already unregistered
-            self._selector.unregister(pane.proc.fd)  # type: ignore[union-attr]
+        self._unwatch(pane)
+
+    def _watch(self, pane: Pane) -> None:
+        self._loop.watch(pane.proc.fd, lambda: self._read_pane(pane))  # type: ignore[union-attr]
+
+    def _unwatch(self, pane: Pane) -> None:
+        if self._loop is not None and pane.proc is not None:
+            self._loop.unwatch(pane.proc.fd)
 
     def _on_output(self, pane: Pane, data: bytes) -> None:
         if not data:

@@ -39,21 +39,6 @@ LOOKBACK_MAX = 1 << 20
 _FULL_CLEAR = re.compile(r"\x1b\[(?:1;1)?H\x1b\[[02]?J|\x1b\[2J\x1b\[(?:1;1)?H")
 FRAME_INTERVAL = 1 / 20
 
-HELP_REPLAY = [
-    ("Space  p / c", "pause or play / continue"),
-    ("+  -", "faster / slower"),
-    ("Left  Right", f"seek {SEEK_STEP:g} s back / forward"),
-    ("[  ]", "previous / next marker"),
-    ("g  G", "start / end"),
-    ("0-9  z  m  Tab", "zoom, unzoom, cycle hidden panes, focus"),
-    ("/  n  N", "search the focused pane: jumps to the moment of the match"),
-    ("j k f b", "when paused: scroll the focused pane"),
-    ("t", "time-sync on/off"),
-    ("l  r", "colours on/off, redraw"),
-    ("q  Esc", "quit"),
-]
-
-
 class IdleMap:
     """Recorded time <-> replay time when quiet gaps are capped (--idle-limit).
 
@@ -144,6 +129,7 @@ class Player:
             cols, rows = self.tracks[i].size_at(0.0)
             self.view.add_pane(i, str(pane.get("command_run") or pane.get("command")), cols, rows)
         self.view.fixed_screens = True
+        self.view.replay = True  # replay's keys, help and footer (view/keymap.py)
         self._update_states()
 
     # -- time
@@ -317,48 +303,71 @@ class Player:
     # -- keys
 
     def handle_key(self, key: str) -> Action | None:
-        view = self.view
-        if view.prompt is not None or view.help_open:
-            action = view.handle_key(key)
-            if action is not None and action.name == "search":
-                self._search(action.arg, backwards=False, fresh=True)
-                return None
+        """A key, through the view's keymap; replay's own commands are done
+        here, the rest (quit, redraw, resize) go on to the loop."""
+        action = self.view.handle_key(key)
+        if action is None:
+            return None
+        if action.name == "search":
+            self._search(action.arg, backwards=False, fresh=True)
+            return None
+        command = getattr(self, f"_do_{action.name}", None)
+        if command is None:
             return action
-        if key in (" ", "p"):
-            self.clock.toggle()
-        elif key == "c":
-            self.clock.play()
-        elif key in ("+", "="):
-            view.message = f"speed x{self.clock.faster():g}"
-        elif key == "-":
-            view.message = f"speed x{self.clock.slower():g}"
-        elif key == "KEY_LEFT":
-            self.seek(self.clock.position - SEEK_STEP)
-        elif key == "KEY_RIGHT":
-            self.seek(self.clock.position + SEEK_STEP)
-        elif key in ("[", "]"):
-            marker = self.clock.previous_marker() if key == "[" else self.clock.next_marker()
-            if marker is None:
-                view.message = "no earlier marker" if key == "[" else "no later marker"
-            else:
-                self.seek(marker.t)
-                view.message = f"marker: {marker.label}"
-        elif key == "g":
-            self.seek(0.0)
-        elif key == "G":
-            self.seek(self.clock.duration)
-        elif key in ("n", "N") and view.search is not None:
-            self._search(view.search.pattern, backwards=(key == "N"), fresh=False)
-        elif key == "M":
-            view.message = "markers are added while recording (M in a live session)"
-        elif key in ("h", "?"):
-            view.help_open = True
-            view.help_rows = HELP_REPLAY
-        else:
-            return view.handle_key(key)
-        view.paused = not self.clock.playing
-        view.chrome_dirty = True
+        command()
+        self.view.paused = not self.clock.playing
+        self.view.chrome_dirty = True
         return None
+
+    # Replay's commands (view/keymap.py names them).
+
+    def _do_play_pause(self) -> None:
+        self.clock.toggle()
+
+    def _do_play(self) -> None:
+        self.clock.play()
+
+    def _do_faster(self) -> None:
+        self.view.message = f"speed x{self.clock.faster():g}"
+
+    def _do_slower(self) -> None:
+        self.view.message = f"speed x{self.clock.slower():g}"
+
+    def _do_seek_back(self) -> None:
+        self.seek(self.clock.position - SEEK_STEP)
+
+    def _do_seek_forward(self) -> None:
+        self.seek(self.clock.position + SEEK_STEP)
+
+    def _do_marker_previous(self) -> None:
+        self._to_marker(self.clock.previous_marker(), "no earlier marker")
+
+    def _do_marker_next(self) -> None:
+        self._to_marker(self.clock.next_marker(), "no later marker")
+
+    def _to_marker(self, marker: Marker | None, none_text: str) -> None:
+        if marker is None:
+            self.view.message = none_text
+            return
+        self.seek(marker.t)
+        self.view.message = f"marker: {marker.label}"
+
+    def _do_start(self) -> None:
+        self.seek(0.0)
+
+    def _do_end(self) -> None:
+        self.seek(self.clock.duration)
+
+    def _do_search_again(self) -> None:
+        if self.view.search is not None:
+            self._search(self.view.search.pattern, backwards=False, fresh=False)
+
+    def _do_search_reverse(self) -> None:
+        if self.view.search is not None:
+            self._search(self.view.search.pattern, backwards=True, fresh=False)
+
+    def _do_mark_refused(self) -> None:
+        self.view.message = "markers are added while recording (M in a live session)"
 
     def _search(self, text: str, backwards: bool, fresh: bool) -> None:
         try:

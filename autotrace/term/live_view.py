@@ -13,6 +13,7 @@ from autotrace.events import MARKER, OUTPUT, STATE, Event
 from autotrace.format.recording import RecordingError
 from autotrace.format.tracks import PaneTrack, TrackEvent
 from autotrace.live.session import Session
+from autotrace.loop import Loop
 from autotrace.term.terminal import Terminal, TerminalGone
 from autotrace.view.multipane import MultiPaneView
 from autotrace.view.screen import PaneScreen
@@ -45,13 +46,22 @@ def _caught_up(screen: PaneScreen) -> PaneScreen:
 
 
 class LiveView:
-    """A MultiPaneView on a terminal, driven by a live Session (session.View)."""
+    """A MultiPaneView on a terminal, driven by a live Session (session.View).
+
+    It is a party of the session's loop: the terminal's keys, SIGWINCH and
+    frames. When the session is over the view stays on the final screen
+    until the user quits, unless `exit_at_end` (or the user already asked
+    to quit, or a signal did)."""
 
     def __init__(self, terminal: Terminal, view: MultiPaneView, session: Session,
-                 recording_label: str):
+                 recording_label: str, exit_at_end: bool = False):
         self.terminal = terminal
         self.view = view
         self.session = session
+        self.exit_at_end = exit_at_end
+        self.loop: Loop | None = None
+        self._quitting = False  # q or a signal: leave as soon as the session is over
+        self._frozen: set[int] = set()  # panes caught up to the pause marker
         self.view.status_left = f"● REC {recording_label}"
         self._recording_label = recording_label
         self.view.reply = self._reply
@@ -65,10 +75,41 @@ class LiveView:
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
 
-    # -- session.View
+    # -- the loop
 
-    def fileno(self) -> int:
-        return self.terminal.fileno()
+    def join(self, loop: Loop) -> None:
+        self.loop = loop
+        loop.watch(self.terminal.fileno(), self.on_input)
+        loop.on_signal(self._on_signal)
+        loop.join(self)
+        self.session.on_done = self.session_over
+
+    def advance(self, now: float) -> None:
+        self.tick(now)
+
+    def session_over(self, code: int) -> None:
+        """Every pane ended: quit, or stay on the final screen until `q`."""
+        if self.exit_at_end or self._quitting:
+            self._stop(code)
+            return
+        self.view.ended = True
+        self.view.fixed_screens = True  # the final screens keep the size they ended at
+        self._update_status()
+        self._dirty = True
+
+    def _stop(self, code: int) -> None:
+        if self.loop is not None:
+            self.loop.stop(code)
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGWINCH:
+            self.on_resize()
+        elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._quitting = True  # the session ends itself on these (request_end)
+            if self.session.over:
+                self._stop(128 + signum)
+
+    # -- session.View
 
     def pane_size(self, index: int, count: int) -> tuple[int, int]:
         """The pty size a new pane gets, from where the layout puts it."""
@@ -101,31 +142,19 @@ class LiveView:
         try:
             keys = self.terminal.pending_keys()
         except TerminalGone:
-            self.session.request_end(signal.SIGHUP)  # as if the terminal hung up
-            self.session.unwatch_view()
+            if self.loop is not None:
+                self.loop.unwatch(self.terminal.fileno())
+            self._on_signal(signal.SIGHUP)  # as if the terminal hung up
+            self.session.request_end(signal.SIGHUP)
             return
         for key in keys:
             action = self.view.handle_key(key)
             self._dirty = True
             if action is None:
                 continue
-            if action.name == "quit":
-                self.session.request_end()
-            elif action.name == "pause":
-                self.session.pause()
-                self.view.paused = True
-            elif action.name == "resume":
-                self.session.resume()
-                self.view.paused = False
-                self.view.back_to_live()
-            elif action.name == "mark":
-                self.session.mark(f"user:{action.arg}")
-            elif action.name == "search":
-                self.view.run_search(action.arg)
-            elif action.name == "resize":
-                self._apply_pane_sizes()
-            elif action.name == "redraw":
-                self.terminal.forget_screen()
+            command = getattr(self, f"_do_{action.name}", None)
+            if command is not None:
+                command(action.arg)
             self._update_status()
         # Keys must show at once, not at the next frame slot: `p` is felt instantly.
         self._draw()
@@ -140,6 +169,8 @@ class LiveView:
     def next_deadline(self) -> float | None:
         if self._dirty:
             return self._last_frame + self._frame_interval
+        if self.session.over:
+            return None  # the final screen: nothing changes until a key
         # The status line's clock ticks once a second; nothing else is scheduled.
         return self._t0() + self._clock_second + 1
 
@@ -161,7 +192,61 @@ class LiveView:
             self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
             self._draw()
 
+    # -- the session's commands (view/keymap.py names them)
+
+    def _do_quit(self, arg: str) -> None:
+        self._quitting = True
+        if self.session.over:
+            self._stop(self.session.exit_code())
+        self.session.request_end()
+
+    def _do_pause(self, arg: str) -> None:
+        self.session.pause()
+        self.view.paused = self.session.paused
+        if self.session.paused:
+            self._freeze()
+
+    def _do_resume(self, arg: str) -> None:
+        self.session.resume()
+        self.view.paused = False
+        self.view.back_to_live()
+
+    def _do_mark(self, arg: str) -> None:
+        self.session.mark(f"user:{arg}")
+
+    def _do_search(self, arg: str) -> None:
+        self.view.run_search(arg)
+
+    def _do_search_again(self, arg: str) -> None:
+        # Live, a search goes back in time: n goes further back, N comes back.
+        if self.view.search is not None:
+            self.view.search_next(backwards=True)
+
+    def _do_search_reverse(self, arg: str) -> None:
+        if self.view.search is not None:
+            self.view.search_next(backwards=False)
+
+    def _do_resize(self, arg: str) -> None:
+        self._apply_pane_sizes()
+
+    def _do_redraw(self, arg: str) -> None:
+        self.terminal.forget_screen()
+
     # -- internals
+
+    def _freeze(self) -> None:
+        """Paused: the panes on screen show everything recorded up to the pause
+        marker (the session drained the ptys before writing it); hidden ones
+        catch up when they are shown."""
+        self._frozen = set()
+        for index in self.view.arrangement():
+            self._catch_up_frozen(index)
+
+    def _catch_up_frozen(self, index: int) -> None:
+        pane = self.view.panes[index]
+        if pane.screen.catch_up():
+            pane.dirty = True
+        self._frozen.add(index)
 
     def _t0(self) -> float:
         return self.session.clock() - self.session.now()
@@ -207,14 +292,17 @@ class LiveView:
                 self.session.resize_pane(index, cols, rows)
 
     def _update_status(self) -> None:
-        elapsed = int(self.session.now())
+        over = self.session.over
+        elapsed = int(self.session.recording.session.duration or 0) if over \
+            else int(self.session.now())
         self.view.clock_text = f"{elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
         if self.session.panes:
             main = self.session.main
             state = main.state()
             if state == "running" and _stopped_by_someone_else(main.pid):
                 state = "stopped (by a signal, not by autotrace)"
-            self.view.status_right = f"main: {state} (pid {main.pid})"
+            self.view.status_right = (f"session over, main: {state}; q quits" if over
+                                      else f"main: {state} (pid {main.pid})")
         if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
             self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
                                      f"{self._recording_label}")
@@ -223,9 +311,12 @@ class LiveView:
 
     def _draw(self) -> None:
         # While paused the view is frozen: what arrives is recorded, shown on `c`.
-        for index in [] if self.session.paused else self.view.arrangement():
+        for index in self.view.arrangement():
             pane = self.view.panes[index]
-            if pane.screen.catch_up():
+            if self.session.paused:
+                if index not in self._frozen:  # cycled in while paused
+                    self._catch_up_frozen(index)
+            elif pane.screen.catch_up():
                 pane.dirty = True
         self.terminal.draw(self.view.frame())
         self.view.chrome_dirty = False

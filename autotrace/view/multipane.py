@@ -14,39 +14,13 @@ from typing import Any, Callable
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 
-from autotrace.view import layout, render
+from autotrace.view import keymap, layout, render
 from autotrace.view.layout import Rect
 from autotrace.view.screen import PaneScreen, SearchHit
 
 # The smallest terminal the view draws into; below it a message asks for more.
 MIN_COLS, MIN_ROWS = 40, 8
 
-QUIT_KEYS = {"q", "KEY_ESCAPE", "\x04"}
-LINE_DOWN = {"j", "KEY_DOWN"}
-LINE_UP = {"k", "KEY_UP"}
-PAGE_DOWN = {"f", " ", "KEY_PGDOWN", "KEY_NPAGE"}
-PAGE_UP = {"b", "KEY_PGUP", "KEY_PPAGE"}
-FOCUS_NEXT = {"\t", "KEY_TAB", "KEY_RIGHT"}
-FOCUS_PREV = {"KEY_BTAB", "KEY_LEFT"}
-
-HELP_LIVE = [
-    ("q  Esc  Ctrl-D", "quit: tracers stop, the main command ends"),
-    ("0-9", "zoom pane N (again: back to all panes)"),
-    ("z", "unzoom"),
-    ("m", "cycle hidden panes into view (pane 0 stays)"),
-    ("Tab  arrows", "move focus between panes"),
-    ("p", "pause: stop (SIGSTOP) the main command and the tracers; the view freezes"),
-    ("c", "continue: SIGCONT, back to the live tail"),
-    ("j k  Up Down", "when paused: scroll one line"),
-    ("f b  Space PgDn PgUp", "when paused: scroll one page"),
-    ("g G", "when paused: top / bottom of the focused pane"),
-    ("t", "time-sync on/off: scrolling one pane scrolls all to the same moment"),
-    ("/  n N", "search scrollback with a regex; next / previous match"),
-    ("M", "insert a named marker into the recording"),
-    ("r", "redraw the screen"),
-    ("l", "colours on/off"),
-    ("h  ?", "this help (any key closes it)"),
-]
 HELP_NOTE = ("While paused, the kernel may drop packets a stopped tcpdump "
              "cannot read in time.")
 
@@ -105,6 +79,7 @@ class MultiPaneView:
     offset: int = 0
     focus: int = 0
     paused: bool = False
+    ended: bool = False  # the session is over: the final screen, to read at leisure
     help_open: bool = False
     prompt: tuple[str, str] | None = None  # (kind, text typed so far): search or mark
     search: re.Pattern[str] | None = None
@@ -115,8 +90,12 @@ class MultiPaneView:
     badge: str = ""  # replaces Running/PAUSED in the header (replay: PLAY, END)
     replay: bool = False  # the footer lists replay's keys
     fixed_screens: bool = False  # replay: screens keep the recorded pty size
-    help_rows: list[tuple[str, str]] = field(default_factory=lambda: list(HELP_LIVE))
     chrome_dirty: bool = True  # header/footer/titles need a redraw
+
+    @property
+    def reading(self) -> bool:
+        """Paused or over: the arrows and j/k scroll instead of moving focus."""
+        return self.paused or self.ended
 
     # ------------------------------------------------------------ panes
 
@@ -179,7 +158,18 @@ class MultiPaneView:
 
     # ------------------------------------------------------------ keys
 
+    def modes(self) -> frozenset[str]:
+        """The keymap modes the view is in (view/keymap.py)."""
+        if self.replay:
+            return frozenset({keymap.REPLAY, keymap.REPLAY_PAUSED} if self.paused
+                             else {keymap.REPLAY})
+        if self.ended:
+            return frozenset({keymap.ENDED})
+        return frozenset({keymap.PAUSED if self.paused else keymap.LIVE})
+
     def handle_key(self, key: str) -> Action | None:
+        """Do what the keymap says; what is not the view's own is an Action
+        for the controller (the live session or the replay)."""
         self.message = ""
         self.chrome_dirty = True
         if self.prompt is not None:
@@ -188,55 +178,79 @@ class MultiPaneView:
             self.help_open = False
             self._all_dirty()
             return None
-        if key in QUIT_KEYS:
-            return Action("quit")
-        if key in ("h", "?"):
-            self.help_open = True
+        binding = keymap.lookup(key, self.modes())
+        if binding is None:
             return None
-        if key.isdigit() and len(key) == 1:
-            return self._zoom(int(key))
-        if key == "z":
-            return self._zoom(None)
-        if key == "m":
-            self.offset += 1
-            self.relayout()
-            return Action("resize")
-        if key in FOCUS_NEXT - {"KEY_RIGHT"} or (not self.paused and key in FOCUS_NEXT):
-            self._move_focus(1)
-            return None
-        if key in FOCUS_PREV or (not self.paused and key == "KEY_UP"):
-            self._move_focus(-1)
-            return None
-        if not self.paused and key == "KEY_DOWN":
-            self._move_focus(1)
-            return None
-        if key == "p":
-            return Action("pause")
-        if key == "c":
-            return Action("resume")
-        if key == "t":
-            self.sync = not self.sync
-            self.message = f"time-sync {'on' if self.sync else 'off'}"
-            return None
-        if key == "/":
-            self.prompt = ("search", "")
-            return Action("pause") if not self.paused else None
-        if key in ("n", "N") and self.search is not None:
-            self._search_next(backwards=(key == "n"))
-            return None
-        if key == "M":
-            self.prompt = ("mark", "")
-            return None
-        if key == "r":
-            self._all_dirty()
-            return Action("redraw")
-        if key == "l":
-            self.colours = not self.colours
-            self._all_dirty()
-            return None
-        if self.paused:
-            return self._scroll_key(key)
-        return None
+        own = getattr(self, f"_do_{binding.command}", None)
+        return own(key) if own is not None else Action(binding.command)
+
+    # The view's own commands (keymap.TABLE names them).
+
+    def _do_help(self, key: str) -> None:
+        self.help_open = True
+
+    def _do_zoom(self, key: str) -> Action:
+        return self._zoom(int(key))
+
+    def _do_unzoom(self, key: str) -> Action:
+        return self._zoom(None)
+
+    def _do_cycle(self, key: str) -> Action:
+        self.offset += 1
+        self.relayout()
+        return Action("resize")
+
+    def _do_focus_next(self, key: str) -> None:
+        self._move_focus(1)
+
+    def _do_focus_previous(self, key: str) -> None:
+        self._move_focus(-1)
+
+    def _do_sync(self, key: str) -> None:
+        self.sync = not self.sync
+        self.message = f"time-sync {'on' if self.sync else 'off'}"
+
+    def _do_search(self, key: str) -> Action | None:
+        self.prompt = ("search", "")
+        return Action("pause") if not self.reading and not self.replay else None
+
+    def _do_mark(self, key: str) -> None:
+        self.prompt = ("mark", "")
+
+    def _do_redraw(self, key: str) -> Action:
+        self._all_dirty()
+        return Action("redraw")
+
+    def _do_colours(self, key: str) -> None:
+        self.colours = not self.colours
+        self._all_dirty()
+
+    def _do_line_up(self, key: str) -> None:
+        self._scroll_by(1)
+
+    def _do_line_down(self, key: str) -> None:
+        self._scroll_by(-1)
+
+    def _do_page_up(self, key: str) -> None:
+        self._scroll_by(self._page())
+
+    def _do_page_down(self, key: str) -> None:
+        self._scroll_by(-self._page())
+
+    def _do_top(self, key: str) -> None:
+        self._to_session_start(self.panes[self.focus])
+
+    def _do_bottom(self, key: str) -> None:
+        pane = self.panes[self.focus]
+        pane.archives.clear()
+        pane.at_start = False
+        self.scroll_to(self.focus, 0)
+
+    def _page(self) -> int:
+        return max(1, self.panes[self.focus].shown.rows - 1)
+
+    def _scroll_by(self, lines: int) -> None:
+        self.scroll_to(self.focus, self.panes[self.focus].scroll + lines)
 
     def _prompt_key(self, key: str) -> Action | None:
         kind, text = self.prompt  # type: ignore[misc]
@@ -270,21 +284,6 @@ class MultiPaneView:
         position = shown.index(self.focus) if self.focus in shown else 0
         self.focus = shown[(position + step) % len(shown)]
         self._all_dirty()
-
-    def _scroll_key(self, key: str) -> Action | None:
-        pane = self.panes[self.focus]
-        page = max(1, pane.shown.rows - 1)
-        moves = {**{k: 1 for k in LINE_UP}, **{k: -1 for k in LINE_DOWN},
-                 **{k: page for k in PAGE_UP}, **{k: -page for k in PAGE_DOWN}}
-        if key in moves:
-            self.scroll_to(self.focus, pane.scroll + moves[key])
-        elif key == "g":
-            self._to_session_start(pane)
-        elif key == "G":
-            pane.archives.clear()
-            pane.at_start = False
-            self.scroll_to(self.focus, 0)
-        return None
 
     def scroll_to(self, index: int, scroll: int) -> None:
         """Scroll a pane; with time-sync, every other pane follows to the same moment."""
@@ -341,7 +340,7 @@ class MultiPaneView:
         except re.error as err:
             self.message = f"bad regex: {err}"
             return
-        self._search_next(backwards=True, first=True)
+        self.search_next(backwards=True, first=True)
 
     def highlight_on_screen(self, index: int) -> None:
         """Highlight the newest match of the current search on the pane's live screen."""
@@ -350,7 +349,7 @@ class MultiPaneView:
         pane.highlight = found if found is not None and found[0] == 0 else None
         pane.dirty = True
 
-    def _search_next(self, backwards: bool, first: bool = False) -> None:
+    def search_next(self, backwards: bool, first: bool = False) -> None:
         pane = self.panes[self.focus]
         hit = pane.highlight
         if hit is not None and not first:
@@ -433,6 +432,8 @@ class MultiPaneView:
                                   bg="yellow", bold=True)
         elif self.paused:
             state = render.styled(" PAUSED ", 8, fg="gray", bg="red", bold=True)
+        elif self.ended:
+            state = render.styled(" ENDED ", 7, fg="black", bg="yellow", bold=True)
         else:
             state = render.styled(" Running ", 9, fg="black", bg="green")
         left = render.plain(f" {self.status_left} ", max(0, self.cols // 2), bold=True)
@@ -453,26 +454,23 @@ class MultiPaneView:
     def footer_keys(self) -> str:
         if self.help_open:
             return " any key: close help"
-        if self.replay:
-            keys = ["q quit", "Space play/pause", "+/- speed", "←/→ 5 s", "[/] marker",
-                    "g/G start/end", "/ search", "0-9 zoom", "h help"]
-        elif self.paused:
-            keys = ["c continue", "j/k line", "f/b page", "g/G top/bottom", "/ search"]
-            if self.search is not None:
-                keys.append("n/N next/prev")
-            keys += [f"t sync:{'on' if self.sync else 'off'}", "q quit"]
-        else:
-            keys = ["q quit", "p pause", "0-9 zoom"]
-            if len(self.panes) > self.visible and self.zoom is None:
-                keys.append("m more panes")
-            keys += ["Tab focus", "/ search", "M mark", "h help"]
+        primary = keymap.REPLAY if self.replay else keymap.ENDED if self.ended \
+            else keymap.PAUSED if self.paused else keymap.LIVE
+        states = set()
         if self.zoom is not None:
-            keys.insert(1, "z unzoom")
-        return " " + "  ".join(keys)
+            states.add(keymap.WHEN_ZOOMED)
+        elif len(self.panes) > self.visible:
+            states.add(keymap.WHEN_MORE_PANES)
+        if self.search is not None:
+            states.add(keymap.WHEN_SEARCHED)
+        return " " + "  ".join(keymap.footer(primary, self.modes(), states, self.sync))
+
+    def help_rows(self) -> list[tuple[str, str]]:
+        return keymap.help_rows(self.modes())
 
     def _help_rows(self, width: int) -> list[FmtStr]:
         rows = [render.plain(" autotrace keys", width, bold=True), render.plain("", width)]
-        for keys, meaning in self.help_rows:
+        for keys, meaning in self.help_rows():
             rows.append(render.plain(f"  {keys:<22} {meaning}", width))
         rows += [render.plain("", width), render.plain(f"  {HELP_NOTE}", width)]
         return rows

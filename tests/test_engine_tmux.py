@@ -1,0 +1,133 @@
+"""The engine's promises to a person at the live view, driven in tmux: the view
+stays when the session ends, no timer takes it away while paused, pause shows
+everything recorded up to its marker, and recorded times agree with the wall
+clock."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tmuxdriver import Tmux
+
+pytestmark = pytest.mark.tmux
+
+
+@pytest.fixture
+def tmux():
+    driver = Tmux(cols=120, rows=40)
+    yield driver
+    driver.kill()
+
+
+def autotrace(rec: Path, *commands: str, options: tuple[str, ...] = ()) -> list[str]:
+    return [sys.executable, "-m", "autotrace", "-l", str(rec), *options, *commands]
+
+
+def events(cast: Path) -> list[list]:
+    lines = cast.read_text().splitlines()[1:]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_the_view_stays_on_the_final_screen_until_q(tmux, tmp_path):
+    # As reported: 1.5 s after the start the view was gone and the shell was
+    # back; the strace pane was never read live.
+    rec = tmp_path / "rec"
+    tmux.start(autotrace(rec, "getent hosts localhost", "strace -f -p PID"))
+    screen = tmux.wait_for(r"ENDED", timeout=30)
+    assert "session over" in screen and "q quits" in screen
+    assert re.search(r"0  exited \d", screen)  # the titles say how each pane ended
+    time.sleep(2.5)  # past --grace and --kill-timeout: nothing takes the view away
+    screen = tmux.capture()
+    assert "[exit" not in screen and "ENDED" in screen
+    assert "openat" in screen  # strace's pane is there to read
+    # Reading keys still work on the final screen: zoom the strace pane.
+    tmux.send("1")
+    screen = tmux.wait_for(r"openat")
+    assert not re.search(r"0  exited", screen)  # pane 0 is out of sight while 1 is zoomed
+    tmux.send("q")
+    status = tmux.exit_status()
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert status == manifest["panes"][0]["exit_status"]  # the main command's status
+
+
+def test_exit_at_end_keeps_the_old_quit_at_end(tmux, tmp_path):
+    tmux.start(autotrace(tmp_path / "rec", "echo done", options=("--exit-at-end",)))
+    assert tmux.exit_status() == 0
+
+
+def test_no_timer_ends_the_session_while_paused(tmux, tmp_path):
+    # As reported: --duration ended a session while the user was paused and
+    # reading, and the next keys landed in the shell.
+    rec = tmp_path / "rec"
+    tmux.start(autotrace(rec, f"{sys.executable} -c \"print('ready', flush=True); "
+                              f"import time; time.sleep(60)\"",
+                         options=("--duration", "2")))
+    tmux.wait_for(r"ready")
+    tmux.send("p")
+    tmux.wait_for(r"PAUSED")
+    time.sleep(3.5)  # past the 2 s of --duration
+    screen = tmux.capture()
+    assert "PAUSED" in screen and "ENDED" not in screen and "[exit" not in screen
+    tmux.send("c")
+    # The rest of the duration runs after the pause: then the session ends.
+    screen = tmux.wait_for(r"ENDED", timeout=20)
+    markers = [e for e in events(rec / "pane-0.cast") if e[1] == "m"]
+    pause = next(e[0] for e in markers if e[2] == "pause")
+    resume = next(e[0] for e in markers if e[2] == "resume")
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert resume - pause >= 3.0
+    assert manifest["duration"] >= 2 + (resume - pause) - 0.5
+    tmux.send("q")
+    assert tmux.exit_status() == 143
+
+
+def _last_text_line_before(cast: Path, label: str) -> str:
+    text = []
+    for _t, code, data in events(cast):
+        if code == "m" and data == label:
+            break
+        if code == "o":
+            text.append(data)
+    lines = "".join(text).replace("\r", "").split("\n")
+    return lines[-1] if lines[-1] else lines[-2]
+
+
+def test_pause_shows_everything_recorded_before_its_marker(tmux, tmp_path):
+    # As reported: after `p` the bottom line was thousands of lines behind
+    # what the recording held before its pause marker.
+    rec = tmp_path / "rec"
+    tmux.start(autotrace(rec, "seq 1 1000000000"))
+    tmux.wait_for(r"\d{6}", timeout=20)
+    time.sleep(1.0)  # well into the flood
+    tmux.send("p")
+    screen = tmux.wait_for(r"PAUSED")
+    bottom = re.findall(r"(?m)^(\d+) *$", screen)[-1]
+    tmux.send("q")
+    tmux.exit_status()
+    assert bottom == _last_text_line_before(rec / "pane-0.cast", "pause")
+
+
+def test_recorded_times_agree_with_the_wall_clock(tmux, tmp_path):
+    # As reported: in the view, recorded times were ~160 ms earlier than the
+    # wall clock; started_unix is every pane's time origin.
+    rec = tmp_path / "rec"
+    printer = (f"{sys.executable} -c \"import time\nfor i in range(40):\n"
+               f" print('at', repr(time.time()), flush=True); time.sleep(0.05)\"")
+    tmux.start(autotrace(rec, printer))
+    tmux.wait_for(r"ENDED", timeout=30)
+    tmux.send("q")
+    tmux.exit_status()
+    started = json.loads((rec / "manifest.json").read_text())["started_unix"]
+    lags = []
+    for t, _code, data in events(rec / "pane-0.cast"):
+        for printed in re.findall(r"at (\d+\.\d+)", data):
+            lags.append(started + t - float(printed))
+    assert len(lags) >= 30
+    # Recorded after printed, never before; the quickest read is within 5 ms.
+    assert min(lags) > -0.005, lags
+    assert min(lags) < 0.005, lags
