@@ -1,7 +1,8 @@
 """The recording on disk: writer and reader (format: docs/recording-format.md).
 
-The writer never buffers: each event is one write followed by a flush, so a
-recording is readable up to the moment autotrace dies, whatever kills it.
+The writer never buffers: each event is one write of one whole line, so a
+recording is readable up to the moment autotrace dies, whatever kills it, and
+a write that fails (a full disk) is cut back to the last whole line.
 """
 
 from __future__ import annotations
@@ -209,6 +210,11 @@ class PaneWriter:
         self._last_t = t
         self._write(_event_line(t, code, data))
 
+    @property
+    def last_t(self) -> float:
+        """Time of the latest event given to this pane (recorded or not)."""
+        return self._last_t
+
     def decode(self, data: bytes, final: bool = False) -> str:
         """Bytes from the pty to text; a character split across reads comes out whole."""
         return self._decoder.decode(data, final)
@@ -267,7 +273,7 @@ class RecordingWriter:
         try:
             self.folder.replace(MANIFEST, manifest_bytes(self.session.to_json()))
         except OSError as err:
-            self._failed(err, max((w._last_t for w in self._panes.values()), default=0.0))
+            self._failed(err, max((w.last_t for w in self._panes.values()), default=0.0))
 
     def _failed(self, err: OSError, t: float) -> None:
         if self.stopped is not None:
