@@ -145,6 +145,16 @@ def processes_with(marker: str) -> list[psutil.Process]:
     return found
 
 
+def autotrace_under(pid: int) -> psutil.Process | None:
+    """The autotrace process among PID's descendants (a tmux window's shell, say)."""
+    for proc in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            argv = proc.cmdline()
+            if argv[1:3] == ["-m", "autotrace"] or os.path.basename(argv[1]) == "autotrace":
+                return proc
+    return None
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll CONDITION until it is truthy; for test set-up, never for timing asserts."""
     deadline = time.monotonic() + timeout

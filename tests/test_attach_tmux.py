@@ -19,7 +19,7 @@ import psutil
 import pytest
 from tmuxdriver import Tmux
 
-from tests.conftest import RecordingFiles, run_autotrace, wait_for
+from tests.conftest import REPO, RecordingFiles, autotrace_under, run_autotrace, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -75,21 +75,38 @@ def tracer_pid(pid: int) -> int:
 
 
 @pytest.fixture
-def tmux():
-    driver = Tmux(cols=160, rows=50)
-    yield driver
-    driver.kill()
+def job(tmp_path, marker):
+    return Job(tmp_path, marker)
+
+
+@pytest.fixture(scope="module")
+def autotrace_bin(tmp_path_factory) -> str:
+    """A folder with an `autotrace` command that runs this checkout's autotrace.
+
+    The venv's own `autotrace` (pip install -e) is used where there is one.
+    """
+    if (Path(VENV_BIN) / "autotrace").exists():
+        return VENV_BIN
+    folder = tmp_path_factory.mktemp("bin")
+    shim = folder / "autotrace"
+    shim.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO))} "
+                    f"exec {shlex.quote(sys.executable)} -m autotrace \"$@\"\n")
+    shim.chmod(0o755)
+    return f"{folder}:{VENV_BIN}"
 
 
 @pytest.fixture
-def job(tmp_path, marker):
-    return Job(tmp_path, marker)
+def tmux(autotrace_bin):
+    driver = Tmux(cols=160, rows=50)
+    driver.autotrace_bin = autotrace_bin
+    yield driver
+    driver.kill()
 
 
 def open_shell(tmux: Tmux, shell: str = "bash") -> None:
     """An interactive shell with job control, autotrace on its PATH, no history file."""
     argv = {"bash": ["bash", "--norc", "--noprofile", "-i"], "sh": ["sh", "-i"]}[shell]
-    tmux.start(argv, env={"PATH": f"{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
+    tmux.start(argv, env={"PATH": f"{tmux.autotrace_bin}:/usr/sbin:/usr/bin:/sbin:/bin",
                           "PS1": "$ ", "HISTFILE": "/dev/null", "ENV": "/dev/null"})
 
 
@@ -412,4 +429,35 @@ def test_live_view_p_then_q_leaves_every_process_of_the_job_running(tmux, tmp_pa
     tmux.send("q")
     screen = tmux.wait_for(r"\[status \d+\]", timeout=30)
     assert "[status 0]" in screen
+    assert_all_running(family, procs)
+
+
+def test_live_view_c_continues_the_whole_job_and_sigkill_while_paused_leaves_it_running(
+        tmux, tmp_path, family):
+    open_shell(tmux)
+    procs = start_family(tmux, family)
+    rec_dir = tmp_path / "rec"
+    tmux.type(f"autotrace -l {rec_dir}; echo \"[status $?]\"\n")
+    tmux.wait_for(r"(?m)^=>")
+    tmux.send("Enter")
+    tmux.wait_for(r"--- SIGCONT")
+    family.wait_ticking()
+    stopped = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    tmux.send("p")
+    tmux.wait_for("PAUSED")
+    wait_for(lambda: all(p.status() in stopped for p in procs), what="p to stop the whole job")
+    tmux.send("c")
+    tmux.wait_gone("PAUSED")
+    wait_for(lambda: all(p.status() not in NOT_RUNNING for p in procs),
+             what="c to continue the whole job")
+    family.wait_ticking()
+    tmux.send("p")
+    tmux.wait_for("PAUSED")
+    wait_for(lambda: all(p.status() in stopped for p in procs), what="p to stop it again")
+    autotrace = autotrace_under(tmux.pane_pid())
+    autotrace.kill()  # SIGKILL: no handler, no teardown
+    tmux.wait_for(r"\[status 137\]")
+    # Nothing left stopped: the job (still the shell's, not ours) ticks on.
+    wait_for(lambda: all(p.status() not in NOT_RUNNING for p in procs), timeout=10,
+             what="the whole job to be continued")
     assert_all_running(family, procs)

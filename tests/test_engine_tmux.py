@@ -131,3 +131,49 @@ def test_recorded_times_agree_with_the_wall_clock(tmux, tmp_path):
     # Recorded after printed, never before; the quickest read is within 5 ms.
     assert min(lags) > -0.005, lags
     assert min(lags) < 0.005, lags
+
+
+def _panes_area(screen: str) -> list[str]:
+    """The screen between the header and the footer: titles and pane contents."""
+    return screen.split("\n")[1:-2]
+
+
+def test_the_same_keys_show_the_same_screens_live_and_in_replay(tmux, tmp_path):
+    # One engine: the final screen of a live session and the end of its
+    # replay answer the same keys with the same panes.
+    rec = tmp_path / "rec"
+    main = (f"{sys.executable} -c \"import time\nfor i in range(60):\n"
+            f" print('main line', i, flush=True)\ntime.sleep(1.5)\"")
+    tracer = (f"{sys.executable} -c \"\nfor i in range(45):\n"
+              f" print('tracer line', i, flush=True)\"")
+    keys = [("1",), ("1",), ("k", "k", "k"), ("Tab",), ("k",), ("t",), ("j", "j")]
+    tmux.start(autotrace(rec, main, tracer, "echo third pane"))
+    tmux.wait_for(r"ENDED", timeout=30)
+    live = [_panes_area(tmux.wait_for(r"ENDED"))]
+    for group in keys:
+        tmux.send(*group)
+        time.sleep(0.3)
+        live.append(_panes_area(tmux.wait_for(r"ENDED|PAUSED")))
+    tmux.send("q")
+    tmux.exit_status()
+
+    replay = Tmux(cols=120, rows=40)
+    try:
+        replay.start([sys.executable, "-m", "autotrace", "replay", "--paused", str(rec)])
+        replay.wait_for(r"PAUSED")
+        replay.send("G")
+        shown = [_panes_area(replay.wait_for(r"END"))]
+        for group in keys:
+            replay.send(*group)
+            time.sleep(0.3)
+            shown.append(_panes_area(replay.wait_for(r"END")))
+        replay.send("q")
+        assert replay.exit_status() == 0
+    finally:
+        replay.kill()
+    assert live[1] != live[0] and live[2] == live[0]  # zoomed, then back
+    assert any("3 lines back" in row for row in live[3])  # the keys did something
+    assert len(shown) == len(live)
+    for step, (a, b) in enumerate(zip(live, shown)):
+        assert a == b, f"after keys {keys[step - 1] if step else '(none)'}:\n" + "\n".join(
+            f"{x!r}\n{y!r}" for x, y in zip(a, b) if x != y)

@@ -178,18 +178,20 @@ def bad_cast_line(case: Case) -> None:
 
 
 BOTH = ("info", "cat")
+# info reads a bundle only up to its manifest: members after it never reach it.
+CAT = ("cat",)
 CASES: list[tuple[Build, tuple[str, ...], str]] = [
-    (absolute, BOTH, "refused member '{tmp}/abs-escape': it has an absolute path"),
+    (absolute, CAT, "refused member '{tmp}/abs-escape': it has an absolute path"),
     (dotdot, BOTH, "refused member 'rec/../../../dotdot-escape': it climbs out of the bundle"),
     (symlink_out, BOTH, "refused member 'rec/link': it is a symbolic link (to '{tmp}/outside')"),
-    (symlink_read, BOTH, "refused member 'rec/pane-0.cast': it is a symbolic link"),
-    (hardlink, BOTH, "refused member 'rec/pane-0.cast': it is a hard link (to '/etc/passwd')"),
-    (device, BOTH, "refused member 'rec/null': it is a device node"),
-    (fifo, BOTH, "refused member 'rec/pipe': it is a fifo"),
-    (oversize, BOTH, "refused member 'rec/pane-0.cast': it is 2147483648 bytes, over the "
-                     "limit of 1073741824"),
+    (symlink_read, CAT, "refused member 'rec/pane-0.cast': it is a symbolic link"),
+    (hardlink, CAT, "refused member 'rec/pane-0.cast': it is a hard link (to '/etc/passwd')"),
+    (device, CAT, "refused member 'rec/null': it is a device node"),
+    (fifo, CAT, "refused member 'rec/pipe': it is a fifo"),
+    (oversize, CAT, "refused member 'rec/pane-0.cast': it is 2147483648 bytes, over the "
+                    "limit of 1073741824"),
     (huge_pax_header, BOTH, "refused: extended header of 2147483648 bytes is over the limit"),
-    (two_folders, BOTH, "refused member 'other/manifest.json': it is a second top-level folder"),
+    (two_folders, CAT, "refused member 'other/manifest.json': it is a second top-level folder"),
     (loose_file, BOTH, "refused member 'manifest.json': it is not inside the bundle's folder"),
     (not_gzip, BOTH, "not a readable .tar.gz bundle: not a gzip file"),
     (truncated, BOTH, "not a readable .tar.gz bundle"),

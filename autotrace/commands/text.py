@@ -26,7 +26,8 @@ def run_cat(options: argparse.Namespace) -> int:
 
 
 def run_info(options: argparse.Namespace) -> int:
-    with resolve_recording(options.path) as directory:
+    # info shows only the manifest: of a bundle, nothing after it is read.
+    with resolve_recording(options.path, manifest_only=True) as directory:
         recording = Recording.open(directory)
         # Show the path the user gave, not a bundle's temporary folder.
         write_info(dataclasses.replace(recording, directory=options.path), sys.stdout)

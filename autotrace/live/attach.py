@@ -25,6 +25,7 @@ class AttachPlan:
 
     pid: int | None = None  # trace this running process
     held: bool = False  # it is stopped: continue it once the tracers are ready
+    job: bool = False  # a shell's job (Ctrl-Z): paused whole, as its shell would
     label: str = ""  # how the main pane calls it
     rerun: str | None = None  # run this command line instead (the `r` choice)
     cwd: str | None = None  # ... from this directory
@@ -76,7 +77,8 @@ def plan_for_latest_job(ask: bool, say: Callable[[str], None]) -> AttachPlan:
     was_stopped = target.is_stopped(job)
     if choice is Action.TRACE:
         say(f"tracing {target.describe(job)}")
-        return AttachPlan(pid=job.pid, held=was_stopped, label=target.command_line(job))
+        return AttachPlan(pid=job.pid, held=was_stopped, job=True,
+                          label=target.command_line(job))
     if choice is Action.CONTINUE_AND_QUIT:
         _continue(job)
         return AttachPlan(exit_code=0)

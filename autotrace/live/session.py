@@ -21,8 +21,10 @@ from ptyprocess import PtyProcess
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
 from autotrace.live import procs
-from autotrace.live.attach import signal_job
+from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
+from autotrace.live.pause import Pause, Target
+from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import Probe, make_probe
 from autotrace.live.procs import ExitStatus
 from autotrace.loop import Loop, running
@@ -46,6 +48,7 @@ class SessionOptions:
     interval: float = 1.0  # probe panes (@proc, ...) refresh this often
     attach_pid: int | None = None  # main is this running process, not a command we start
     attach_held: bool = False  # it is stopped (Ctrl-Z): continue it once tracers are ready
+    attach_job: bool = False  # it is a shell's job (Ctrl-Z pickup): pause its whole group
     netns: bool = False  # run tracers inside the main process's network namespace
 
 
@@ -142,6 +145,7 @@ class Session:
     _stopping_since: float | None = field(default=None, init=False)  # when TERM went out
     _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
+    _pause: Pause = field(default_factory=Pause, init=False)  # what p stopped, and its guard
 
     # ------------------------------------------------------------ public API
 
@@ -169,13 +173,19 @@ class Session:
             self._begin_stopping()
 
     def pause(self) -> None:
-        """Stop (SIGSTOP) the main process and the tracers; the recording notes it.
+        """Stop (SIGSTOP) the main process, the tracers and their descendants
+        (live/pause.py says exactly which); the recording notes it.
 
         While paused no timer ends the session (--duration, --grace): the
         user is reading. They run on from where they were on resume."""
         if not self.paused and self.phase is not Phase.DONE:
             self._paused_at = self.clock()
-            self._set_paused(True)
+            try:
+                self._set_paused(True)
+            except GuardError as err:  # nothing is left stopped: say why, go on running
+                self.paused = False
+                self._paused_at = None
+                self.notify(f"not paused: {err}")
 
     def resume(self) -> None:
         if self.paused:
@@ -187,8 +197,12 @@ class Session:
 
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
-        for pane in self._pausable_panes():
-            self._signal(pane, signal.SIGSTOP if paused else signal.SIGCONT)
+        panes = self._pausable_panes()
+        if paused:
+            self._pause.stop(self._pause_target(pane) for pane in panes)
+        else:
+            self._pause.resume()
+        for pane in panes:
             pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
         if paused:
@@ -208,10 +222,18 @@ class Session:
                 if eof:
                     self._close_pane_fd(pane)
 
+    def _pause_target(self, pane: Pane) -> Target:
+        """Our panes are process groups; an attached process is itself and its
+        descendants, unless it is a Ctrl-Z job: then its job's group, as its shell does."""
+        if not pane.attached:
+            return Target(pane.pid, group=pane.pid)  # type: ignore[arg-type]
+        group = job_group(pane.pid) if self.options.attach_job else None  # type: ignore[arg-type]
+        return Target(pane.pid, group=group)  # type: ignore[arg-type]
+
     @staticmethod
     def _signal(pane: Pane, sig: int) -> None:
         # Our panes are whole process groups; an attached job is its own group
-        # (stopped and continued whole, as its shell does), unless it is in ours.
+        # (continued whole once the tracers are ready), unless it is in ours.
         if pane.attached:
             signal_job(pane.pid, sig)  # type: ignore[arg-type]
         else:
@@ -458,6 +480,7 @@ class Session:
         if self.paused:  # an error while paused: an attached job must not stay stopped
             with contextlib.suppress(Exception):
                 self._set_paused(False)
+        self._pause.close()  # before terminate(): the guard is not a pane's process
         groups = [p.proc.pid for p in self.panes if p.proc is not None and p.status is None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.

@@ -7,9 +7,11 @@ path.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import io
 import os
+import select
 import signal
 import sys
 import termios
@@ -137,6 +139,8 @@ class Terminal:
         """Every key waiting on stdin, as blessed names (KEY_UP) or characters.
 
         Raises TerminalGone when stdin has closed (the terminal went away)."""
+        if self._hung_up():  # before inkey(): some blessed versions spin at EOF
+            raise TerminalGone
         keys: list[str] = []
         while True:
             try:
@@ -146,6 +150,17 @@ class Terminal:
             if not key:
                 return keys
             keys.append(key.name if key.is_sequence and key.name else str(key))
+
+    def _hung_up(self) -> bool:
+        """stdin says it is readable yet holds nothing: the terminal is gone."""
+        fd = self.fileno()
+        try:
+            if not select.select([fd], [], [], 0)[0]:
+                return False
+            waiting = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return True
+        return int.from_bytes(waiting, sys.byteorder) == 0
 
     def draw(self, frame: FSArray | list[FmtStr]) -> None:
         self.window.render_to_terminal(frame)
