@@ -248,13 +248,13 @@ def test_prepare_directory_refuses_non_empty_and_files(tmp_path) -> None:
         prepare_directory(tmp_path / "file")
     with pytest.raises(RecordingError, match="cannot create"):
         prepare_directory(tmp_path / "file" / "below")
-    assert prepare_directory(tmp_path / "new" / "deeper").is_dir()
+    assert prepare_directory(tmp_path / "new" / "deeper").path.is_dir()
 
 
 def test_default_directories_are_unique_per_session(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    first = prepare_directory(default_directory("sleep 1"))
-    second = prepare_directory(default_directory("sleep 1"))
+    first = prepare_directory(default_directory("sleep 1")).path
+    second = prepare_directory(default_directory("sleep 1")).path
     assert first != second
     assert first.parent == tmp_path / "autotrace" / "recordings"
 

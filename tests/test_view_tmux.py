@@ -278,22 +278,34 @@ def test_title_shows_the_command_with_pid_substituted(tmux, tmp_path):
     tmux.exit_status()
 
 
-def test_internal_error_restores_the_terminal_and_leaves_a_log(tmux, tmp_path):
-    # A real failure inside the session: the recording hits the file size limit
-    # (ulimit -f, in 512-byte blocks), so writing it raises EFBIG mid-session.
-    argv = autotrace(tmp_path, "python3 -c \"print('x' * 400000)\"; sleep 60", "sleep 61.5")
+def test_file_size_limit_stops_the_recording_not_the_session(tmux, tmp_path):
+    # A real failing write inside the session: the recording hits the file size
+    # limit (ulimit -f, in 512-byte blocks), so writing it fails with EFBIG
+    # mid-session. Like a full disk, it stops the recording, not the session.
+    argv = autotrace(tmp_path, "python3 -c \"print('x' * 400000)\"; echo main ran to its end",
+                     "sleep 61.5")
     in_shell(tmux, tmp_path, ["sh", "-c", 'ulimit -f 128; exec "$@"', "sh", *argv],
              "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x echo; echo DONE")
+    # The view stays on the final screen, saying the recording is incomplete.
+    screen = tmux.wait_for(r"ENDED", timeout=30)
+    assert "NOT RECORDING (file size limit reached)" in screen
+    assert "main ran to its end" in screen
+    tmux.send("q")
     screen = tmux.wait_for(r"STATUS=\d+(.|\n)*DONE", timeout=30)
-    assert "STATUS=70" in screen
-    assert screen.count("autotrace: internal error") == 1
-    assert "autotrace.log)" in screen.replace("\n", "")  # one long line, wrapped by tmux
-    assert "Traceback" not in screen
+    assert "STATUS=74" in screen  # the main command succeeded, its recording is cut short
+    assert screen.count("autotrace: recording stopped: file size limit reached") == 1
+    assert "internal error" not in screen and "Traceback" not in screen
     assert re.search(r"^echo$", screen, re.M)
     assert tmux.tmux("display-message", "-p", "-t", tmux.session,
                      "#{alternate_on}").strip() == "0"
-    log = (tmp_path / "rec" / "autotrace.log").read_text()
-    assert "Traceback" in log and "File too large" in log
+    directory = tmp_path / "rec"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "manifest.json", "pane-0.cast", "pane-1.cast"]  # no log, no temporary
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["recording_stopped"]["reason"] == "file size limit reached"
+    assert manifest["panes"][0]["exit_status"] == 0
+    lines = (directory / "pane-0.cast").read_text().split("\n")
+    assert lines[-1] == "" and all(json.loads(line) for line in lines[:-1])
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if "61.5" in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []

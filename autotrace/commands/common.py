@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from autotrace.format.files import RecordingFolder
 from autotrace.format.recording import (
     RecordingError,
 )
@@ -18,12 +19,12 @@ from autotrace.live.presets import PresetError
 from autotrace.live.target import TargetError
 
 # Where an internal error's traceback goes: the recording being written, if any.
-_log_directory: Path | None = None
+_log_folder: RecordingFolder | None = None
 
 
-def log_internal_errors_to(directory: Path) -> None:
-    global _log_directory
-    _log_directory = directory
+def log_internal_errors_to(folder: RecordingFolder) -> None:
+    global _log_folder
+    _log_folder = folder
 
 
 def say(line: str) -> None:
@@ -81,11 +82,14 @@ def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Name
 
 def _write_traceback() -> Path:
     text = traceback.format_exc()
-    if _log_directory is not None and _log_directory.is_dir():
-        path = _log_directory / "autotrace.log"
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(text)
-        return path
+    if _log_folder is not None:
+        # Made like every file of a recording (never through a planted link);
+        # one that is there already is not ours to append to.
+        try:
+            _log_folder.write_new("autotrace.log", text.encode("utf-8", "replace"))
+            return _log_folder.path / "autotrace.log"
+        except FileExistsError:
+            pass
     fd, name = tempfile.mkstemp(prefix="autotrace-", suffix=".log")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)

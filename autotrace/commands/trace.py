@@ -16,6 +16,7 @@ from autotrace.commands.common import (
     terminal_size,
     to_stderr,
 )
+from autotrace.format.files import RecordingFolder
 from autotrace.format.recording import (
     RecordingError,
     RecordingWriter,
@@ -28,6 +29,10 @@ from autotrace.live.presets import Privileges, list_presets_text
 from autotrace.live.presets import resolve as resolve_preset
 from autotrace.live.probes import make_probe
 from autotrace.live.session import PaneSpec, Session, SessionOptions
+
+# The main command succeeded but the recording stopped early (full disk, I/O
+# error, file size limit): sysexits' EX_IOERR.
+INCOMPLETE_RECORDING = 74
 
 
 def run_trace(options: argparse.Namespace) -> int:
@@ -46,15 +51,23 @@ def run_trace(options: argparse.Namespace) -> int:
         if plan.cwd:
             os.chdir(plan.cwd)
     specs = pane_specs(options, plan)
-    directory = new_recording_directory(options.logdir, specs[0].command)
-    log_internal_errors_to(directory)
+    folder = new_recording_directory(options.logdir, specs[0].command)
+    directory = folder.path
+    log_internal_errors_to(folder)
     end_replaced_job(plan)  # `r`: only now that the re-run is sure to start
     # After the directory check, so a refused directory is the only line printed.
     if not options.headless and not interactive:
         stream = "stdout" if not sys.stdout.isatty() else "stdin"
         notify(f"{stream} is not a terminal: running headless")
-    writer = RecordingWriter(directory, SessionRecord(cols=cols, rows=rows,
-                                                      started_unix=time.time()))
+    try:
+        writer = RecordingWriter(folder, SessionRecord(cols=cols, rows=rows,
+                                                       started_unix=time.time()))
+    except RecordingError:
+        folder.discard()  # not even a manifest fitted: leave no empty folder behind
+        raise
+    # A recording that cannot go on is said even with -q: the user believes
+    # the session is being recorded.
+    writer.on_stop = say
     session = Session(
         specs,
         writer,
@@ -65,12 +78,20 @@ def run_trace(options: argparse.Namespace) -> int:
         notify=notify,
     )
     code = run_with_view(session, options, directory) if interactive else session.run()
+    if writer.stopped and interactive:
+        say(f"recording stopped: {writer.stopped}")  # the view's message is gone with it
     if not options.quiet:
         report_recording(directory)
-    return code
+    return incomplete_status(code) if writer.stopped else code
 
 
-def new_recording_directory(logdir: Path | None, main_command: str) -> Path:
+def incomplete_status(code: int) -> int:
+    """A session that ran to its end unrecorded in part: a failure of the main
+    command (or an interruption) is told as is, a success is not a success."""
+    return INCOMPLETE_RECORDING if code == 0 else code
+
+
+def new_recording_directory(logdir: Path | None, main_command: str) -> RecordingFolder:
     if logdir is not None:
         return prepare_directory(logdir)
     for _ in range(5):  # two sessions of the same command in the same second
@@ -139,6 +160,7 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
         view.chrome_dirty = True
 
     session.notify = notice
+    session.recording.on_stop = live.on_recording_stopped
     with terminal.active(), Loop(session.clock) as loop:
         live.join(loop)
         return session.run(loop)

@@ -1,13 +1,16 @@
 """The recording on disk: writer and reader (format: docs/recording-format.md).
 
-The writer never buffers: each event is one write followed by a flush, so a
-recording is readable up to the moment autotrace dies, whatever kills it.
+The writer never buffers: each event is one write of one whole line, so a
+recording is readable up to the moment autotrace dies, whatever kills it, and
+a write that fails (a full disk) is cut back to the last whole line.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime
+import errno
 import getpass
 import json
 import os
@@ -16,9 +19,15 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Callable
 
 from autotrace import __version__
+from autotrace.format.files import (
+    LineFile,
+    RecordingFolder,
+    UnsafeFolder,
+    invoking_user_ids,
+)
 
 FORMAT_NAME = "autotrace-recording"
 FORMAT_VERSION = 1
@@ -33,59 +42,30 @@ class RecordingError(Exception):
 # ---------------------------------------------------------------- writing
 
 
-def invoking_user_ids() -> tuple[int, int] | None:
-    """(uid, gid) of the user who ran sudo, when we are root under sudo."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return int(os.environ["SUDO_UID"]), int(os.environ["SUDO_GID"])
-    except (KeyError, ValueError):
-        return None
-
-
 def invoking_user_name() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def _give_to_invoking_user(path: Path) -> None:
-    # Under sudo the recording belongs to the person who asked for it, not root.
-    ids = invoking_user_ids()
-    if ids:
-        os.chown(path, *ids)
+def prepare_directory(path: Path) -> RecordingFolder:
+    """Create (mode 0700) or accept an empty private directory for a new recording.
 
-
-def prepare_directory(path: Path) -> Path:
-    """Create (mode 0700) or accept an empty directory for a new recording.
-
-    Raises RecordingError with a one-line reason when it cannot be used.
+    Raises RecordingError with a one-line reason when it cannot be used safely.
     """
     path = path.expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise RecordingError(f"recording directory {path} exists and is not a directory")
-        if any(path.iterdir()):
-            raise RecordingError(f"recording directory {path} is not empty")
-    else:
-        missing = [p for p in [path, *path.parents] if not p.exists()]
-        # Every folder we create is private, not only the last: the names of
-        # recordings (commands, times) are nobody else's business.
-        for created in reversed(missing):
-            try:
-                created.mkdir(mode=0o700)
-            except FileExistsError:
-                if created == path:
-                    # Another session took this name a moment ago: never share one.
-                    raise RecordingError(f"recording directory {path} was just created "
-                                         "by someone else; try again") from None
-                continue  # a parent made meanwhile by someone else: not ours to chown
-            except OSError as err:
-                raise RecordingError(
-                    f"cannot create recording directory {path}: {err.strerror}"
-                ) from None
-            _give_to_invoking_user(created)
+    try:
+        if os.path.lexists(path):
+            folder = RecordingFolder.open(path)
+            if not folder.is_empty():
+                folder.close()
+                raise RecordingError(f"recording directory {path} is not empty")
+        else:
+            folder = RecordingFolder.make(path)
+    except UnsafeFolder as err:
+        raise RecordingError(str(err)) from None
     if not os.access(path, os.W_OK | os.X_OK):
+        folder.close()
         raise RecordingError(f"recording directory {path} is not writable")
-    return path
+    return folder
 
 
 def default_root() -> Path:
@@ -155,6 +135,7 @@ class SessionRecord:
     attached: bool = False
     duration: float | None = None
     redactions: list[str] = field(default_factory=list)
+    recording_stopped: dict[str, Any] | None = None  # {"t", "reason"}: a write failed
 
     def to_json(self) -> dict[str, Any]:
         started = datetime.datetime.fromtimestamp(self.started_unix).astimezone()
@@ -171,42 +152,68 @@ class SessionRecord:
             "terminal": {"cols": self.cols, "rows": self.rows},
             "attached": self.attached,
             "redactions": self.redactions,
+            "recording_stopped": self.recording_stopped,
             "panes": [p.to_json() for p in self.panes],
         }
 
 
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    _give_to_invoking_user(tmp)
-    os.replace(tmp, path)
+def manifest_bytes(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8", "replace")
 
 
-def _event_line(t: float, code: str, data: str) -> str:
-    return json.dumps([round(t, 6), code, data], ensure_ascii=False) + "\n"
+def _event_line(t: float, code: str, data: str) -> bytes:
+    # "replace": text that cannot be UTF-8 (a lone surrogate) must not stop the recording.
+    return (json.dumps([round(t, 6), code, data], ensure_ascii=False) + "\n").encode(
+        "utf-8", "replace")
+
+
+# Why a write failed, as the user would say it.
+_FAILURES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit reached",
+    errno.EIO: "input/output error",
+}
+
+
+def failure_reason(err: OSError) -> str:
+    return _FAILURES.get(err.errno or 0) or err.strerror or str(err)
 
 
 class PaneWriter:
-    """Append-only asciicast v2 writer for one pane, with its own UTF-8 decoder."""
+    """Append-only asciicast v2 writer for one pane, with its own UTF-8 decoder.
 
-    def __init__(self, path: Path, header: dict[str, Any]):
-        # Open for the whole session, closed in close(): no context manager fits.
-        self._file: IO[str] = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
-        _give_to_invoking_user(path)
+    Each event is one write of one whole line. When a write fails (full disk,
+    I/O error) the file is cut back to its last whole line and `on_failure` is
+    told; from then on events are dropped, the pane's process goes on.
+    """
+
+    def __init__(self, file: LineFile | None, header: dict[str, Any],
+                 on_failure: Callable[[OSError, float], None]):
+        self._file = file
+        self._on_failure = on_failure
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._last_t = 0.0
-        self._write(json.dumps(header, ensure_ascii=False) + "\n")
+        self._write(json.dumps(header, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
 
-    def _write(self, line: str) -> None:
-        self._file.write(line)
-        self._file.flush()
+    def _write(self, line: bytes) -> None:
+        if self._file is None:
+            return  # the recording stopped
+        try:
+            self._file.write(line)
+        except OSError as err:
+            self.stop()
+            self._on_failure(err, self._last_t)
 
     def _event(self, t: float, code: str, data: str) -> None:
         t = max(t, self._last_t)
         self._last_t = t
         self._write(_event_line(t, code, data))
+
+    @property
+    def last_t(self) -> float:
+        """Time of the latest event given to this pane (recorded or not)."""
+        return self._last_t
 
     def decode(self, data: bytes, final: bool = False) -> str:
         """Bytes from the pty to text; a character split across reads comes out whole."""
@@ -222,25 +229,60 @@ class PaneWriter:
     def marker(self, t: float, label: str) -> None:
         self._event(t, "m", label)
 
+    def stop(self) -> None:
+        """Write nothing more (the file keeps what it has, whole)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def close(self, t: float) -> None:
-        if self._file.closed:
-            return
         self.output(t, self.decode(b"", final=True))
-        self._file.close()
+        self.stop()
 
 
 class RecordingWriter:
-    """Writes a whole session: the manifest and one asciicast file per pane."""
+    """Writes a whole session: the manifest and one asciicast file per pane.
 
-    def __init__(self, directory: Path, session: SessionRecord, term: str = "xterm-256color"):
-        self.directory = directory
+    A failing disk never raises out of here: the first failed write stops the
+    recording of every pane at its last whole event (`stopped` says why,
+    `on_stop` is told once), and the manifest is still rewritten when it can
+    be, so the session, and the program being debugged, go on to their end.
+    """
+
+    def __init__(self, directory: Path | RecordingFolder, session: SessionRecord,
+                 term: str = "xterm-256color"):
+        if isinstance(directory, RecordingFolder):
+            self.folder, self._own_folder = directory, False
+        else:
+            try:
+                self.folder, self._own_folder = RecordingFolder.open(directory), True
+            except UnsafeFolder as err:
+                raise RecordingError(str(err)) from None
+        self.directory = self.folder.path
         self.session = session
         self._term = term
         self._panes: dict[int, PaneWriter] = {}
+        self.stopped: str | None = None  # why the recording stopped early
+        self.on_stop: Callable[[str], None] = lambda line: None
         self.save_manifest()
+        if self.stopped:
+            raise RecordingError(f"cannot write the recording in {self.directory}: "
+                                 f"{self.stopped}")
 
     def save_manifest(self) -> None:
-        write_json_atomically(self.directory / MANIFEST, self.session.to_json())
+        try:
+            self.folder.replace(MANIFEST, manifest_bytes(self.session.to_json()))
+        except OSError as err:
+            self._failed(err, max((w.last_t for w in self._panes.values()), default=0.0))
+
+    def _failed(self, err: OSError, t: float) -> None:
+        if self.stopped is not None:
+            return
+        self.stopped = failure_reason(err)
+        self.session.recording_stopped = {"t": round(t, 6), "reason": self.stopped}
+        for writer in self._panes.values():
+            writer.stop()
+        self.on_stop(f"recording stopped: {self.stopped}; the session goes on, unrecorded")
 
     def add_pane(self, pane: PaneRecord) -> PaneWriter:
         if pane not in self.session.panes:
@@ -254,7 +296,17 @@ class RecordingWriter:
             "title": f"autotrace pane {pane.index}: {pane.command}",
             "env": {"TERM": self._term, "SHELL": "/bin/sh"},
         }
-        writer = PaneWriter(self.directory / pane.file, header)
+        file = None
+        if self.stopped is None:
+            try:
+                file = LineFile(self.folder.create(pane.file))
+            except OSError as err:
+                self._failed(err, 0.0)
+        writer = PaneWriter(file, header, self._failed)
+        if file is not None and file.size == 0:
+            # Not even its header fitted: no file beats one no player can read.
+            with contextlib.suppress(OSError):
+                self.folder.remove(pane.file)
         self._panes[pane.index] = writer
         self.save_manifest()
         return writer
@@ -272,6 +324,8 @@ class RecordingWriter:
         for writer in self._panes.values():
             writer.close(t)
         self.save_manifest()
+        if self._own_folder:
+            self.folder.close()
 
 
 # ---------------------------------------------------------------- reading

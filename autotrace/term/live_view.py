@@ -61,6 +61,7 @@ class LiveView:
         self._quitting = False  # q or a signal: leave as soon as the session is over
         self._frozen: set[int] = set()  # panes caught up to the pause marker
         self.view.status_left = f"● REC {recording_label}"
+        self._recording_label = recording_label
         self.view.reply = self._reply
         self.view.archive = self._archive
         self._last_frame = -1.0
@@ -127,6 +128,12 @@ class LiveView:
         elif event.kind == MARKER and event.data.startswith("user:"):
             self.view.message = f"marker added: {event.data[5:]}"
             self.view.chrome_dirty = True
+        self._dirty = True
+
+    def on_recording_stopped(self, line: str) -> None:
+        """A write failed (full disk): say so at once, and for as long as it lasts."""
+        self.view.message = line
+        self._update_status()
         self._dirty = True
 
     def on_input(self) -> None:
@@ -291,6 +298,9 @@ class LiveView:
                 state = "stopped (by a signal, not by autotrace)"
             self.view.status_right = (f"session over, main: {state}; q quits" if over
                                       else f"main: {state} (pid {main.pid})")
+        if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
+            self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
+                                     f"{self._recording_label}")
         self.view.paused = self.session.paused
         self.view.chrome_dirty = True
 
