@@ -292,3 +292,17 @@ def test_no_zombies_or_children_are_left_while_the_test_runs(tmp_path) -> None:
     # autotrace ran as our child: everything it started was its to reap, not ours.
     assert [p for p in psutil.Process().children(recursive=True)
             if p.status() != psutil.STATUS_ZOMBIE and p.pid != os.getpid()] == []
+
+
+def test_a_character_split_across_reads_is_recorded_whole(tmp_path) -> None:
+    # The pty hands over a snowman's first byte in one read and the rest in the
+    # next: the recording holds the whole character, and bad bytes as U+FFFD.
+    printer = python('import os, time\n'
+                     'os.write(1, b"a\\xe2"); time.sleep(0.3)\n'
+                     'os.write(1, b"\\x98\\x83b"); time.sleep(0.3)\n'
+                     'os.write(1, b"\\xff!")')
+    result, rec = trace(tmp_path, printer)
+    assert result.returncode == 0, result.stderr
+    events = [data for _, code, data in rec.pane_file(0).events if code == "o"]
+    assert "".join(events) == "a\u2603b\ufffd!"
+    assert events[0] == "a"  # the first byte of the snowman waited for the rest

@@ -7,7 +7,6 @@ a write that fails (a full disk) is cut back to the last whole line.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import datetime
 import errno
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autotrace import __version__
+from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.files import (
     LineFile,
     RecordingFolder,
@@ -181,7 +181,7 @@ def failure_reason(err: OSError) -> str:
 
 
 class PaneWriter:
-    """Append-only asciicast v2 writer for one pane, with its own UTF-8 decoder.
+    """Append-only asciicast v2 writer for one pane.
 
     Each event is one write of one whole line. When a write fails (full disk,
     I/O error) the file is cut back to its last whole line and `on_failure` is
@@ -192,7 +192,6 @@ class PaneWriter:
                  on_failure: Callable[[OSError, float], None]):
         self._file = file
         self._on_failure = on_failure
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._last_t = 0.0
         self._write(json.dumps(header, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
 
@@ -215,16 +214,12 @@ class PaneWriter:
         """Time of the latest event given to this pane (recorded or not)."""
         return self._last_t
 
-    def decode(self, data: bytes, final: bool = False) -> str:
-        """Bytes from the pty to text; a character split across reads comes out whole."""
-        return self._decoder.decode(data, final)
-
     def output(self, t: float, text: str) -> None:
         if text:
             self._event(t, "o", text)
 
-    def resize(self, t: float, cols: int, rows: int) -> None:
-        self._event(t, "r", f"{cols}x{rows}")
+    def resize(self, t: float, size: str) -> None:
+        self._event(t, "r", size)  # COLSxROWS
 
     def marker(self, t: float, label: str) -> None:
         self._event(t, "m", label)
@@ -236,7 +231,6 @@ class PaneWriter:
             self._file = None
 
     def close(self, t: float) -> None:
-        self.output(t, self.decode(b"", final=True))
         self.stop()
 
 
@@ -313,6 +307,19 @@ class RecordingWriter:
 
     def pane(self, index: int) -> PaneWriter:
         return self._panes[index]
+
+    def consume(self, event: Event) -> None:
+        """The recording as one consumer of the session's events (DESIGN.md, One
+        stream): output, resizes and markers are written as they come; a pane's
+        new state (started, ended, a note) is when the manifest is saved."""
+        if event.kind == OUTPUT:
+            self._panes[event.pane].output(event.t, event.data)
+        elif event.kind == RESIZE:
+            self._panes[event.pane].resize(event.t, event.data)
+        elif event.kind == MARKER:
+            self.marker(event.t, event.data)
+        elif event.kind == STATE:
+            self.save_manifest()
 
     def marker(self, t: float, label: str) -> None:
         """Session markers live in the main pane's file (format spec)."""

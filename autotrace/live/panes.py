@@ -14,6 +14,7 @@ class here.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 
@@ -99,6 +100,11 @@ class PtyPane(Pane):
         self.proc = proc
         self.spawned_at = spawned_at
         self._eof = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        """Bytes from the pty as text; a character split across reads comes out whole."""
+        return self._decoder.decode(data, final)
 
     @property
     def pid(self) -> int:

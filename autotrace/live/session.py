@@ -202,9 +202,7 @@ class Session:
             pane.write(text.encode())
 
     def mark(self, label: str) -> None:
-        t = self.now()
-        self.recording.marker(t, label)
-        self._emit(Event(t, 0, MARKER, label))
+        self._emit(Event(self.now(), 0, MARKER, label))
 
     def resize_pane(self, index: int, cols: int, rows: int) -> None:
         pane = self.panes[index]
@@ -213,9 +211,7 @@ class Session:
         pane.record.cols, pane.record.rows = cols, rows
         if isinstance(pane, PtyPane):
             pane.resize(cols, rows)
-        t = self.now()
-        pane.writer.resize(t, cols, rows)
-        self._emit(Event(t, index, RESIZE, f"{cols}x{rows}"))
+        self._emit(Event(self.now(), index, RESIZE, f"{cols}x{rows}"))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -243,6 +239,7 @@ class Session:
         # event times plus started_unix must agree with other logs.
         self._t0 = self.clock()
         self.recording.session.started_unix = time.time()
+        self._listeners.insert(0, self.recording.consume)  # recorded before it is shown
         loop.join(self)
         self._start_panes()
 
@@ -315,7 +312,6 @@ class Session:
         self.panes.append(pane)
         if pane.fd is not None:
             self._watch(pane)
-        self.recording.save_manifest()
         self._emit(Event(self.now(), pane.index, STATE, pane.state()))
         return pane
 
@@ -352,9 +348,8 @@ class Session:
 
     def _write(self, pane: Pane, text: str) -> None:
         """Output autotrace itself puts into a pane: recorded like the pane's own."""
-        t = self.now()
-        pane.writer.output(t, text)
-        self._emit(Event(t, pane.index, OUTPUT, text))
+        if text:
+            self._emit(Event(self.now(), pane.index, OUTPUT, text))
 
     def _refresh_probes(self, now: float) -> None:
         """One frame per probe pane; notice an attached main process that ended."""
@@ -367,7 +362,6 @@ class Session:
         if isinstance(main, AttachedPane) and main.status is None and main.gone():
             main.status, main.reaped_at = ExitStatus(), now
             self._finish_pane_record(main)
-            self.recording.save_manifest()
             self._emit(Event(self.now(), 0, STATE, main.state()))
         try:
             target = psutil.Process(main.pid)
@@ -443,10 +437,11 @@ class Session:
                 # A full disk (or a write that already failed) must not stop the teardown.
                 with contextlib.suppress(OSError):
                     self._on_output(pane, data)
+                    self._write(pane, pane.decode(b"", final=True))  # a torn last character
                 pane.close()
             self._finish_pane_record(pane)
         with contextlib.suppress(OSError):
-            self.recording.marker(t, "end")
+            self._emit(Event(t, 0, MARKER, "end"))
             self.recording.close(t)
 
     # ------------------------------------------------------------ the loop
@@ -511,7 +506,6 @@ class Session:
                 pane.reaped_at = self.clock()
                 pane.stopped = False
                 self._finish_pane_record(pane)
-                self.recording.save_manifest()
                 self._emit(Event(self.now(), pane.index, STATE, pane.state()))
 
     def _finish_pane_record(self, pane: Pane) -> None:
@@ -549,15 +543,15 @@ class Session:
         if self._loop is not None and isinstance(pane, PtyPane):
             self._loop.unwatch(pane.proc.fd)
 
-    def _on_output(self, pane: Pane, data: bytes) -> None:
+    def _on_output(self, pane: PtyPane, data: bytes) -> None:
         if not data:
             return
         t = self.now()
         pane.record.bytes += len(data)
         pane.output_seen = True
-        text = pane.writer.decode(data)
-        pane.writer.output(t, text)
-        self._emit(Event(t, pane.index, OUTPUT, text))
+        text = pane.decode(data)
+        if text:
+            self._emit(Event(t, pane.index, OUTPUT, text))
         if pane.record.role == "tracer" and pane.hint_scanned < HINT_SCAN_BYTES:
             self._look_for_refusal(pane, text)
 
@@ -568,18 +562,16 @@ class Session:
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
-            notice = f"\r\n\x1b[1;33mautotrace: {hint}\x1b[0m\r\n"
-            t = self.now()
-            pane.writer.output(t, notice)
-            self._emit(Event(t, pane.index, OUTPUT, notice))
-            self.recording.save_manifest()
+            self._write(pane, f"\r\n\x1b[1;33mautotrace: {hint}\x1b[0m\r\n")
+            self._emit(Event(self.now(), pane.index, STATE, pane.state()))  # its note
             self.notify(f"pane {pane.index} ({pane.record.command}): {hint}")
 
     def _emit(self, event: Event) -> None:
-        if self.view is not None:
-            self.view.on_event(event)
+        """To every consumer: the recording first, then the view."""
         for listener in self._listeners:
             listener(event)
+        if self.view is not None:
+            self.view.on_event(event)
 
     def _live_panes(self) -> list[Pane]:
         """Panes whose process we started and that still runs."""
