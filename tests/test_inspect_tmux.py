@@ -142,9 +142,12 @@ def test_time_sync_lines_up_the_bottom_lines_after_one_k(tmp_path):
         tmux.send("G")
         tmux.wait_for("END")
         places = rects(120, 40, 2)
+        pressed = 0
         for presses in (1, 2, 7):
-            tmux.send("k")
-            screen = tmux.wait_for(rf"{presses} lines? back")
+            while pressed < presses:
+                tmux.send("k")
+                pressed += 1
+            screen = tmux.wait_for(rf" 0  exited 0  {presses} lines back")
             slow_rows = pane_area(screen, places[0])[1]
             fast_rows = pane_area(screen, places[1])[1]
             moment = bottom_time(slow_rows, "slow")
@@ -210,7 +213,6 @@ def test_live_search_finds_other_panes_and_the_start_through_the_recording(tmp_p
         # The match is highlighted (drawn inverted) where it is shown.
         coloured = tmux.tmux("capture-pane", "-p", "-e", "-t", tmux.session)
         assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mneedle-one", coloured), coloured
-        tmux.send("Escape")
         tmux.send("/")
         tmux.type("needle-zero")
         tmux.send("Enter")

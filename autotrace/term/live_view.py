@@ -55,6 +55,7 @@ class LiveView:
         self.view.status_left = f"● REC {recording_label}"
         self.view.reply = self._reply
         self.view.archive = self._archive
+        self.view.started_unix = session.recording.session.started_unix
         self._last_frame = -1.0
         self._frame_interval = FRAME_INTERVAL
         self._last_hidden_catch_up = 0.0
@@ -131,12 +132,17 @@ class LiveView:
         self._draw()
 
     def next_deadline(self) -> float | None:
+        if self.view.search_job is not None:
+            return self.session.clock()  # a search under way: its next slice at once
         if self._dirty:
             return self._last_frame + self._frame_interval
         # The status line's clock ticks once a second; nothing else is scheduled.
         return self._t0() + self._clock_second + 1
 
     def tick(self, now: float) -> None:
+        if self.view.search_job is not None:
+            self.view.search_step()
+            self._dirty = True
         second = int(now - self._t0())
         if second != self._clock_second:
             self._clock_second = second

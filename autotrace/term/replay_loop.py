@@ -23,9 +23,12 @@ def run_player(player: Player, terminal: Terminal) -> int:
             at_end = player.clock.at_end  # before advance(), which then feeds it all
             if player.advance():
                 dirty = True
-            # The header's clock shows quarter seconds; END must show even
-            # when the end falls inside the quarter last drawn.
-            status = (int(player.clock.position * 4), at_end)
+            if view.search_job is not None:
+                view.search_step()  # one slice a turn: keys are still answered
+                dirty = True
+            # The header's clock shows tenths of a second; END must show even
+            # when the end falls inside the tenth last drawn.
+            status = (int(player.clock.position * 10), at_end)
             if status != shown_status:
                 shown_status, dirty = status, True
             if dirty:
@@ -64,9 +67,11 @@ def _wait(player: Player) -> float | None:
     clock shown in the header ticks; for ever (until a key) when paused or
     at the end."""
     clock = player.clock
+    if player.view.search_job is not None:
+        return 0.0
     if not clock.playing or clock.at_end:
         return None
     pending = [t for t in (track.next_time for track in player.tracks) if t is not None]
     next_event = clock.time_until(player.idle.to_replay(min(pending))) if pending else None
-    tick = 0.25 / clock.speed
+    tick = 0.1 / clock.speed
     return max(FRAME_INTERVAL, min(tick, next_event if next_event is not None else tick))
