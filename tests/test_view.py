@@ -315,13 +315,14 @@ def test_search_goes_on_into_the_recording_past_what_memory_holds() -> None:
     recorded = "".join(f"{line}\r\n" for line in lines)
 
     def archive(index: int, depth: int | None) -> PaneScreen:
-        # What the live view rebuilds from the pane file: the same output.
+        # What the live view rebuilds from the pane file: the same output with
+        # `depth` lines of history, or (None) its first 50 lines.
         screen = PaneScreen(80, 20, depth or 50)
-        screen.feed(recorded, 0.5)
+        screen.feed(recorded if depth else "".join(f"{line}\r\n" for line in lines[:50]), 0.5)
         screen.catch_up(skip=False)
         return screen
 
-    view = MultiPaneView(80, 44, history=50, archive=archive)
+    view = MultiPaneView(80, 44, history=20, archive=archive)
     view.add_pane(0, "main", 80, 20)
     view.relayout()
     view.feed(0, recorded, 0.5)

@@ -180,7 +180,7 @@ class LiveView:
                 if event.code != "o":
                     continue
                 if depth is not None:
-                    screen.feed(event.data, event.t)  # the flood guard skips what won't fit
+                    screen.feed(event.data, event.t)  # what won't fit is skipped below
                     continue
                 # From the start: stop before the first line would fall off the top.
                 for line in event.data.splitlines(keepends=True):
@@ -192,6 +192,8 @@ class LiveView:
             return None
         finally:
             track.close()
+        if depth is not None:
+            screen.catch_up_keeping(depth + screen.rows)
         return _caught_up(screen)
 
     def _reply(self, index: int, text: str) -> None:

@@ -472,7 +472,7 @@ class MultiPaneView:
         if self.archive is None or pane.at_start or not pane.shown.lost:
             return None
         depth = 4 * pane.shown.max_scroll + self.history
-        if depth <= 64 * self.history:
+        if depth <= 16 * self.history:  # memory stays bounded; then the session's start
             deeper = self.archive(index, depth)
             if deeper is not None and deeper.total_lines > held:
                 pane.archives = [deeper]

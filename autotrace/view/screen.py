@@ -829,6 +829,17 @@ class PaneScreen:
                 self.skipped += newline + 1
         self._mark_gap("some output")
 
+    def catch_up_keeping(self, lines: int) -> None:
+        """Emulate the queue, skipping (as the flood guard does) only backlog
+        older than its last `lines` lines: a rebuilt screen holds that much
+        history, where `catch_up` keeps what emulates in a few milliseconds."""
+        text = "".join(chunk for _, chunk in self._queue)
+        start = _start_of_last_lines(text, lines)
+        if start < 0:
+            self.catch_up(skip=False)
+        else:
+            self.catch_up(budget=len(text) - start)
+
     def resize(self, cols: int, rows: int) -> None:
         """Catch up with text printed for the old size, then resize."""
         self.catch_up()
