@@ -557,12 +557,11 @@ class MultiPaneView:
             state = render.styled(" PAUSED ", 8, fg="gray", bg="red", bold=True)
         else:
             state = render.styled(" Running ", 9, fg="black", bg="green")
-        left = render.plain(f" {self.status_left} ", max(0, self.cols // 2), bold=True)
         moment = f"  {self.moment_text()}" if self.shows_moment() else ""
         right_text = f" {self.clock_text}{moment}  {self.status_right} "
         # The clock and the moment matter more than the label on the left.
         room = max(0, self.cols - state.width - len(right_text.rstrip()))
-        left = render.plain(f" {self.status_left} ", min(left.width, room), bold=True)
+        left = render.plain(f" {self.status_left} ", min(self.cols // 2, room), bold=True)
         right = render.plain(right_text, max(0, self.cols - left.width - state.width))
         return render.join([left, state, right])
 
