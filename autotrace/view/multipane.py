@@ -589,7 +589,7 @@ class MultiPaneView:
             return " any key: close help"
         if self.replay:
             keys = ["q quit", "Space play/pause", "+/- speed", "←/→ 5 s", "[/] marker",
-                    "g/G start/end", "/ search", "0-9 zoom", "h help"]
+                    "g/G start/end", ": go to", "/ search", "0-9 zoom", "h help"]
         elif self.paused:
             keys = ["c continue", "j/k line", "f/b page", "g/G top/bottom", "/ search"]
             if self.search is not None:
