@@ -332,3 +332,15 @@ def test_search_goes_on_into_the_recording_past_what_memory_holds() -> None:
     run(view, "needle")
     assert view.message == "/needle: pane 0 at 0.5 s  (from the recording)"
     assert "first needle" in content_rows(view, 0)[1]
+
+
+def test_a_match_in_a_hidden_pane_brings_it_on_screen() -> None:
+    view = view_with(6)
+    view.feed(5, "needle\r\n", 3.0)
+    view.panes[5].screen.catch_up()
+    assert 5 not in view.arrangement()
+    run(view, "needle")
+    assert view.focus == 5 and 5 in view.arrangement() and 0 in view.arrangement()
+    view.handle_key("2")  # zoomed on another pane: the zoom follows the match
+    run(view, "needle")
+    assert list(view.arrangement()) == [5]

@@ -313,7 +313,7 @@ class Player:
             view.message = f"/{text}: no {'earlier' if job.backwards else 'later'} match"
             return
         index, t = job.found
-        view.focus = index
+        view.show_pane(index)
         self.seek(self.idle.to_replay(t))
         where = " (from the start)" if job.wrapped else ""
         view.message = f"/{text}: pane {index} at {self.clock.position:.1f} s{where}"

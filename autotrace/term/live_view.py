@@ -116,6 +116,7 @@ class LiveView:
                 self.session.mark(f"user:{action.arg}")
             elif action.name == "search":
                 self.view.run_search(action.arg)
+                self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
             elif action.name == "resize":
                 self._apply_pane_sizes()
             elif action.name == "redraw":
@@ -142,6 +143,8 @@ class LiveView:
     def tick(self, now: float) -> None:
         if self.view.search_job is not None:
             self.view.search_step()
+            if self.view.search_job is None:
+                self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
             self._dirty = True
         second = int(now - self._t0())
         if second != self._clock_second:

@@ -450,8 +450,7 @@ class MultiPaneView:
         index, hit = job.found
         pane = self.panes[index]
         if index != self.focus:
-            self.focus = index
-            self._all_dirty()
+            self.show_pane(index)
         for other in self.panes:
             other.highlight = None
         pane.highlight = hit
@@ -463,6 +462,20 @@ class MultiPaneView:
         where = "  (from the recording)" if pane.archives else ""
         self.message = (f"/{job.pattern.pattern}: pane {index} at "
                         f"{pane.shown.time_back(hit.line):.1f} s{where}")
+
+    def show_pane(self, index: int) -> None:
+        """Focus a pane, bringing it on screen if it is not: a zoom follows it,
+        hidden panes cycle (as `m` does) until it shows. The controller then
+        applies the pane sizes, which may have changed."""
+        if self.zoom is not None:
+            self.zoom = index
+        for _ in range(len(self.panes)):
+            if index in self.arrangement():
+                break
+            self.offset += 1
+        self.focus = index
+        self.relayout()
+        self._all_dirty()
 
     def _deeper_for_search(self, index: int, held: int) -> int | None:
         """The search went past what the pane holds: swap in a screen rebuilt
