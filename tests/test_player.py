@@ -345,25 +345,76 @@ def test_markers_jump_both_ways(long_recording: Path) -> None:
     assert player.clock.position == pytest.approx(60.0)
 
 
+def finish_search(player: Player) -> int:
+    """Step the search under way to its end, as the replay loop does; the steps it took."""
+    steps = 0
+    while player.view.search_job is not None:
+        player.view.search_step()
+        steps += 1
+    return steps
+
+
 def test_search_jumps_to_the_moment_of_the_match(long_recording: Path) -> None:
     player, _ = make_player(long_recording)
     player.handle_key("p")
     for key in "/01234 read":
         player.handle_key(key)
     player.handle_key("\n")
+    finish_search(player)
     # Line 1234 of the "lines" pane was printed at step 1234: 123.5 s.
     assert player.clock.position == pytest.approx(123.5)
-    assert player.view.message.startswith("/01234 read: at 123.5 s")
+    assert player.view.message.startswith("/01234 read: pane 0 at 123.5 s")
     lines = [line.strip() for line in text_of(player, 0).split("\n") if line.strip()]
     assert lines[-1].startswith("01234 read")
     assert shown(player) == oracle(long_recording, 123.5)
     player.handle_key("n")  # the next match of the same pattern: none later
+    finish_search(player)
     assert "no later match" in player.view.message
     player.handle_key("G")
     for key in "/00007\n":
         player.handle_key(key)
+    finish_search(player)
     assert player.clock.position == pytest.approx(0.8)  # wrapped round from the start
     assert "(from the start)" in player.view.message
+
+
+def test_search_visits_every_pane_in_slices_and_esc_cancels(long_recording: Path) -> None:
+    player, _ = make_player(long_recording)
+    player.handle_key("p")
+    # Only the progress pane (2) prints bars; the focused pane 0 is searched first.
+    for key in "/#{29}\n":
+        player.handle_key(key)
+    job = player.view.search_job
+    assert job is not None, "3000 lines of pane 0 take more than one slice"
+    footer = str(player.view._footer())
+    assert "searching" in footer and "Esc: cancel" in footer
+    assert finish_search(player) > 1
+    assert player.view.message.startswith("/#{29}: pane 2 at ")
+    assert player.view.focus == 2
+    first = player.clock.position
+    player.handle_key("n")
+    finish_search(player)
+    assert player.view.focus == 2 and player.clock.position > first
+    # A search can be cancelled before it ends; Esc does not quit then.
+    player.handle_key("g")
+    for key in "/no such line\n":
+        player.handle_key(key)
+    assert player.view.search_job is not None
+    assert player.handle_key("KEY_ESCAPE") is None
+    assert player.view.search_job is None and player.view.message == "search cancelled"
+
+
+def test_colon_jumps_to_a_typed_time(long_recording: Path) -> None:
+    player, _ = make_player(long_recording)
+    for typed, expected in [("83.5", 83.5), ("1:23.5", 83.5), ("0:02:03.4", 123.4)]:
+        for key in f":{typed}\n":
+            player.handle_key(key)
+        assert player.clock.position == pytest.approx(expected)
+        assert shown(player) == oracle(long_recording, expected)
+    for key in ":1:2x\n":
+        player.handle_key(key)
+    assert player.view.message == "not a time: 1:2x (e.g. 83.5 or 1:23.5)"
+    assert player.clock.position == pytest.approx(123.4)
 
 
 def test_digits_zoom_and_frame_draws(real_recording: Path) -> None:

@@ -23,7 +23,7 @@ from tmuxdriver import Tmux
 pytestmark = pytest.mark.tmux
 
 COLS, ROWS = 120, 40
-HEADER = re.compile(r"(PLAY|PAUSED|END)\s+(\d\d):(\d\d) / (\d\d):(\d\d)\s+x([\d.]+)")
+HEADER = re.compile(r"(PLAY|PAUSED|END)\s+(\d\d):(\d\d)\.\d / (\d\d):(\d\d)\.\d\s+x([\d.]+)")
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def header(screen: str) -> tuple[str, int, float]:
 
 
 def wait_header(tmux: Tmux, badge: str, timeout: float = 15) -> tuple[str, int, float]:
-    return header(tmux.wait_for(rf"^.*{badge}\s+\d\d:\d\d /", timeout))
+    return header(tmux.wait_for(rf"^.*{badge}\s+\d\d:\d\d\.\d /", timeout))
 
 
 def pane_rows(tmux: Tmux) -> list[str]:
@@ -266,10 +266,10 @@ def test_left_and_right_seek_five_seconds(tmux, ticks):
     replay(tmux, "--paused", str(ticks))
     wait_header(tmux, "PAUSED")
     tmux.send("Right")
-    screen = settled(tmux, r"00:05 /")
+    screen = settled(tmux, r"00:05\.0 /")
     assert visible_ticks(screen)[-1] == last_tick_until(ticks, 5.0)
     tmux.send("Left")
-    screen = settled(tmux, r"00:00 /")
+    screen = settled(tmux, r"00:00\.0 /")
     assert visible_ticks(screen) == []
     tmux.send("Right")
     tmux.send("Right")  # past the end: stops there
@@ -293,7 +293,7 @@ def test_g_and_G_go_to_the_start_and_the_end(tmux, ticks):
     assert header(screen)[0] == "END" and "beat 11" in screen
     assert "exited 0" in screen
     tmux.send("g")
-    screen = settled(tmux, r"00:00 /")
+    screen = settled(tmux, r"00:00\.0 /")
     assert visible_ticks(screen) == [] and not re.search(r"(?m)^beat \d", screen)
     tmux.send("q")
     assert tmux.exit_status() == 0
@@ -321,7 +321,7 @@ def test_search_jumps_to_the_moment_of_the_match(tmux, ticks):
     tmux.send("/")
     tmux.type("tick 13 ")
     tmux.send("Enter")
-    screen = settled(tmux, r"/tick 13 : at")
+    screen = settled(tmux, r"/tick 13 : pane 0 at")
     when = next(t for t, code, data in events(ticks) if code == "o" and "tick 13 " in data)
     assert header(screen)[1] == int(when)
     assert visible_ticks(screen)[-1] == 13

@@ -588,3 +588,50 @@ def test_golden_less_leaves_its_screen_out_of_history() -> None:
     pane.catch_up()
     everything = [line for s in range(pane.max_scroll + 1) for line in lines(pane, s)]
     assert not any(line.strip() == "14" for line in everything)
+
+
+# ------------------------------------------------------------ lines counted back
+
+
+def test_tail_row_is_where_the_newest_output_ends() -> None:
+    ended = screen(20, 10, "a\r\nb\r\nc\r\n")  # cursor on the empty row below c
+    assert ended.tail_row() == 2
+    progress = screen(20, 10, "a\r\nb\r\n50%")  # cursor on the row being written
+    assert progress.tail_row() == 2
+    full_screen = screen(20, 10, "\x1b[10;1Hbottom\x1b[3;1H")  # cursor above what is written
+    assert full_screen.tail_row() == 2
+    assert screen(20, 10).tail_row() == 0
+
+
+def test_rows_back_and_the_last_line_printed_by_a_time() -> None:
+    pane = PaneScreen(10, 3, history=20)
+    for i in range(8):
+        pane.feed(f"t{i}\r\n", float(i))
+    pane.catch_up(skip=False)
+    # Screen: t6, t7, an empty row; history t0..t5. Line 1 back is t7.
+    assert [row_text(r).rstrip() for r in pane.rows_back(1, 2)] == ["t6", "t7"]
+    assert [row_text(r).rstrip() for r in pane.rows_back(9, 2)] == ["", "t0"]
+    assert pane.last_printed_by(7.0) == 1
+    assert pane.last_printed_by(6.5) == 2
+    assert pane.last_printed_by(2.0) == 6  # in history
+    assert pane.last_printed_by(-1.0) is None
+    assert pane.time_back(2) == 6.0
+
+
+def test_search_slice_scans_a_bounded_number_of_lines() -> None:
+    pane = screen(20, 5, numbered(0, 99))
+    hit, scanned, going_on = pane.search_slice(re.compile("line 10$"), 0, True, limit=30)
+    assert hit is None and scanned == 30 and going_on == 30
+    hit, scanned, going_on = pane.search_slice(re.compile("line 10$"), going_on, True, limit=100)
+    assert hit is not None and hit.line == 90 and going_on is None
+    hit, _, going_on = pane.search_slice(re.compile("nowhere"), 0, True, limit=1000)
+    assert hit is None and going_on is None
+
+
+def test_catch_up_keeping_holds_as_many_lines_as_asked() -> None:
+    pane = PaneScreen(20, 5, history=3000)
+    pane.feed(numbered(0, 9999), 1.0)
+    pane.catch_up_keeping(2005)
+    assert pane.history_used >= 2000
+    assert lines(pane)[-2] == "line 9999"
+    assert lines(pane, 2000)[-1] == "line 8000"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from autotrace.view.multipane import MultiPaneView
+from autotrace.view.screen import PaneScreen
 
 
 def view_with(panes: int, cols: int = 120, rows: int = 40, **kw) -> MultiPaneView:
@@ -153,3 +154,193 @@ def test_colours_toggle_and_cells_keep_their_colour() -> None:
     view.handle_key("l")
     plain = "".join(str(line) for line in view.frame())
     assert "red" in plain and "\x1b[31mred" not in plain
+
+
+# ---------------------------------------------------------------- cropping
+
+
+def content_rows(view: MultiPaneView, index: int) -> tuple[str, list[str]]:
+    """(title, content rows) of a pane as drawn."""
+    rect = view.arrangement()[index]
+    rows = view._pane_rows(index, rect)
+    border = 1 if rect.x > 0 else 0
+    return rows[0].s, [row.s[border:].rstrip() for row in rows[1:]]
+
+
+def test_a_screen_larger_than_its_place_shows_its_newest_rows_marked_cropped() -> None:
+    # A replay keeps the recorded size: 30 rows recorded, room for fewer.
+    view = MultiPaneView(100, 20, fixed_screens=True)
+    view.add_pane(0, "tall", 100, 30)
+    view.add_pane(1, "other", 100, 30)
+    view.relayout()
+    fill(view, 0, 25)
+    title, rows = content_rows(view, 0)
+    room = len(rows)
+    assert room < 25
+    assert rows == [f"line {n}" for n in range(25 - room, 25)], "ends at the last line written"
+    assert f"cropped 30→{room} rows" in title
+    view.handle_key("0")  # zoomed: the room grows, so does what is shown
+    title, rows = content_rows(view, 0)
+    assert rows[-1] == "line 24" and len([r for r in rows if r]) == min(25, len(rows))
+
+
+def test_a_pty_larger_than_its_place_before_the_resize_reaches_it_is_cropped_alike() -> None:
+    view = MultiPaneView(60, 14)
+    view.add_pane(0, "wide", 90, 40)  # the size it had before the terminal shrank
+    fill(view, 0, 33)
+    title, rows = content_rows(view, 0)
+    assert rows[-1] == "line 32" and rows[0] == f"line {33 - len(rows)}"
+    assert f"40→{len(rows)} rows, 90→60 cols" in title
+
+
+def test_scrolling_a_cropped_pane_reaches_its_first_line() -> None:
+    view = MultiPaneView(100, 20, fixed_screens=True)
+    view.add_pane(0, "tall", 100, 30)
+    view.relayout()
+    fill(view, 0, 25)
+    view.paused = True
+    view.handle_key("g")
+    _, rows = content_rows(view, 0)
+    assert rows[0] == "line 0"
+    view.handle_key("G")
+    _, rows = content_rows(view, 0)
+    assert rows[-1] == "line 24"
+
+
+# ---------------------------------------------------------------- time-sync
+
+
+def feed_times(view: MultiPaneView, index: int, name: str, every: float, until: float) -> None:
+    t = every
+    while t < until:
+        view.feed(index, f"{name} {t:.2f}\r\n", t)
+        t = round(t + every, 6)
+    view.panes[index].screen.catch_up(skip=False)
+
+
+def bottom_text(view: MultiPaneView, index: int) -> str:
+    return [row for row in content_rows(view, index)[1] if row][-1]
+
+
+def test_time_sync_aligns_the_bottom_lines_at_the_moment_being_read() -> None:
+    view = view_with(2, cols=120, rows=30)
+    feed_times(view, 0, "slow", 1.0, 60)
+    feed_times(view, 1, "fast", 0.1, 60)
+    view.paused = True
+    view.started_unix = 1_800_000_000.0
+    for _ in range(3):
+        view.handle_key("k")
+        moment = float(bottom_text(view, 0).split()[1])
+        shown = float(bottom_text(view, 1).split()[1])
+        assert shown <= moment < shown + 0.1 + 1e-9, (moment, shown)
+    assert view.moment_text().endswith(f"+{moment:.3f} s")
+    header = view._header().s
+    assert view.moment_text() in header and ".000 +" in header
+    view.handle_key("G")  # the focused pane's tail: every pane at its tail
+    assert bottom_text(view, 1) == "fast 59.90"
+
+
+# ---------------------------------------------------------------- search
+
+
+def run(view: MultiPaneView, text: str) -> int:
+    """Search as the loop does: start, then a step a turn until done; the steps taken."""
+    view.run_search(text)
+    steps = 1
+    while view.search_job is not None:
+        view.search_step()
+        steps += 1
+    return steps
+
+
+def test_search_looks_in_every_pane_focused_first_and_n_goes_across() -> None:
+    view = view_with(3)
+    fill(view, 0, 50, "main")
+    fill(view, 1, 50, "one")
+    view.feed(1, "needle in one\r\n", 1.0)
+    fill(view, 2, 10, "two")
+    view.feed(2, "needle in two\r\n", 2.0)
+    view.panes[1].screen.catch_up()
+    view.panes[2].screen.catch_up()
+    view.paused = True
+    run(view, "needle")
+    assert view.focus == 1 and view.message == "/needle: pane 1 at 1.0 s"
+    view.handle_key("n")
+    while view.search_job is not None:
+        view.search_step()
+    assert view.focus == 2 and view.message.startswith("/needle: pane 2 at 2.0 s")
+    view.handle_key("n")  # round all the panes: back to the first match
+    while view.search_job is not None:
+        view.search_step()
+    assert view.focus == 1 and view.message == "/needle: pane 1 at 1.0 s"
+    view.handle_key("N")
+    while view.search_job is not None:
+        view.search_step()
+    assert view.focus == 2, "N walks back the way n came"
+    run(view, "nowhere")
+    assert view.message == "/nowhere: no earlier match in any pane"
+
+
+def test_matches_are_highlighted_in_every_pane_shown() -> None:
+    view = view_with(2)
+    view.feed(0, "a needle here\r\n", 0.0)
+    view.feed(1, "another needle\r\n", 0.0)
+    for pane in view.panes:
+        pane.screen.catch_up()
+    run(view, "needle")
+    drawn = [str(line) for line in view.frame()]
+    inverted = [line for line in drawn if "\x1b[7m" in line and "needle" in line]
+    assert len(inverted) == 2, drawn  # one row of each pane
+    assert all("\x1b[7m\x1b[1mneedle\x1b[0m" in line for line in inverted)
+
+
+def test_a_long_search_runs_in_slices_with_progress_and_esc_cancels() -> None:
+    view = view_with(2, history=50_000)
+    for index in range(2):
+        view.feed(index, "".join(f"line {n}\r\n" for n in range(20_000)), 0.0)
+        view.panes[index].screen.catch_up(skip=False)
+    view.paused = True
+    view.run_search("nowhere")
+    assert view.search_job is not None
+    assert "searching /nowhere… " in view._footer().s and "Esc: cancel" in view._footer().s
+    view.search_step()
+    assert 0 < view.search_job.progress() < 1
+    assert view.handle_key("KEY_ESCAPE") is None, "Esc cancels the search, it does not quit"
+    assert view.search_job is None and view.message == "search cancelled"
+    assert run(view, "nowhere") > 10
+
+
+def test_search_goes_on_into_the_recording_past_what_memory_holds() -> None:
+    lines = ["first needle"] + [f"line {n}" for n in range(400)]
+    recorded = "".join(f"{line}\r\n" for line in lines)
+
+    def archive(index: int, depth: int | None) -> PaneScreen:
+        # What the live view rebuilds from the pane file: the same output with
+        # `depth` lines of history, or (None) its first 50 lines.
+        screen = PaneScreen(80, 20, depth or 50)
+        screen.feed(recorded if depth else "".join(f"{line}\r\n" for line in lines[:50]), 0.5)
+        screen.catch_up(skip=False)
+        return screen
+
+    view = MultiPaneView(80, 44, history=20, archive=archive)
+    view.add_pane(0, "main", 80, 20)
+    view.relayout()
+    view.feed(0, recorded, 0.5)
+    view.panes[0].screen.catch_up()
+    assert view.panes[0].truncated()
+    view.paused = True
+    run(view, "needle")
+    assert view.message == "/needle: pane 0 at 0.5 s  (from the recording)"
+    assert "first needle" in content_rows(view, 0)[1]
+
+
+def test_a_match_in_a_hidden_pane_brings_it_on_screen() -> None:
+    view = view_with(6)
+    view.feed(5, "needle\r\n", 3.0)
+    view.panes[5].screen.catch_up()
+    assert 5 not in view.arrangement()
+    run(view, "needle")
+    assert view.focus == 5 and 5 in view.arrangement() and 0 in view.arrangement()
+    view.handle_key("2")  # zoomed on another pane: the zoom follows the match
+    run(view, "needle")
+    assert list(view.arrangement()) == [5]

@@ -134,7 +134,7 @@ def test_scroll_search_and_help(tmux, tmp_path):
     tmux.send("/")
     tmux.type("line 1[2]3")
     tmux.send("Enter")
-    screen = tmux.wait_for("match at")
+    screen = tmux.wait_for(r"/line 1\[2\]3: pane 0 at")
     assert "main line 123" in screen
     tmux.send("h")
     tmux.wait_for("autotrace keys")

@@ -14,19 +14,20 @@ import bisect
 import heapq
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 
-from autotrace.export.text import describe_end, pane_lines
+from autotrace.export.text import TimelineLine, describe_end, pane_lines
 from autotrace.format.recording import Recording, RecordingError
 from autotrace.format.tracks import MAX_SIDE, PaneTrack, TrackEvent
 from autotrace.replay.clock import Clock, Marker, ReplayClock
 from autotrace.view.multipane import Action, MultiPaneView
 from autotrace.view.screen import PaneScreen
+from autotrace.view.search import pane_order
 
 SEEK_STEP = 5.0  # seconds, left/right arrows
 SNAPSHOT_EVERY = 10.0  # recorded seconds between snapshots during playback
@@ -130,6 +131,9 @@ class Player:
             self.view.add_pane(i, str(pane.get("command_run") or pane.get("command")), cols, rows)
         self.view.fixed_screens = True
         self.view.replay = True  # replay's keys, help and footer (view/keymap.py)
+        started = self.recording.manifest.get("started_unix")
+        if isinstance(started, (int, float)):
+            self.view.started_unix = float(started)
         self._update_states()
 
     # -- time
@@ -279,26 +283,25 @@ class Player:
 
     # -- searching
 
-    def search(self, pattern: re.Pattern[str], index: int, backwards: bool,
-               start: float | None = None) -> bool:
-        """Jump to the moment pane `index` printed the next (or previous) line
-        matching `pattern`, after (or before) `start`, by default now."""
-        if not 0 <= index < len(self.tracks):
-            return False
-        now = self.recorded_now if start is None else start - 2e-6
-        found: float | None = None
-        for line in pane_lines(self.recording, index):
-            if not pattern.search(line.text):
-                continue
-            if backwards and line.t < now - 1e-6:
-                found = line.t
-            elif not backwards and line.t > now + 1e-6:
-                found = line.t
-                break
-        if found is None:
-            return False
-        self.seek(self.idle.to_replay(found))
-        return True
+    def start_search(self, pattern: re.Pattern[str], backwards: bool, wrap: bool) -> None:
+        """Look for the next (or previous) line matching `pattern`, the focused pane
+        first: a job the loop steps (MultiPaneView.search_step)."""
+        order = pane_order(len(self.tracks), self.view.focus, not backwards)
+        self.view.search_job = RecordingSearch(self, pattern, order, backwards,
+                                               self.recorded_now, wrap)
+        self.view.search_step()
+
+    def found(self, job: RecordingSearch) -> None:
+        """A search is over: show the moment of its match."""
+        text, view = job.pattern.pattern, self.view
+        if job.found is None:
+            view.message = f"/{text}: no {'earlier' if job.backwards else 'later'} match"
+            return
+        index, t = job.found
+        view.show_pane(index)
+        self.seek(self.idle.to_replay(t))
+        where = " (from the start)" if job.wrapped else ""
+        view.message = f"/{text}: pane {index} at {self.clock.position:.1f} s{where}"
 
     # -- keys
 
@@ -310,6 +313,9 @@ class Player:
             return None
         if action.name == "search":
             self._search(action.arg, backwards=False, fresh=True)
+            return None
+        if action.name == "time":
+            self._go_to(action.arg)
             return None
         command = getattr(self, f"_do_{action.name}", None)
         if command is None:
@@ -376,17 +382,21 @@ class Player:
             self.view.message = f"bad regex: {err}"
             return
         self.view.search = pattern
+        self.view.chrome_dirty = True
+        for pane in self.view.panes:
+            pane.dirty = True  # matches are drawn inverted
         if fresh:
             self.clock.pause()
             self.view.paused = True
-        found = self.search(pattern, self.view.focus, backwards)
-        wrapped = fresh and not found and self.search(pattern, self.view.focus, False, start=0.0)
-        if found or wrapped:
-            where = " (from the start)" if wrapped else ""
-            self.view.message = f"/{text}: at {self.clock.position:.1f} s{where}"
-            self.view.highlight_on_screen(self.view.focus)
-        else:
-            self.view.message = f"/{text}: no {'earlier' if backwards else 'later'} match"
+        self.start_search(pattern, backwards, wrap=fresh)
+
+    def _go_to(self, text: str) -> None:
+        t = parse_time(text)
+        if t is None:
+            self.view.message = f"not a time: {text} (e.g. 83.5 or 1:23.5)"
+            return
+        self.seek(t)
+        self.view.message = f"at {self.clock.position:.1f} s"
 
     # -- status
 
@@ -396,9 +406,10 @@ class Player:
         view.badge = state
         view.paused = not clock.playing  # so j/k/f/b scroll while paused
         view.clock_text = f"{_mmss(clock.position)} / {_mmss(clock.duration)}  x{clock.speed:g}"
+        moment = len(view.moment_text()) + 2 if view.shows_moment() else 0
         view.status_right = timeline_bar(clock.position, clock.duration,
                                          [m.t for m in clock.markers],
-                                         max(10, view.cols // 2 - 30))
+                                         max(10, view.cols // 2 - 32 - moment))
         view.chrome_dirty = True
 
     def frame(self) -> FSArray | list[FmtStr]:
@@ -435,8 +446,78 @@ def _from_last_clear(events: list[TrackEvent]) -> tuple[list[TrackEvent], float 
 
 
 def _mmss(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+    """MM:SS.t, tenths cut (not rounded): the clock never shows a time not yet reached."""
+    tenths = int(seconds * 10 + 1e-6)
+    return f"{tenths // 600:02d}:{tenths // 10 % 60:02d}.{tenths % 10}"
+
+
+_TIME = re.compile(r"(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)")
+
+
+def parse_time(text: str) -> float | None:
+    """Seconds from `83.5`, `1:23.5` or `1:01:23.5`; None if it is none of those."""
+    match = _TIME.fullmatch(text.strip())
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+
+
+class RecordingSearch:
+    """A replay's search through the pane files' text lines, the panes in
+    `order`, a slice of lines per step; on a match, the player seeks there.
+
+    Searching later (`backwards` False) takes a pane's first match after
+    `after`; earlier, its last before. With `wrap`, a search that finds
+    nothing later starts over from the recording's start."""
+
+    def __init__(self, player: Player, pattern: re.Pattern[str], order: list[int],
+                 backwards: bool, after: float, wrap: bool):
+        self.player, self.pattern, self.backwards = player, pattern, backwards
+        self.order, self._all = list(order), list(order)
+        self.after, self.wrap, self.wrapped = after, wrap, False
+        self.found: tuple[int, float] | None = None
+        self._lines: Iterator[TimelineLine] | None = None
+        self._best: float | None = None
+        self._t = 0.0
+
+    def step(self, budget: int) -> bool:
+        while budget > 0:
+            if not self.order:
+                if not (self.wrap and not self.backwards):
+                    break
+                self.order, self.after = list(self._all), -1.0
+                self.wrap, self.wrapped = False, True
+            index = self.order[0]
+            if self._lines is None:
+                self._lines = pane_lines(self.player.recording, index)
+            for line in self._lines:
+                budget -= 1
+                self._t = line.t
+                if self.backwards and line.t >= self.after - 1e-6:
+                    break  # times never decrease: nothing earlier follows
+                if self.pattern.search(line.text):
+                    if self.backwards:
+                        self._best = line.t
+                    elif line.t > self.after + 1e-6:
+                        self._best = line.t
+                        break
+                if budget <= 0:
+                    return False
+            if self._best is not None:
+                self.found = (index, self._best)
+                break
+            self.order.pop(0)
+            self._lines, self._t = None, 0.0
+        if budget <= 0 and not self.found and (self.order or self.wrap):
+            return False
+        self.player.found(self)
+        return True
+
+    def progress(self) -> float:
+        end = max(self.player.recorded_end, 1e-9)
+        done = len(self._all) - len(self.order) + min(1.0, self._t / end)
+        return min(1.0, done / max(1, len(self._all)))
 
 
 def timeline_bar(position: float, duration: float, markers: list[float], width: int) -> str:

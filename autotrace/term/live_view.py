@@ -83,6 +83,8 @@ class LiveView:
         self.session.on_done = self.session_over
 
     def advance(self, now: float) -> None:
+        # The session reads its time origin when it starts, after this view was made.
+        self.view.started_unix = self.session.recording.session.started_unix
         self.tick(now)
 
     def session_over(self, code: int) -> None:
@@ -165,6 +167,8 @@ class LiveView:
         self._draw()
 
     def next_deadline(self) -> float | None:
+        if self.view.search_job is not None:
+            return self.session.clock()  # a search under way: its next slice at once
         if self._dirty:
             return self._last_frame + self._frame_interval
         if self.session.over:
@@ -173,6 +177,11 @@ class LiveView:
         return self._t0() + self._clock_second + 1
 
     def tick(self, now: float) -> None:
+        if self.view.search_job is not None:
+            self.view.search_step()
+            if self.view.search_job is None:
+                self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
+            self._dirty = True
         second = int(now - self._t0())
         if second != self._clock_second:
             self._clock_second = second
@@ -214,15 +223,18 @@ class LiveView:
 
     def _do_search(self, arg: str) -> None:
         self.view.run_search(arg)
+        self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
 
     def _do_search_again(self, arg: str) -> None:
         # Live, a search goes back in time: n goes further back, N comes back.
         if self.view.search is not None:
             self.view.search_next(backwards=True)
+            self._apply_pane_sizes()
 
     def _do_search_reverse(self, arg: str) -> None:
         if self.view.search is not None:
             self.view.search_next(backwards=False)
+            self._apply_pane_sizes()
 
     def _do_resize(self, arg: str) -> None:
         self._apply_pane_sizes()
@@ -264,7 +276,7 @@ class LiveView:
                 if event.code != "o":
                     continue
                 if depth is not None:
-                    screen.feed(event.data, event.t)  # the flood guard skips what won't fit
+                    screen.feed(event.data, event.t)  # what won't fit is skipped below
                     continue
                 # From the start: stop before the first line would fall off the top.
                 for line in event.data.splitlines(keepends=True):
@@ -276,6 +288,8 @@ class LiveView:
             return None
         finally:
             track.close()
+        if depth is not None:
+            screen.catch_up_keeping(depth + screen.rows)
         return _caught_up(screen)
 
     def _reply(self, index: int, text: str) -> None:

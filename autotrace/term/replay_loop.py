@@ -34,14 +34,14 @@ class ReplayOnTerminal:
     def next_deadline(self) -> float | None:
         """Until the next event is due or the header's clock ticks; for ever
         (until a key) when paused or at the end."""
-        if self._dirty:
+        if self._dirty or self.player.view.search_job is not None:
             return self.loop.clock()
         player, clock = self.player, self.player.clock
         if not clock.playing or (clock.at_end and self._end_drawn):
             return None
         pending = [t for t in (track.next_time for track in player.tracks) if t is not None]
         next_event = clock.time_until(player.idle.to_replay(min(pending))) if pending else None
-        tick = 0.25 / clock.speed
+        tick = 0.1 / clock.speed  # the header's clock shows tenths
         wait = max(FRAME_INTERVAL, min(tick, next_event if next_event is not None else tick))
         return self.loop.clock() + wait
 
@@ -50,9 +50,12 @@ class ReplayOnTerminal:
         at_end = player.clock.at_end  # before advance(), which then feeds it all
         if player.advance():
             self._dirty = True
-        # The header's clock shows quarter seconds; END must show even when
-        # the end falls inside the quarter last drawn.
-        status = (int(player.clock.position * 4), at_end)
+        if player.view.search_job is not None:
+            player.view.search_step()  # one slice a turn: keys are still answered
+            self._dirty = True
+        # The header's clock shows tenths of a second; END must show even
+        # when the end falls inside the tenth last drawn.
+        status = (int(player.clock.position * 10), at_end)
         if status != self._shown_status:
             self._shown_status, self._dirty = status, True
         if self._dirty:

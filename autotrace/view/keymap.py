@@ -64,6 +64,7 @@ TABLE: tuple[Binding, ...] = (
     _b("marker_next", ("]",), "]", None, {REPLAY}),
     _b("start", ("g",), "g  G", "start / end", {REPLAY}, "g/G start/end"),
     _b("end", ("G",), "G", None, {REPLAY}),
+    _b("go_to", (":",), ":", "go to a time typed as 83.5 or 1:23.5", {REPLAY}, ": go to"),
     _b("mark_refused", ("M",), "M", None, {REPLAY}),
     # the session's
     _b("pause", ("p",), "p", "pause: stop (SIGSTOP) the main command and the tracers; "
@@ -94,10 +95,10 @@ TABLE: tuple[Binding, ...] = (
     _b("focus_next", ("KEY_RIGHT",), "Right", None, {PAUSED, ENDED}),
     _b("focus_previous", ("KEY_LEFT",), "Left", None, {PAUSED, ENDED}),
     # everywhere
-    _b("sync", ("t",), "t", "time-sync on/off: scrolling one pane scrolls all to the "
-       "same moment", EVERYWHERE, "t sync"),
-    _b("search", ("/",), "/  n N", "search with a regex; next / previous match",
-       EVERYWHERE, "/ search"),
+    _b("sync", ("t",), "t", "time-sync on/off: scrolling one pane scrolls every other to "
+       "the same moment", EVERYWHERE, "t sync"),
+    _b("search", ("/",), "/  n N", "search every pane with a regex (the focused one first, "
+       "back to the start); next / previous match", EVERYWHERE, "/ search"),
     _b("search_again", ("n",), "n", None, EVERYWHERE, "n/N next/prev", WHEN_SEARCHED),
     _b("search_reverse", ("N",), "N", None, EVERYWHERE),
     _b("mark", ("M",), "M", "insert a named marker into the recording", {LIVE, PAUSED},
@@ -115,7 +116,7 @@ FOOTER_ORDER: dict[str, tuple[str, ...]] = {
     ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "search", "search_again", "sync",
             "zoom", "help"),
     REPLAY: ("quit", "unzoom", "play_pause", "faster", "seek_back", "marker_previous",
-             "start", "search", "search_again", "zoom", "help"),
+             "start", "go_to", "search", "search_again", "zoom", "help"),
 }
 
 

@@ -7,6 +7,7 @@ curtsies FSArray. Tests drive it with plain key names.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,6 +18,13 @@ from curtsies.formatstringarray import FSArray
 from autotrace.view import keymap, layout, render
 from autotrace.view.layout import Rect
 from autotrace.view.screen import PaneScreen, SearchHit
+from autotrace.view.search import (
+    SEARCH_SLICE,
+    ScreenSearch,
+    SearchJob,
+    match_spans,
+    pane_order,
+)
 
 # The smallest terminal the view draws into; below it a message asks for more.
 MIN_COLS, MIN_ROWS = 40, 8
@@ -32,7 +40,7 @@ class PaneState:
     screen: PaneScreen
     state: str = "starting"
     scroll: int = 0  # lines back into history; 0 is the live tail
-    highlight: SearchHit | None = None  # the current search match
+    highlight: SearchHit | None = None  # the current search match (its line counts)
     dirty: bool = True
     rendered: list[FmtStr] = field(default_factory=list)
     # Rebuilt from the recording while scrolled past what memory holds: a
@@ -81,8 +89,10 @@ class MultiPaneView:
     paused: bool = False
     ended: bool = False  # the session is over: the final screen, to read at leisure
     help_open: bool = False
-    prompt: tuple[str, str] | None = None  # (kind, text typed so far): search or mark
-    search: re.Pattern[str] | None = None
+    prompt: tuple[str, str] | None = None  # (kind, text typed so far): search, mark, time
+    search: re.Pattern[str] | None = None  # matches of it are drawn inverted in every pane
+    search_job: SearchJob | None = None  # a search under way: the loop calls search_step
+    started_unix: float | None = None  # wall-clock time of the session's t = 0
     message: str = ""
     status_left: str = ""  # e.g. "REC /path"
     status_right: str = ""  # e.g. "main: running pid 42"
@@ -144,6 +154,32 @@ class MultiPaneView:
     def pane_sizes(self) -> dict[int, tuple[int, int]]:
         return {i: self.content_size(r) for i, r in self.arrangement().items()}
 
+    # A screen can be larger than its place: a replay keeps the recorded
+    # size, and a live pty is resized after the terminal shrank. The place
+    # then shows the rows that end where the newest output does, never the
+    # top rows (which would hide the newest), and the title says it is cropped.
+
+    def _place(self, pane: PaneState) -> tuple[int, int]:
+        rect = self.arrangement().get(pane.index)
+        return self.content_size(rect) if rect else (pane.shown.cols, pane.shown.rows)
+
+    def _window(self, pane: PaneState, place: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(rows shown, anchor): the bottom line shown is `scroll + anchor` lines
+        back from the bottom line of the pane's screen."""
+        screen = pane.shown
+        count = min((place or self._place(pane))[1], screen.rows)
+        if count >= screen.rows:
+            return count, 0
+        return count, screen.rows - 1 - max(screen.tail_row(), count - 1)
+
+    def bottom_line(self, pane: PaneState) -> int:
+        """The pane's bottom visible line, counted back from its screen's bottom line."""
+        return pane.scroll + self._window(pane)[1]
+
+    def max_scroll(self, pane: PaneState) -> int:
+        count, anchor = self._window(pane)
+        return max(0, pane.shown.total_lines - count - anchor)
+
     def resize(self, cols: int, rows: int) -> None:
         self.cols, self.rows = cols, rows
         self.relayout()
@@ -174,6 +210,10 @@ class MultiPaneView:
         self.chrome_dirty = True
         if self.prompt is not None:
             return self._prompt_key(key)
+        if self.search_job is not None and key in ("KEY_ESCAPE", "\x1b"):
+            self.search_job = None
+            self.message = "search cancelled"
+            return None
         if self.help_open:
             self.help_open = False
             self._all_dirty()
@@ -217,6 +257,9 @@ class MultiPaneView:
     def _do_mark(self, key: str) -> None:
         self.prompt = ("mark", "")
 
+    def _do_go_to(self, key: str) -> None:
+        self.prompt = ("time", "")
+
     def _do_redraw(self, key: str) -> Action:
         self._all_dirty()
         return Action("redraw")
@@ -247,7 +290,7 @@ class MultiPaneView:
         self.scroll_to(self.focus, 0)
 
     def _page(self) -> int:
-        return max(1, self.panes[self.focus].shown.rows - 1)
+        return max(1, self._window(self.panes[self.focus])[0] - 1)
 
     def _scroll_by(self, lines: int) -> None:
         self.scroll_to(self.focus, self.panes[self.focus].scroll + lines)
@@ -258,8 +301,8 @@ class MultiPaneView:
             self.prompt = None
         elif key in ("KEY_ENTER", "\n", "\r"):
             self.prompt = None
-            if kind == "search":
-                return Action("search", text)
+            if kind in ("search", "time"):
+                return Action(kind, text)
             return Action("mark", text.strip() or "mark")
         elif key in ("KEY_BACKSPACE", "KEY_DELETE", "\x7f", "\x08"):
             self.prompt = (kind, text[:-1])
@@ -288,26 +331,51 @@ class MultiPaneView:
     def scroll_to(self, index: int, scroll: int) -> None:
         """Scroll a pane; with time-sync, every other pane follows to the same moment."""
         pane = self.panes[index]
-        if scroll > pane.shown.max_scroll:
+        if scroll > self.max_scroll(pane):
             self._load_deeper(pane)
         elif scroll < 0 and pane.at_start:
             pane.archives.clear()  # down past the start's stretch: back to the kept tail
             pane.at_start = False
-            scroll = pane.shown.max_scroll
-        pane.scroll = max(0, min(scroll, pane.shown.max_scroll))
+            scroll = self.max_scroll(pane)
+        pane.scroll = max(0, min(scroll, self.max_scroll(pane)))
         pane.dirty = True
         if pane.archives:
             self.message = "from the recording: older than the scrollback kept in memory"
-        if not self.sync:
-            return
-        moment = pane.shown.line_time(pane.scroll) if pane.scroll or pane.archives else None
+        if self.sync:
+            self._follow(pane)
+
+    def _follow(self, pane: PaneState) -> None:
+        """Every other pane shows, as its bottom line, the last line it printed at
+        or before the moment of `pane`'s bottom line (at its live tail: the tail)."""
+        moment = self.moment_of(pane) if pane.scroll or pane.archives else None
         for other in self.panes:
             if other is pane:
                 continue
             other.archives.clear()  # time-sync follows within what memory holds
             other.at_start = False
-            other.scroll = 0 if moment is None else other.screen.scroll_for_time(moment)
             other.dirty = True
+            back = None if moment is None else other.screen.last_printed_by(moment)
+            if moment is None:
+                other.scroll = 0
+            elif back is None:  # nothing printed yet at that moment: its first lines
+                other.scroll = self.max_scroll(other)
+            else:
+                other.scroll = max(0, min(back - self._window(other)[1], self.max_scroll(other)))
+
+    def moment_of(self, pane: PaneState) -> float:
+        """When the pane's bottom visible line was printed, seconds since the start."""
+        return pane.shown.time_back(self.bottom_line(pane))
+
+    def moment_text(self) -> str:
+        """The moment being read, for the status line: wall clock with ms, and offset."""
+        if not 0 <= self.focus < len(self.panes):
+            return ""
+        t = self.moment_of(self.panes[self.focus])
+        wall = ""
+        if self.started_unix is not None:
+            wall = datetime.datetime.fromtimestamp(self.started_unix + t).strftime(
+                "%H:%M:%S.%f")[:-3] + " "
+        return f"{wall}+{t:.3f} s"
 
     def _load_deeper(self, pane: PaneState) -> None:
         """Scrolled past the top of memory: rebuild with more history from the recording."""
@@ -322,7 +390,7 @@ class MultiPaneView:
             first = self.archive(pane.index, None)
             if first is not None:
                 pane.archives, pane.at_start = [first], True
-        self.scroll_to(pane.index, pane.shown.max_scroll)
+        self.scroll_to(pane.index, self.max_scroll(pane))
 
     def back_to_live(self) -> None:
         for pane in self.panes:
@@ -334,37 +402,101 @@ class MultiPaneView:
     # ------------------------------------------------------------ search
 
     def run_search(self, text: str) -> None:
-        """Search the focused pane's scrollback, newest match first."""
+        """Search every pane for the regex `text`: the focused pane first, from
+        its bottom visible line back to the session's start, then the others."""
         try:
-            self.search = re.compile(text)
+            pattern = re.compile(text)
         except re.error as err:
             self.message = f"bad regex: {err}"
             return
-        self.search_next(backwards=True, first=True)
+        self.search = pattern
+        for pane in self.panes:
+            pane.highlight = None
+        self._all_dirty()
+        if self.panes:
+            focused = self.panes[self.focus]
+            self._start_search(backwards=True, line=self.bottom_line(focused), col=None)
 
-    def highlight_on_screen(self, index: int) -> None:
-        """Highlight the newest match of the current search on the pane's live screen."""
-        pane = self.panes[index]
-        found = pane.screen.search(self.search, 0, True) if self.search else None
-        pane.highlight = found if found is not None and found[0] == 0 else None
-        pane.dirty = True
-
-    def search_next(self, backwards: bool, first: bool = False) -> None:
+    def search_next(self, backwards: bool) -> None:
         pane = self.panes[self.focus]
         hit = pane.highlight
-        if hit is not None and not first:
-            found = pane.shown.search(self.search, hit.line, backwards,  # type: ignore[arg-type]
-                                       col=hit.col_start, view=pane.scroll)
+        if hit is None:
+            self._start_search(backwards, self.bottom_line(pane), None)
         else:
-            found = pane.shown.search(self.search, pane.scroll, backwards,  # type: ignore[arg-type]
-                                       view=pane.scroll)
-        if found is None:
-            which = "earlier" if backwards else "later"
-            self.message = f"no {which} match for /{self.search.pattern}"  # type: ignore[union-attr]
+            self._start_search(backwards, hit.line, hit.col_start)
+
+    def _start_search(self, backwards: bool, line: int, col: int | None) -> None:
+        assert self.search is not None
+        self.search_job = ScreenSearch(
+            self.search, pane_order(len(self.panes), self.focus, backwards), line, col,
+            backwards, lambda index: self.panes[index].shown, self._deeper_for_search)
+        self.search_step()
+
+    def search_step(self, budget: int = SEARCH_SLICE) -> None:
+        """One slice of the search under way; the loop calls this once a turn."""
+        job = self.search_job
+        if job is None:
             return
-        pane.highlight = found
-        self.scroll_to(self.focus, found[0])
-        self.message = f"match at {found.line} lines back"
+        self.chrome_dirty = True
+        if not job.step(budget):
+            return
+        self.search_job = None
+        if isinstance(job, ScreenSearch):
+            self._show_match(job)
+
+    def _show_match(self, job: ScreenSearch) -> None:
+        which = "earlier" if job.backwards else "later"
+        if job.found is None:
+            self.message = f"/{job.pattern.pattern}: no {which} match in any pane"
+            return
+        index, hit = job.found
+        pane = self.panes[index]
+        if index != self.focus:
+            self.show_pane(index)
+        for other in self.panes:
+            other.highlight = None
+        pane.highlight = hit
+        count, anchor = self._window(pane)
+        bottom = self.bottom_line(pane)
+        if not bottom <= hit.line < bottom + count:
+            bottom = max(0, hit.line - count // 2)  # centred
+        self.scroll_to(index, max(0, bottom - anchor))
+        where = "  (from the recording)" if pane.archives else ""
+        self.message = (f"/{job.pattern.pattern}: pane {index} at "
+                        f"{pane.shown.time_back(hit.line):.1f} s{where}")
+
+    def show_pane(self, index: int) -> None:
+        """Focus a pane, bringing it on screen if it is not: a zoom follows it,
+        hidden panes cycle (as `m` does) until it shows. The controller then
+        applies the pane sizes, which may have changed."""
+        if self.zoom is not None:
+            self.zoom = index
+        for _ in range(len(self.panes)):
+            if index in self.arrangement():
+                break
+            self.offset += 1
+        self.focus = index
+        self.relayout()
+        self._all_dirty()
+
+    def _deeper_for_search(self, index: int, held: int) -> int | None:
+        """The search went past what the pane holds: swap in a screen rebuilt
+        from the recording with more history (and at last, the session's
+        start); returns the line the search goes on from there."""
+        pane = self.panes[index]
+        if self.archive is None or pane.at_start or not pane.shown.lost:
+            return None
+        depth = 4 * pane.shown.max_scroll + self.history
+        if depth <= 16 * self.history:  # memory stays bounded; then the session's start
+            deeper = self.archive(index, depth)
+            if deeper is not None and deeper.total_lines > held:
+                pane.archives = [deeper]
+                return held
+        first = self.archive(index, None)
+        if first is None:
+            return None
+        pane.archives, pane.at_start = [first], True
+        return 0  # its own bottom line: a stretch the search has not seen
 
     # ------------------------------------------------------------ drawing
 
@@ -387,16 +519,18 @@ class MultiPaneView:
         return render.compose(self.cols, self.rows, blocks, self._header(), self._footer())
 
     def _cached_line(self, pane: PaneState, cells: list[Any], cols: int,
-                     mark: tuple[int, int] | None, border: FmtStr | None) -> FmtStr:
+                     border: FmtStr | None) -> FmtStr:
         # Keyed by the cells' identities, which is cheap to hash: the screen model
         # hands out one shared Cell per look. The entry keeps its cells alive, so
-        # an identity in a key cannot be reused by another object.
-        key = (cols, self.colours, mark, border is None, *map(id, cells))
+        # an identity in a key cannot be reused by another object. Search matches
+        # are found once per drawn row, with the row.
+        key = (cols, self.colours, self.search, border is None, *map(id, cells))
         hit = pane.line_cache.get(key)
         if hit is None:
             if len(pane.line_cache) > 4 * max(cols, 100):
                 pane.line_cache.clear()  # bounded: a screenful or two is all that repeats
-            line = render.cells_to_line(cells, cols, self.colours, mark)
+            marks = match_spans(self.search, cells[:cols]) if self.search else ()
+            line = render.cells_to_line(cells, cols, self.colours, marks)
             hit = pane.line_cache[key] = (cells, line if border is None else border + line)
         return hit[1]
 
@@ -409,21 +543,25 @@ class MultiPaneView:
 
     def _draw_pane(self, pane: PaneState, rect: Rect) -> list[FmtStr]:
         cols, rows = self.content_size(rect)
-        extra = f"{pane.scroll} lines back" if pane.scroll else ""
+        shown = pane.shown
+        count, anchor = self._window(pane, (cols, rows))
+        notes = [f"{pane.scroll} lines back"] if pane.scroll else []
         if pane.archives:
-            extra += f"  (from the recording, {pane.shown.line_time(pane.scroll):.1f} s)"
+            notes.append(f"(from the recording, {self.moment_of(pane):.1f} s)")
+        cut = [f"{shown.rows}→{count} rows"] if count < shown.rows else []
+        if shown.cols > cols:
+            cut.append(f"{shown.cols}→{cols} cols")
+        if cut:
+            notes.append("cropped " + ", ".join(cut))
         title = render.pane_title(pane.index, pane.command, pane.state, rect.width,
-                                  focused=(pane.index == self.focus), extra=extra)
+                                  focused=(pane.index == self.focus), extra="  ".join(notes))
         lines = [title]
-        screen_rows = pane.shown.rows_at(pane.scroll)
+        screen_rows = shown.rows_back(pane.scroll + anchor, count)
         border = (render.styled("│", 1, fg=render.accent(pane.index))
                   if rect.x > 0 else None)
         for y in range(rows):
             cells = screen_rows[y] if y < len(screen_rows) else []
-            mark = None
-            if pane.highlight and pane.highlight[0] == pane.scroll and pane.highlight[1] == y:
-                mark = (pane.highlight[2], pane.highlight[3])
-            lines.append(self._cached_line(pane, cells, cols, mark, border))
+            lines.append(self._cached_line(pane, cells, cols, border))
         return lines
 
     def _header(self) -> FmtStr:
@@ -436,17 +574,29 @@ class MultiPaneView:
             state = render.styled(" ENDED ", 7, fg="black", bg="yellow", bold=True)
         else:
             state = render.styled(" Running ", 9, fg="black", bg="green")
-        left = render.plain(f" {self.status_left} ", max(0, self.cols // 2), bold=True)
-        right_text = f" {self.clock_text}  {self.status_right} "
+        moment = f"  {self.moment_text()}" if self.shows_moment() else ""
+        right_text = f" {self.clock_text}{moment}  {self.status_right} "
+        # The clock and the moment matter more than the label on the left.
+        room = max(0, self.cols - state.width - len(right_text.rstrip()))
+        left = render.plain(f" {self.status_left} ", min(self.cols // 2, room), bold=True)
         right = render.plain(right_text, max(0, self.cols - left.width - state.width))
         return render.join([left, state, right])
+
+    def shows_moment(self) -> bool:
+        """The status line names the moment being read while the view stands still."""
+        return self.paused and bool(self.panes)
 
     def _footer(self) -> FmtStr:
         if self.prompt is not None:
             kind, text = self.prompt
-            label = "search /" if kind == "search" else "marker name: "
+            label = {"search": "search /", "time": "go to time (83.5 or 1:23.5): "}.get(
+                kind, "marker name: ")
             return render.styled(f"{label}{text}█   Enter: ok   Esc: cancel", self.cols,
                                  fg="black", bg="yellow")
+        if self.search_job is not None:
+            progress = f"{int(self.search_job.progress() * 100)}%"
+            return render.styled(f" searching /{self.search_job.pattern.pattern}… {progress}"
+                                 "   Esc: cancel", self.cols, fg="black", bg="yellow")
         if self.message:
             return render.styled(f" {self.message}", self.cols, fg="black", bg="cyan")
         return render.plain(self.footer_keys(), self.cols, invert=True)

@@ -97,18 +97,19 @@ def cell_atts(cell: Any, colours: bool) -> dict[str, int | bool]:
 
 
 def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
-                  highlight: tuple[int, int] | None = None) -> FmtStr:
+                  marks: Sequence[tuple[int, int]] = ()) -> FmtStr:
     """One screen row as a FmtStr exactly `width` columns wide.
 
-    `highlight` (col_start, col_end) is drawn inverted: a search match.
+    Each of `marks`, (col_start, col_end) with the end exclusive, is drawn
+    inverted: search matches.
     """
     chunks: list[Chunk] = []
-    start, end = highlight or (width, width)
+    marked_cols = {x for start, end in marks for x in range(start, end)}
     cells = cells[:width]
     # The screen model's Cell has `char`; a plain pyte Char has `data`.
     text_of = _CHAR if cells and hasattr(cells[0], "char") else _DATA
     for (style, marked), group in itertools.groupby(
-            enumerate(cells), key=lambda item: (_STYLE(item[1]), start <= item[0] < end)):
+            enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols)):
         text = "".join(text_of(cell) for _, cell in group)
         if text:
             chunks.append(Chunk(safe_text(text), style_atts(style, colours, marked)))

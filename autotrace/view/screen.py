@@ -829,6 +829,17 @@ class PaneScreen:
                 self.skipped += newline + 1
         self._mark_gap("some output")
 
+    def catch_up_keeping(self, lines: int) -> None:
+        """Emulate the queue, skipping (as the flood guard does) only backlog
+        older than its last `lines` lines: a rebuilt screen holds that much
+        history, where `catch_up` keeps what emulates in a few milliseconds."""
+        text = "".join(chunk for _, chunk in self._queue)
+        start = _start_of_last_lines(text, lines)
+        if start < 0:
+            self.catch_up(skip=False)
+        else:
+            self.catch_up(budget=len(text) - start)
+
     def resize(self, cols: int, rows: int) -> None:
         """Catch up with text printed for the old size, then resize."""
         self.catch_up()
@@ -884,6 +895,72 @@ class PaneScreen:
         """The scroll position whose top line is the first printed at or after `t`."""
         index = bisect.bisect_left(self._times(), t)
         return max(0, min(self.max_scroll, self.max_scroll - index))
+
+    # --- lines counted back from the live screen's bottom line (0)
+
+    @property
+    def total_lines(self) -> int:
+        """Lines held: history and screen."""
+        return self.max_scroll + self.rows
+
+    def rows_back(self, bottom: int, count: int) -> list[list[Cell]]:
+        """`count` lines, oldest first, the last being line `bottom` back."""
+        total = self.total_lines
+        bottom = max(0, min(bottom, total - 1))
+        first = total - bottom - count
+        blank = [BLANK] * self.cols
+        return [_cells(self._line_at(i), self.cols) if i >= 0 else blank
+                for i in range(first, first + count)]
+
+    def tail_row(self) -> int:
+        """The screen row the newest output ends on: the cursor's row, or the
+        last written row when the cursor is below it (a line just ended)."""
+        emulator = self._emulator
+        written = [y for y, line in emulator.buffer.items()
+                   if y < self.rows and any(ch.data not in (" ", "") for ch in line.values())]
+        cursor_y = min(emulator.cursor.y, self.rows - 1)
+        return min(cursor_y, max(written)) if written else cursor_y
+
+    def time_back(self, back: int) -> float:
+        """When line `back` was printed (a blank line: when the one above it was)."""
+        times = self._times()
+        return times[max(0, min(len(times) - 1, len(times) - 1 - back))]
+
+    def last_printed_by(self, t: float) -> int | None:
+        """The newest line printed at or before `t`, as lines back; None if none was."""
+        emulator = self._emulator
+        for y in range(self.rows - 1, -1, -1):
+            line = emulator.buffer.get(y)
+            if line is not None and line.t is not None and line.t <= t:
+                return self.rows - 1 - y
+        older = bisect.bisect_right(emulator.history_times, t)  # times never decrease
+        return None if older == 0 else self.total_lines - older
+
+    def search_slice(
+        self, pattern: re.Pattern[str], start: int, backwards: bool, *,
+        col: int | None = None, limit: int = 2000,
+    ) -> tuple[SearchHit | None, int, int | None]:
+        """Like `search`, over at most `limit` lines: (hit, lines scanned,
+        where to go on, or None when the end of what is held was reached)."""
+        total = self.total_lines
+        start = max(0, min(start, total - 1))
+        end = min(total, start + limit) if backwards else max(-1, start - limit)
+        step = 1 if backwards else -1
+        for back in range(start, end, step):
+            line = self._line_at(total - 1 - back)
+            matches = [m for m in pattern.finditer(self._line_text(line)) if m.end() > m.start()]
+            if not matches:
+                continue
+            starts, ends = self._columns(line)
+            if back == start and col is not None:
+                matches = [m for m in matches
+                           if (starts[m.start()] < col if backwards else starts[m.start()] > col)]
+            if matches:
+                match = matches[-1] if backwards else matches[0]
+                hit = self._hit(back, starts[match.start()], ends[match.end() - 1], None)
+                return hit, abs(back - start) + 1, None
+        scanned = abs(end - start)
+        return None, scanned, (None if end in (total, -1) else end)
 
     def search(
         self,
