@@ -225,16 +225,6 @@ class LiveView:
         self.view.run_search(arg)
         self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
 
-    def _do_search_again(self, arg: str) -> None:
-        # Live, a search goes back in time: n goes further back, N comes back.
-        if self.view.search is not None:
-            self.view.search_next(backwards=True)
-            self._apply_pane_sizes()
-
-    def _do_search_reverse(self, arg: str) -> None:
-        if self.view.search is not None:
-            self.view.search_next(backwards=False)
-            self._apply_pane_sizes()
 
     def _do_resize(self, arg: str) -> None:
         self._apply_pane_sizes()

@@ -257,6 +257,22 @@ class MultiPaneView:
     def _do_mark(self, key: str) -> None:
         self.prompt = ("mark", "")
 
+    def _do_search_again(self, key: str) -> Action | None:
+        return self._search_on(key, backwards=True)
+
+    def _do_search_reverse(self, key: str) -> Action | None:
+        return self._search_on(key, backwards=False)
+
+    def _search_on(self, key: str, backwards: bool) -> Action | None:
+        """n / N: live, the view searches its screens (back in time first, as `/`
+        does); a replay searches its recording (forward in time), so it gets the key."""
+        if self.replay:
+            return Action("search_again" if backwards else "search_reverse")
+        if self.search is None:
+            return None
+        self.search_next(backwards=backwards)
+        return Action("resize")  # a match in a hidden pane brings it on screen
+
     def _do_go_to(self, key: str) -> None:
         self.prompt = ("time", "")
 
