@@ -13,8 +13,6 @@ control characters but line feeds and tabs on stdout or stderr.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 import resource

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import accumulate, islice
 from typing import IO, Any
 
-from autotrace.format.errors import RecordingError, decode_json, time_problem
+from autotrace.format.errors import MAX_SECONDS, RecordingError, decode_json, time_problem
 
 VERSIONS = (2, 3)
 KNOWN_CODES = ("o", "r", "m")  # output, resize, marker; others are skipped
@@ -181,15 +181,32 @@ def read_events(file: IO[bytes], where: str,
         lineno += 1
         line = read_line(file, where, lineno)
         if pending is not None:
-            torn = not line and not pending[1].endswith(b"\n")
-            event = _pending_event(*pending, where, torn)
+            event = _usual_event(pending[1])
+            if event is None:
+                torn = not line and not pending[1].endswith(b"\n")
+                event = _pending_event(*pending, where, torn)
             if event is not None:
                 t = clock(event[0])  # unknown codes take their time too (v3)
                 if event[1] in codes:
                     yield CastEvent(t, event[1], event[2])
         if not line:
             return
-        pending = None if is_comment(line, header) else (lineno, line)
+        pending = (lineno, line) if line[:1] == b"[" or not is_comment(line, header) else None
+
+
+def _usual_event(line: bytes) -> tuple[float, str, str] | None:
+    """A well-formed event of a known code, checked at C speed where possible;
+    None for anything else, which decode_event then looks at closely."""
+    try:
+        item = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if type(item) is list and len(item) >= 3:  # noqa: E721 - exact types, bool is not a time
+        t, code, data = item[0], item[1], item[2]
+        if (type(t) is float or type(t) is int) and 0 <= t <= MAX_SECONDS \
+                and type(code) is str and type(data) is str and code in KNOWN_CODES:
+            return float(t), code, data
+    return None
 
 
 def _pending_event(lineno: int, line: bytes, where: str,
