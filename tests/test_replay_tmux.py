@@ -450,7 +450,8 @@ def test_corrupt_line_is_one_clear_line_and_the_terminal_is_restored(tmux, tmp_p
     cast.write_text("\n".join(lines) + "\n")
     in_shell(tmux, tmp_path, [*AUTOTRACE, "replay", str(broken)],
              "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x -e echo -e icanon; echo DONE")
-    screen = tmux.wait_for("DONE", timeout=20)
+    tmux.wait_for("DONE", timeout=20)
+    screen = tmux.tmux("capture-pane", "-p", "-J", "-t", tmux.session)  # long lines joined
     assert "STATUS=1" in screen
     errors = re.findall(r"autotrace: .*", screen)  # after the shell's prompt
     assert errors == [f"autotrace: {cast}:6: corrupt event: {why}"], screen
