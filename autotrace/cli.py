@@ -148,7 +148,8 @@ def cat_parser() -> argparse.ArgumentParser:
                     "each line starts with its time offset in seconds and [pane]; "
                     "escape sequences are stripped.",
     )
-    p.add_argument("path", type=Path, help="recording directory or bundle (.tar.gz)")
+    p.add_argument("path", type=Path,
+                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
     p.add_argument("--pane", type=int, metavar="N", help="only pane N (0 is the main command)")
     return p
 
@@ -159,7 +160,8 @@ def info_parser() -> argparse.ArgumentParser:
         description="Show a recording's commands (as given and as run), pids, start and "
                     "end, exit status or signal, and bytes per pane.",
     )
-    p.add_argument("path", type=Path, help="recording directory or bundle (.tar.gz)")
+    p.add_argument("path", type=Path,
+                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
     return p
 
 
@@ -173,13 +175,15 @@ def _speed(text: str) -> float:
 def replay_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autotrace replay",
-        description="Play a recording (folder or .tar.gz bundle) in the multi-pane view. "
+        description="Play a recording (folder, .tar.gz bundle or .cast file) in the "
+                    "multi-pane view. "
                     "Keys: Space/p pause, c continue, +/- speed, Left/Right seek 5 s, "
                     "[/] markers, g/G start/end, 0-9 zoom, m cycle, / search, t time-sync, "
                     "h help, q quit.",
     )
     p.add_argument("path", type=Path, nargs="?",
-                   help="recording folder or bundle (default: the most recent recording)")
+                   help="recording folder, bundle or asciicast file "
+                        "(default: the most recent recording)")
     p.add_argument("--speed", type=_speed, default=1.0, metavar="X",
                    help="playback speed factor (default: 1)")
     p.add_argument("--idle-limit", type=_seconds, metavar="S",

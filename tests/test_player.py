@@ -264,7 +264,7 @@ def test_corrupt_line_is_named_when_the_player_opens(tmp_path: Path) -> None:
     lines = cast.read_text().splitlines()
     lines[10] = '[0.55, "o", "torn in the midd'
     cast.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RecordingError, match=rf"^{cast}:11: corrupt event$"):
+    with pytest.raises(RecordingError, match=rf"^{cast}:11: corrupt event: Unterminated string"):
         make_player(directory)
 
 

@@ -435,12 +435,13 @@ def test_hostile_escapes_in_a_recording_change_nothing_in_the_terminal(tmux, tmp
     assert tmux_state(tmux) == (title_before, "")
 
 
-@pytest.mark.parametrize("corrupt, when", [
-    ("this line is not an event", "found when the replay opens"),
-    ('[0.9, "o", {"not": "text"}]', "found when the replay reaches it"),
+@pytest.mark.parametrize("corrupt, when, why", [
+    ("this line is not an event", "found when the replay opens", "Expecting value"),
+    ('[0.9, "o", {"not": "text"}]', "found when the replay reaches it",
+     "data of 'o' is not text"),
 ])
 def test_corrupt_line_is_one_clear_line_and_the_terminal_is_restored(tmux, tmp_path, ticks,
-                                                                      corrupt, when):
+                                                                      corrupt, when, why):
     broken = tmp_path / "broken"
     shutil.copytree(ticks, broken)
     cast = broken / "pane-0.cast"
@@ -449,10 +450,11 @@ def test_corrupt_line_is_one_clear_line_and_the_terminal_is_restored(tmux, tmp_p
     cast.write_text("\n".join(lines) + "\n")
     in_shell(tmux, tmp_path, [*AUTOTRACE, "replay", str(broken)],
              "echo STATUS=$?; stty -a | tr ' ' '\\n' | grep -x -e echo -e icanon; echo DONE")
-    screen = tmux.wait_for("DONE", timeout=20)
+    tmux.wait_for("DONE", timeout=20)
+    screen = tmux.tmux("capture-pane", "-p", "-J", "-t", tmux.session)  # long lines joined
     assert "STATUS=1" in screen
     errors = re.findall(r"autotrace: .*", screen)  # after the shell's prompt
-    assert errors == [f"autotrace: {cast}:6: corrupt event"], screen
+    assert errors == [f"autotrace: {cast}:6: corrupt event: {why}"], screen
     assert "Traceback" not in screen
     assert re.search(r"^echo$", screen, re.M) and re.search(r"^icanon$", screen, re.M)
     assert tmux.tmux("display-message", "-p", "-t", tmux.session,

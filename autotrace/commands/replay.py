@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 from autotrace.commands.common import say
-from autotrace.format.bundle import resolve_recording
 from autotrace.format.recording import (
-    Recording,
     RecordingError,
     default_root,
 )
+from autotrace.format.sources import open_recording
 
 
 def latest_recording() -> Path:
@@ -34,8 +33,7 @@ def run_replay(options: argparse.Namespace) -> int:
         say("replay needs a terminal; for text use: autotrace cat PATH")
         return 2
     path = options.path or latest_recording()
-    with resolve_recording(path) as directory:
-        recording = Recording.open(directory)
+    with open_recording(path) as recording:
         terminal = Terminal()
         view = MultiPaneView(*terminal.size(), visible=options.visible,
                              vertical=options.vertical, colours=not options.colorsoff,

@@ -15,6 +15,7 @@ from typing import IO, Any, Callable
 
 from autotrace.export.text import write_info
 from autotrace.format.bundle import LOG, resolve_recording
+from autotrace.format.opening import open_for_reading
 from autotrace.format.recording import (
     MANIFEST,
     Recording,
@@ -114,11 +115,11 @@ def _written_atomically(target: Path) -> Iterator[Path]:
 
 def _pack_files(recording: Recording) -> list[Path]:
     files = [recording.directory / pane["file"] for pane in recording.panes]
-    for path in files:
-        if not path.is_file():
-            raise RecordingError(f"{path}: pane file is missing")
     log = recording.directory / LOG
-    return files + ([log] if log.is_file() else [])
+    files += [log] if os.path.lexists(log) else []
+    for path in files:
+        open_for_reading(path).close()  # a link, fifo or device is refused here
+    return files
 
 
 def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
@@ -137,7 +138,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
         files = _pack_files(recording)
         manifest = redact_manifest(recording.manifest, redactor) if redactor \
             else recording.manifest
-        total = sum(path.stat().st_size for path in files)
+        total = sum(path.lstat().st_size for path in files)
         done = 0
 
         def counted(n: int) -> None:
@@ -166,9 +167,9 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
 
 def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
               counted: Callable[[int], None]) -> None:
-    mtime = path.stat().st_mtime
+    mtime = path.lstat().st_mtime
     if not redactor:
-        with open(path, "rb") as f:
+        with open_for_reading(path) as f:
             size = os.fstat(f.fileno()).st_size  # a live recording may still grow
             tar.addfile(_member(name, size, mtime), _CountingReader(f, counted))
         return
@@ -176,7 +177,8 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
     # needs its size before its data.
     with tempfile.TemporaryFile() as staged:
         if path.name == LOG:
-            with open(path, encoding="utf-8", errors="replace") as log:
+            with io.TextIOWrapper(open_for_reading(path), encoding="utf-8",
+                                  errors="replace") as log:
                 for line in log:
                     staged.write(redactor.text(line).encode("utf-8"))
                     counted(len(line))

@@ -117,13 +117,21 @@ def write_info(recording: Recording, out: TextIO) -> None:
     m = recording.manifest
     term = m.get("terminal") or {}
     out.write(f"recording:  {recording.directory}\n")
-    out.write(f"started:    {m.get('started_at', '?')}  by {m.get('user', '?')} "
-              f"on {m.get('host', '?')} ({m.get('kernel', '?')})\n")
-    out.write(f"duration:   {_seconds(m.get('duration'))}"
-              f"{'' if m.get('duration') is not None else ' (session did not end cleanly)'}\n")
+    if m.get("asciicast_version"):
+        # A lone pane file (asciinema's or anyone's): no session to describe.
+        out.write(f"format:     asciicast v{m['asciicast_version']}, one pane, "
+                  "no autotrace manifest\n")
+        out.write(f"started:    {m.get('started_at', '?')}\n")
+    else:
+        out.write(f"started:    {m.get('started_at', '?')}  by {m.get('user', '?')} "
+                  f"on {m.get('host', '?')} ({m.get('kernel', '?')})\n")
+        out.write(f"duration:   {_seconds(m.get('duration'))}"
+                  f"{'' if m.get('duration') is not None else ' (session did not end cleanly)'}"
+                  "\n")
     out.write(f"terminal:   {term.get('cols', '?')}x{term.get('rows', '?')}\n")
-    out.write(f"autotrace:  {m.get('autotrace_version', '?')}, "
-              f"format {m.get('format_version', '?')}\n")
+    if not m.get("asciicast_version"):
+        out.write(f"autotrace:  {m.get('autotrace_version', '?')}, "
+                  f"format {m.get('format_version', '?')}\n")
     if m.get("redactions"):
         out.write(f"redacted:   {', '.join(m['redactions'])}\n")
     for pane in recording.panes:

@@ -1,4 +1,6 @@
-"""The recording on disk: writer and reader (format: docs/recording-format.md).
+"""The recording on disk: the writer (format: docs/recording-format.md).
+Reading is in reader.py, manifest.py and asciicast.py; its names are
+re-exported here for the modules that import them from here.
 
 The writer never buffers: each event is one write of one whole line, so a
 recording is readable up to the moment autotrace dies, whatever kills it, and
@@ -15,28 +17,35 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from autotrace import __version__
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.format.asciicast import KNOWN_CODES, CastEvent, event_line
+from autotrace.format.errors import RecordingError
 from autotrace.format.files import (
     LineFile,
     RecordingFolder,
     UnsafeFolder,
     invoking_user_ids,
 )
+from autotrace.format.manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    MANIFEST_TYPES,
+    PANE_TYPES,
+    read_manifest,
+)
+from autotrace.format.reader import Recording, read_cast, read_cast_header
 
-FORMAT_NAME = "autotrace-recording"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-KNOWN_CODES = ("o", "r", "m")  # asciicast output, resize, marker
-
-
-class RecordingError(Exception):
-    """A recording that cannot be read or written; the message is for the user."""
+__all__ = [  # the reading side's names, re-exported (see the docstring)
+    "KNOWN_CODES", "CastEvent", "RecordingError", "FORMAT_NAME", "FORMAT_VERSION",
+    "MANIFEST", "MANIFEST_TYPES", "PANE_TYPES", "read_manifest", "Recording",
+    "read_cast", "read_cast_header",
+]
 
 
 # ---------------------------------------------------------------- writing
@@ -162,9 +171,9 @@ def manifest_bytes(data: dict[str, Any]) -> bytes:
 
 
 def _event_line(t: float, code: str, data: str) -> bytes:
-    # "replace": text that cannot be UTF-8 (a lone surrogate) must not stop the recording.
-    return (json.dumps([round(t, 6), code, data], ensure_ascii=False) + "\n").encode(
-        "utf-8", "replace")
+    # The codec's v2 line; "replace": text that cannot be UTF-8 (a lone
+    # surrogate) must not stop the recording.
+    return event_line(t, code, data).encode("utf-8", "replace")
 
 
 # Why a write failed, as the user would say it.
@@ -333,175 +342,3 @@ class RecordingWriter:
         self.save_manifest()
         if self._own_folder:
             self.folder.close()
-
-
-# ---------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class CastEvent:
-    t: float
-    code: str
-    data: str
-
-
-_NUMBER = (int, float)
-_NULL = (type(None),)
-# The types readers rely on for the keys the format defines; keys a reader
-# does not know are not checked (docs/recording-format.md).
-MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
-    "started_unix": _NUMBER, "duration": _NUMBER + _NULL, "terminal": (dict,),
-    "attached": (bool,), "redactions": (list,),
-}
-PANE_TYPES: dict[str, tuple[type, ...]] = {
-    "index": (int,), "role": (str,), "command": (str,), "command_run": (str,),
-    "pid": (int, *_NULL), "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
-    "exit_status": (int, *_NULL), "exit_signal": (int, *_NULL),
-    "exit_signal_name": (str, *_NULL), "note": (str, *_NULL), "bytes": (int,),
-}
-
-
-def _check_types(path: Path, data: dict[str, Any], types: dict[str, tuple[type, ...]],
-                 where: str) -> None:
-    for key, allowed in types.items():
-        value = data.get(key)
-        if key not in data or (isinstance(value, allowed) and
-                               (bool in allowed or not isinstance(value, bool))):
-            continue
-        raise RecordingError(
-            f"{path}: corrupt manifest: {where}{key} is {json.dumps(value)}, "
-            f"expected {' or '.join(t.__name__ for t in allowed).replace('NoneType', 'null')}"
-        )
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecordingError(f"{directory} is not an autotrace recording (no {MANIFEST})") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise RecordingError(f"{path}: cannot read: {err}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RecordingError(f"{path}:{err.lineno}: corrupt manifest: {err.msg}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise RecordingError(f"{path}: not an autotrace manifest")
-    version = data.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise RecordingError(f"{path}: corrupt manifest: format_version is {version!r}")
-    if version > FORMAT_VERSION:
-        raise RecordingError(
-            f"{path}: recording format version {version!r} is newer than this autotrace "
-            f"understands ({FORMAT_VERSION}); upgrade autotrace"
-        )
-    panes = data.get("panes")
-    if not isinstance(panes, list) or not all(
-        isinstance(p, dict) and isinstance(p.get("file"), str) for p in panes
-    ):
-        raise RecordingError(f"{path}: corrupt manifest: bad 'panes' list")
-    for pane in panes:
-        name = pane["file"]
-        if "/" in name or name in ("", ".", "..") or name.startswith("."):
-            raise RecordingError(f"{path}: pane file name {name!r} is not allowed")
-    _check_types(path, data, MANIFEST_TYPES, "")
-    for index, pane in enumerate(panes):
-        _check_types(path, pane, PANE_TYPES, f"panes[{index}].")
-    if not all(isinstance(item, str) for item in data.get("redactions") or ()):
-        raise RecordingError(f"{path}: corrupt manifest: 'redactions' must be strings")
-    return data
-
-
-
-def _parse_event(path: Path, lineno: int, line: str) -> CastEvent | None:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise RecordingError(f"{path}:{lineno}: corrupt event: {err.msg}") from None
-    if (
-        not isinstance(item, list)
-        or len(item) < 3
-        or not isinstance(item[0], (int, float))
-        or isinstance(item[0], bool)
-        or not isinstance(item[1], str)
-    ):
-        raise RecordingError(f"{path}:{lineno}: corrupt event: expected [time, code, data]")
-    if item[1] not in KNOWN_CODES:
-        return None  # a code from a newer writer: readers ignore it, whatever its data
-    if not isinstance(item[2], str):
-        raise RecordingError(f"{path}:{lineno}: corrupt event: data of {item[1]!r} is not text")
-    return CastEvent(float(item[0]), item[1], item[2])
-
-
-def read_cast(path: Path, codes: tuple[str, ...] = ("o", "r", "m")) -> Iterator[CastEvent]:
-    """Events of one asciicast v2 file, tolerant of a torn last line.
-
-    Unknown event codes are skipped; times are clamped to be non-decreasing.
-    """
-    try:
-        f = open(path, encoding="utf-8", errors="replace", newline="\n")  # noqa: SIM115 - `with f` below
-    except OSError as err:
-        raise RecordingError(f"{path}: cannot read: {err.strerror}") from None
-    with f:
-        header_line = f.readline()
-        try:
-            header = json.loads(header_line)
-        except json.JSONDecodeError:
-            raise RecordingError(f"{path}:1: corrupt asciicast header") from None
-        if not isinstance(header, dict) or header.get("version") != 2:
-            raise RecordingError(f"{path}:1: not an asciicast v2 file")
-        last_t = 0.0
-        pending: tuple[int, str] | None = None
-        for lineno, line in enumerate(f, start=2):
-            if pending is not None:
-                event = _parse_event(path, *pending)
-                if event and event.code in codes:
-                    last_t = max(last_t, event.t)
-                    yield CastEvent(last_t, event.code, event.data)
-            pending = (lineno, line) if line.strip() else None
-        if pending is not None:
-            # The last line may be torn by a crash: use it only when it parses.
-            try:
-                event = _parse_event(path, *pending)
-            except RecordingError:
-                event = None
-            if event and event.code in codes:
-                yield CastEvent(max(last_t, event.t), event.code, event.data)
-
-
-def read_cast_header(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            header = json.loads(f.readline())
-    except OSError as err:
-        raise RecordingError(f"{path}: cannot read: {err.strerror}") from None
-    except json.JSONDecodeError:
-        raise RecordingError(f"{path}:1: corrupt asciicast header") from None
-    if not isinstance(header, dict):
-        raise RecordingError(f"{path}:1: corrupt asciicast header")
-    return header
-
-
-@dataclass
-class Recording:
-    """A recording opened for reading."""
-
-    directory: Path
-    manifest: dict[str, Any]
-
-    @classmethod
-    def open(cls, directory: Path) -> Recording:
-        if not directory.is_dir():
-            raise RecordingError(f"{directory}: no such recording")
-        return cls(directory, read_manifest(directory))
-
-    @property
-    def panes(self) -> list[dict[str, Any]]:
-        return list(self.manifest["panes"])
-
-    def pane_path(self, index: int) -> Path:
-        return self.directory / self.panes[index]["file"]
-
-    def events(self, index: int, codes: tuple[str, ...] = ("o", "r", "m")) -> Iterator[CastEvent]:
-        return read_cast(self.pane_path(index), codes)

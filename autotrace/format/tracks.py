@@ -19,11 +19,20 @@ import re
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
-from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from autotrace.format.recording import RecordingError
+from autotrace.format.asciicast import (
+    Clock,
+    check_event,
+    decode_event,
+    is_comment,
+    parse_header,
+    quick_time,
+    read_line,
+)
+from autotrace.format.errors import MAX_SECONDS, RecordingError, decode_json
+from autotrace.format.opening import open_for_reading
 
 SAMPLE_BYTES = 64 * 1024  # one index entry per this much of the file
 CACHED_BLOCKS = 16  # blocks whose event times are kept parsed
@@ -45,15 +54,7 @@ class TrackEvent(NamedTuple):
     data: str
 
 
-def _event_time(line: bytes) -> float | None:
-    """The time of an event line without parsing the rest: `[12.5, "o", ...]`."""
-    comma = line.find(b",", 1, 40)
-    if not line.startswith(b"[") or comma < 0:
-        return None
-    try:
-        return float(line[1:comma])
-    except ValueError:
-        return None
+_event_time = quick_time  # the codec's: `[12.5, ...` without parsing the rest
 
 
 def _looks_like_event(line: bytes) -> bool:
@@ -64,25 +65,23 @@ def _looks_like_event(line: bytes) -> bool:
 class PaneTrack:
     """One pane's events, readable from any moment.
 
-    Events are numbered from 0 in file order; `times` are clamped to be
-    non-decreasing (recording format, reading rules).
+    Events are numbered from 0 in file order; `times` are seconds since the
+    start (v3's intervals summed), clamped to be non-decreasing (recording
+    format, reading rules).
     """
 
     def __init__(self, path: Path):
         self.path = path
+        self._file: BinaryIO = open_for_reading(path)
         try:
-            self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
-        except OSError as err:
-            raise RecordingError(f"{path}: cannot read: {err.strerror}") from None
-        header = self._file.readline()
-        try:
-            self.header = json.loads(header)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RecordingError(f"{path}:1: corrupt asciicast header") from None
-        if not isinstance(self.header, dict) or self.header.get("version") != 2:
-            raise RecordingError(f"{path}:1: not an asciicast v2 file")
-        self.width = _positive(self.header.get("width"), 80)
-        self.height = _positive(self.header.get("height"), 24)
+            header = read_line(self._file, str(path), 1)
+            self.cast = parse_header(header, str(path))
+        except BaseException:
+            self._file.close()
+            raise
+        self.header = self.cast.fields  # in v2's form
+        self.width = _positive(self.cast.width, 80)
+        self.height = _positive(self.cast.height, 24)
         self.markers: list[tuple[float, str]] = []  # "m" events
         self.resizes: list[tuple[float, int, int]] = []  # "r" events
         # Per block: where it starts and ends, the line number it starts on,
@@ -112,18 +111,23 @@ class PaneTrack:
             block = self._file.read(SAMPLE_BYTES)
             if not block:
                 return
-            if not block.endswith(b"\n"):
-                block += self._file.readline()  # blocks end at line ends
+            if not block.endswith(b"\n"):  # blocks end at line ends
+                block += read_line(self._file, str(self.path),
+                                   lineno + block.count(b"\n"))
             whole = block[: block.rfind(b"\n") + 1]
-            count, first_t, last_t = self._survey(whole, lineno)
-            used = len(whole)
-            tail = block[used:]
-            if tail and self._is_whole_event(tail):
-                # Only the file's end lacks a newline: a torn last line
-                # (autotrace killed mid-write) counts when it parses.
-                last_t = _event_time(tail)
-                first_t = last_t if first_t is None else first_t
-                count, used = count + 1, len(block)
+            tail = block[len(whole):]
+            # Only the file's end lacks a newline: a torn last line
+            # (autotrace killed mid-write) counts when it parses.
+            tail_counts = bool(tail) and self._is_whole_event(tail)
+            used = len(block) if tail_counts else len(whole)
+            if self.cast.relative:
+                count, first_t, last_t = self._survey_intervals(block[:used], lineno)
+            else:
+                count, first_t, last_t = self._survey(whole, lineno)
+                if tail_counts:
+                    last_t = _event_time(tail)
+                    first_t = last_t if first_t is None else first_t
+                    count += 1
             if count:
                 self._add_block(offset, offset + used, lineno, count, first_t, last_t)
                 self._note_session_events(len(self._offset) - 1, block[:used])
@@ -142,15 +146,22 @@ class PaneTrack:
         times = self._line_times(block, lineno)
         return len(times), (times[0] if times else None), (times[-1] if times else None)
 
+    def _survey_intervals(self, block: bytes, lineno: int) -> tuple[int, float | None,
+                                                                     float | None]:
+        """The same for v3: every interval is read, to know when the block ends."""
+        times = Clock(self.cast, self.duration).times(self._block_values(block, lineno))
+        return len(times), (times[0] if times else None), (times[-1] if times else None)
+
     def _line_times(self, block: bytes, lineno: int) -> list[float]:
-        """Line by line: blank lines are skipped, anything else must be an event."""
+        """Line by line: blank lines (and v3 comments) are skipped, anything
+        else must be an event; a line that is not is named by the codec."""
         times = []
         for n, line in enumerate(block.split(b"\n")):
-            if not line.strip():
+            if is_comment(line, self.cast):
                 continue
             t = _event_time(line)
             if t is None or not line.rstrip().endswith(b"]"):
-                raise RecordingError(f"{self.path}:{lineno + n}: corrupt event")
+                t = decode_event(line, f"{self.path}:{lineno + n}")[0]
             times.append(t)
         return times
 
@@ -159,8 +170,8 @@ class PaneTrack:
         if not _looks_like_event(line):
             return False
         try:
-            json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            decode_json(line, "", "event")
+        except RecordingError:
             return False
         return True
 
@@ -195,28 +206,29 @@ class PaneTrack:
 
     def _note_session_event(self, line: bytes, code: str, block_number: int,
                             lineno: int) -> None:
-        try:
-            item = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RecordingError(f"{self.path}:{lineno}: corrupt event") from None
+        if is_comment(line, self.cast):
+            return
+        where = f"{self.path}:{lineno}"
+        item = decode_json(line, where, "event")
         if not isinstance(item, list) or len(item) < 3 or item[1] != code:
             return  # the needle was inside the data, not the event's code
+        _, _, data = check_event(item, where)
         number = self._event_number(block_number, lineno)
         t = self._block_times(block_number)[number - self._first[block_number]]
         if code == "m":
-            self.markers.append((t, str(item[2])))
+            self.markers.append((t, data))
             return
         try:
-            cols, rows = (int(n) for n in str(item[2]).lower().split("x"))
-        except ValueError:
-            raise RecordingError(f"{self.path}:{lineno}: bad resize {item[2]!r}") from None
+            cols, rows = (int(n) for n in data.lower().split("x"))
+        except ValueError:  # int() of 5000 digits is one too
+            raise RecordingError(f"{where}: bad resize {data[:24]!r}") from None
         self.resizes.append((t, _positive(cols, 80), _positive(rows, 24)))
 
     def _event_number(self, block_number: int, lineno: int) -> int:
         """The number of the event on line `lineno` of a block (blank lines don't count)."""
         data = self._read_block(block_number)
         skipped = lineno - self._line[block_number]
-        blank = sum(1 for line in data.split(b"\n")[:skipped] if not line.strip())
+        blank = sum(1 for line in data.split(b"\n")[:skipped] if is_comment(line, self.cast))
         return self._first[block_number] + skipped - blank
 
     # -- times, read per block when needed
@@ -243,17 +255,25 @@ class PaneTrack:
         return times
 
     def _parse_block_times(self, block_number: int) -> list[float]:
-        data = self._read_block(block_number)
+        values = self._block_values(self._read_block(block_number), self._line[block_number],
+                                    self._block_events(block_number))
+        return Clock(self.cast, self._base[block_number]).times(values)
+
+    def _block_values(self, data: bytes, lineno: int, expected: int | None = None
+                      ) -> list[float]:
+        """The times (v3: intervals) of a block's events as written: one C-speed
+        regex pass when it finds every event and sane times, else line by line."""
         found = _LINE_TIME.findall(b"\n" + data)
-        values: list[float] | None = None
-        if len(found) == self._block_events(block_number):
+        if expected is None or len(found) == expected:
             try:
                 values = list(map(float, found))
             except ValueError:
-                values = None
-        if values is None:
-            values = self._line_times(data, self._line[block_number])
-        return list(islice(accumulate(values, max, initial=self._base[block_number]), 1, None))
+                values = []
+            # No NaN can match the regex; 1e400 (inf) fails the max.
+            if values and min(values) >= 0 and max(values) <= MAX_SECONDS and (
+                    expected is not None or data.count(b"\n") == len(values)):
+                return values
+        return self._line_times(data, lineno)
 
     def iter_times(self) -> Iterator[float]:
         """Every event's time, in order (reads the whole file)."""
@@ -333,7 +353,7 @@ class PaneTrack:
             if not line:
                 break
             lineno += 1
-            if line.strip():
+            if not is_comment(line, self.cast):
                 current += 1
         self._next, self._lineno = number, lineno
 
@@ -351,7 +371,7 @@ class PaneTrack:
             if not line:
                 break
             lineno += 1
-            if len(line) < 4 and not line.strip():
+            if is_comment(line, self.cast):
                 continue
             lines.append(line)
             linenos.append(lineno - 1)
@@ -366,7 +386,7 @@ class PaneTrack:
         line by line only to name a corrupt one."""
         try:
             items = json.loads(b"[" + b",".join(lines) + b"]")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # the codec names the line, below
             items = None
         if not isinstance(items, list) or len(items) != len(lines):  # `1, 2` is two items
             items = [self._parse_line(line, lineno) for line, lineno in zip(lines, linenos)]
@@ -377,18 +397,12 @@ class PaneTrack:
         return items
 
     def _parse_line(self, line: bytes, lineno: int) -> Any:
-        try:
-            return json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RecordingError(f"{self.path}:{lineno}: corrupt event") from None
+        return decode_json(line, f"{self.path}:{lineno}", "event")
 
     def _checked(self, item: Any, lineno: int) -> tuple[Any, str, str]:
         """An event that is not [time, code, text]: an unknown code may carry
         any data (the player ignores it); anything else is corrupt."""
-        if isinstance(item, list) and len(item) >= 3 and isinstance(item[1], str) \
-                and item[1] not in ("o", "r", "m"):
-            return item[0], item[1], ""
-        raise RecordingError(f"{self.path}:{lineno}: corrupt event")
+        return check_event(item, f"{self.path}:{lineno}")
 
     def _times(self, start: int, stop: int) -> list[float]:
         """The times of events start..stop-1."""

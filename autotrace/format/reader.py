@@ -1,0 +1,67 @@
+"""A recording opened for reading: its manifest and its pane files, every
+file opened through files.open_for_reading and parsed by the asciicast
+codec. A lone asciicast file opens as a recording of one pane."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autotrace.format.asciicast import KNOWN_CODES, CastEvent, read_events, read_header
+from autotrace.format.errors import RecordingError
+from autotrace.format.manifest import manifest_for_cast, read_manifest
+from autotrace.format.opening import open_for_reading
+
+
+def read_cast(path: Path, codes: tuple[str, ...] = KNOWN_CODES) -> Iterator[CastEvent]:
+    """Events of one asciicast v2 or v3 file, times since the start, never
+    decreasing; tolerant of a torn last line; unknown codes skipped."""
+    with open_for_reading(path) as f:
+        try:
+            yield from read_events(f, str(path), codes)
+        except OSError as err:  # e.g. EIO from a failing disk
+            raise RecordingError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def read_cast_header(path: Path) -> dict[str, Any]:
+    """The header of a v2 or v3 file, in v2's form (the form of read_cast's
+    times: a copy written with them is a valid v2 file)."""
+    with open_for_reading(path) as f:
+        return dict(read_header(f, str(path)).fields)
+
+
+@dataclass
+class Recording:
+    """A recording opened for reading."""
+
+    directory: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, directory: Path) -> Recording:
+        if not directory.is_dir():
+            raise RecordingError(f"{directory}: no such recording")
+        return cls(directory, read_manifest(directory))
+
+    @classmethod
+    def open_cast(cls, path: Path) -> Recording:
+        """A lone asciicast file as a one-pane recording: its folder is the
+        recording's, its name the pane file's."""
+        path = Path(os.path.realpath(path))  # the user named it: a link to it is fine
+        with open_for_reading(path) as f:
+            header = read_header(f, str(path))
+            size = os.fstat(f.fileno()).st_size
+        return cls(path.parent, manifest_for_cast(path.name, header, size))
+
+    @property
+    def panes(self) -> list[dict[str, Any]]:
+        return list(self.manifest["panes"])
+
+    def pane_path(self, index: int) -> Path:
+        return self.directory / self.panes[index]["file"]
+
+    def events(self, index: int, codes: tuple[str, ...] = KNOWN_CODES) -> Iterator[CastEvent]:
+        return read_cast(self.pane_path(index), codes)
