@@ -16,6 +16,7 @@ from autotrace.format.recording import (
 )
 from autotrace.live.presets import PresetError
 from autotrace.live.target import TargetError
+from autotrace.sanitise import message, spelled_out
 
 # Where an internal error's traceback goes: the recording being written, if any.
 _log_directory: Path | None = None
@@ -27,11 +28,18 @@ def log_internal_errors_to(directory: Path) -> None:
 
 
 def say(line: str) -> None:
-    """One line for the user, on stderr, so stdout stays the program's own."""
-    to_stderr(f"autotrace: {line}")
+    """One line for the user, on stderr, so stdout stays the program's own.
+
+    Messages carry names and text from recordings, bundles and command
+    lines: the one sanitiser spells out what a terminal would act on and
+    shortens what would flood it."""
+    to_stderr(f"autotrace: {message(line)}")
 
 
 def to_stderr(text: str) -> None:
+    """A line as it is, control characters spelled out but never shortened
+    (a path to copy)."""
+    text = "\n".join(map(spelled_out, text.split("\n")))
     try:
         print(text, file=sys.stderr, flush=True)
     except OSError:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, TextIO
 import pyte
 
 from autotrace.format.recording import Recording
-from autotrace.view.screen import printable
+from autotrace.sanitise import printable
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:

@@ -35,7 +35,7 @@ from pyte import charsets, modes
 from pyte import control as ctrl
 from pyte.screens import Char, Margins, StaticDefaultDict, wcwidth
 
-PLACEHOLDER = "\ufffd"  # shown for characters that must not reach a terminal
+from autotrace.sanitise import printable
 
 ALT_SCREEN_MODES = frozenset({47, 1047, 1049})
 _DECCOLM = 3  # 80/132 column switch: would resize the pane behind the pty's back
@@ -94,41 +94,8 @@ class SearchHit(NamedTuple):
 
 # ------------------------------------------------------------ sanitising
 
-
-def _printable_form(ch: str) -> str | None:
-    """What a character becomes on screen: itself, a placeholder, or nothing."""
-    category = unicodedata.category(ch)
-    if category == "Cc":
-        return None  # C0, DEL and C1 controls: terminals show nothing for them
-    if category in ("Cs", "Cn"):
-        return PLACEHOLDER  # lone surrogates cannot even be encoded for output
-    if category in ("Cf", "Zl", "Zp"):
-        return None  # bidi and format controls could reorder the user's terminal
-    width = wcwidth(ch)
-    if width > 0 or (width == 0 and unicodedata.combining(ch)):
-        return ch
-    return None  # zero-width but not combining: pyte would stop drawing at it
-
-
-class _PrintableTable(dict):
-    """str.translate table filled lazily; bounded so hostile input can't grow it."""
-
-    def __missing__(self, code: int) -> str | None:
-        if len(self) > 8192:
-            self.clear()
-        value = _printable_form(chr(code))
-        self[code] = value
-        return value
-
-
-_PRINTABLE = _PrintableTable()
-
-
-def printable(text: str) -> str:
-    """`text` with everything that must not reach a terminal removed or replaced."""
-    if text.isascii() and text.isprintable():
-        return text
-    return text.translate(_PRINTABLE)
+# What may reach a terminal is defined once, in autotrace.sanitise; `printable`
+# is its fast form (a C-speed translate table), used on every drawn run.
 
 
 def _cell_for(char: Char) -> Cell:
