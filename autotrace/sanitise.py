@@ -127,10 +127,15 @@ def shorten(text: str, limit: int = NAME_LIMIT) -> str:
 _LONG_WORD = re.compile(rf"\S{{{NAME_LIMIT + 1},}}")
 
 
+def _shorten_names(word: str) -> str:
+    # Name by name, so a long path still shows which file it is.
+    return "/".join(shorten(name) for name in word.split("/"))
+
+
 def message(text: str) -> str:
     """One line for the user: unsafe characters spelled out as escapes
-    (a line break too), each word over NAME_LIMIT characters and the whole
-    over LINE_LIMIT shortened."""
+    (a line break too), each name (a word, or a part of a path) over
+    NAME_LIMIT characters and the whole over LINE_LIMIT shortened."""
     text = spelled_out(text)
-    text = _LONG_WORD.sub(lambda word: shorten(word.group()), text)
+    text = _LONG_WORD.sub(lambda word: _shorten_names(word.group()), text)
     return shorten(text, LINE_LIMIT)
