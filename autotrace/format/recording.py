@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from autotrace import __version__
+from autotrace.format.names import program_name
 
 FORMAT_NAME = "autotrace-recording"
 FORMAT_VERSION = 1
@@ -104,9 +105,9 @@ def default_root() -> Path:
 def default_directory(main_command: str, now: datetime.datetime | None = None) -> Path:
     """A new, unused directory name under default_root()."""
     now = now or datetime.datetime.now()
-    word = (main_command.split() or ["attach"])[0]
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.basename(word))
-    stem = f"{now:%Y%m%d-%H%M%S}-{slug[:32] or 'session'}"
+    # Only the program's name: the folder name ends up in bundles, and the
+    # words around it may be secrets (`PASSWORD=hunter2 make`).
+    stem = f"{now:%Y%m%d-%H%M%S}-{program_name(main_command)}"
     root = default_root()
     candidate, n = root / stem, 1
     while candidate.exists():

@@ -615,6 +615,7 @@ class PaneScreen:
         self.skipped = 0  # chars of backlog never emulated (flood guard)
         self.wants_reply = False  # a device query is queued: catch up soon
         self._lost = False  # the queue overflowed: the parser state is unknown
+        self._lines_seen = 0  # lines that had scrolled into history at the last changed_lines
 
     # --- size and state
 
@@ -802,6 +803,23 @@ class PaneScreen:
         self._emulator.resize(max(1, rows), max(1, cols))
 
     # --- reading
+
+    def changed_lines(self) -> list[str]:
+        """The text of every line changed since the last call: those that
+        scrolled into history meanwhile (as many as it still holds), then
+        the live screen's rows the last catch_up drew on or moved. Call it
+        after each catch_up to see every state a viewer could see."""
+        emulator = self._emulator
+        history = emulator.history_lines
+        total = emulator.history_dropped + len(history)
+        new = max(0, min(total - self._lines_seen, len(history)))
+        self._lines_seen = total
+        lines: list[Line] = []
+        lines.extend(itertools.islice(reversed(history), new))
+        lines.reverse()
+        lines.extend(line for y in sorted(emulator.dirty)
+                     if (line := emulator.buffer.get(y)) is not None)
+        return [self._line_text(line) for line in lines]
 
     def _line_at(self, index: int) -> Line:
         """Line `index` of history followed by the screen (0 = oldest)."""
