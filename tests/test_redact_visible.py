@@ -151,6 +151,11 @@ def test_text_joined_by_an_escape_sequence_is_refused(tmp_path: Path) -> None:
     source = record(tmp_path, f"printf 'hun\\033[1m{SECRET[3:]}\\n'")
     (t,) = event_times(source, 0, "hun")
     assert_refused(tmp_path, source, 0, t)
+    # The way out the README gives: a regex that matches the text as recorded.
+    bundle = tmp_path / "widened.tar.gz"
+    result = pack(source, bundle, "hun.{0,20}ter2")
+    assert result.returncode == 0, result.stderr
+    assert MASK in run_autotrace(["cat", bundle]).stdout
 
 
 def test_text_assembled_by_cursor_moves_is_refused_in_a_tracer_pane(tmp_path: Path) -> None:
