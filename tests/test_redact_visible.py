@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import tarfile
@@ -21,8 +22,17 @@ from pathlib import Path
 import pytest
 from conftest import REPO, RecordingFiles, assert_one_line_error, autotrace_env, run_autotrace
 
+from autotrace.export.visible import StillVisible, VisibleCheck
 from autotrace.format.names import program_name
-from autotrace.format.redact import HEADER_KEYS, MANIFEST_KEYS, MASK, NAME_MASK, PANE_KEYS
+from autotrace.format.recording import CastEvent
+from autotrace.format.redact import (
+    HEADER_KEYS,
+    MANIFEST_KEYS,
+    MASK,
+    NAME_MASK,
+    PANE_KEYS,
+    Redactor,
+)
 
 SECRET = "hunter2"
 
@@ -264,3 +274,65 @@ def test_fields_the_format_does_not_define_are_dropped(tmp_path: Path) -> None:
     # What is kept still reads.
     cat = run_autotrace(["cat", bundle])
     assert cat.returncode == 0 and "two" in cat.stdout, cat.stderr
+
+
+# ---------------------------------------------------------------- the check on its own
+
+
+class AlwaysEmulated(VisibleCheck):
+    """The reference: every character through the screen model."""
+
+    def _output(self, text: str, t: float) -> None:
+        self._emulate(text, t)
+
+
+def verdict(kind: type[VisibleCheck], events: list[CastEvent]) -> str | None:
+    check = kind(Redactor([SECRET]), "pane 0", 20, 5)
+    try:
+        for event in events:
+            check.event(event)
+    except StillVisible as err:
+        return str(err)
+    return None
+
+
+def flood(lines: int, first: str = "") -> str:
+    return first + "".join(f"line {i}\r\n" for i in range(lines))
+
+
+@pytest.mark.parametrize("name, events", [
+    ("a row finished by a flood's first line",
+     ["\x1b[3Cter2\r", flood(100, "hun\r\n")]),
+    ("a flood starting above the bottom",
+     ["\x1b[4;4Hter2\x1b[3;1H", flood(100, "x\r\nhun\r\n")]),
+    ("a flood with wrapping off",
+     ["\x1b[?7l", flood(100, "x\r\n") + "x" * 13 + "hunterzzzz2\r\n" + flood(10)]),
+    ("a flood's last screenful, then a cursor move",
+     [flood(100) + "   ter2\r\n" + flood(3), "\x1b[4Ahun"]),
+])
+def test_floods_of_plain_lines_hide_nothing(name: str, events: list[str]) -> None:
+    cast = [CastEvent(float(i), "o", data) for i, data in enumerate(events)]
+    found = verdict(VisibleCheck, cast)
+    assert found is not None, name
+    assert found == verdict(AlwaysEmulated, cast), name
+
+
+def test_the_shortcut_agrees_with_emulating_everything() -> None:
+    # Random mixes of floods, cursor moves, colours, wrapping and secret halves.
+    pieces = ["hun", "ter2", "\x1b[1m", "\x1b[0m", "\r", "\r\n", "\x1b[3C", "\x1b[2A",
+              "\x1b[7D", "\x1b[?7l", "\x1b[?7h", "\x1b[2J", "x" * 17, "\x1b[4;2r", "\x1b[r",
+              flood(12), flood(40), flood(40, "hun"), "\x1b[1;1H", "   ter2", "\rhun",
+              "x" * 13 + "hunterzzzz2"]
+    starts = ["", "hun", "ter2\r\n", "r2\r\n", "x" * 13 + "hunterzzzz2\r\n"]  # plain, too
+    rng = random.Random(8)
+    agreed = found = 0
+    for _ in range(300):
+        events = [CastEvent(float(i), "o", flood(rng.randint(11, 60), rng.choice(starts))
+                            if rng.random() < 0.4 else
+                            "".join(rng.choices(pieces, k=rng.randint(1, 6))))
+                  for i in range(rng.randint(1, 8))]
+        fast, slow = verdict(VisibleCheck, events), verdict(AlwaysEmulated, events)
+        assert fast == slow, events
+        agreed += 1
+        found += fast is not None
+    assert agreed == 300 and 30 < found < 270, found  # both outcomes were exercised

@@ -24,6 +24,22 @@ _PIECE = 4096
 _CLEAN_KEPT = 4096  # clean line texts remembered, so an unchanged line costs no search
 
 
+def _plain_lines(text: str) -> bool:
+    """Printable ASCII in CR LF ended lines: no escape, no other control."""
+    return text.isascii() and text.replace("\r\n", "").isprintable()
+
+
+def _before_last_lines(text: str, count: int) -> int:
+    """Where the last `count` whole lines of `text` (and what follows them)
+    start; 0 when it has no more than that."""
+    position = len(text)
+    for _ in range(count + 1):
+        position = text.rfind("\r\n", 0, position)
+        if position < 0:
+            return 0
+    return position + 2
+
+
 def _side(value: object, default: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         return default
@@ -51,10 +67,36 @@ class VisibleCheck:
             self._screen.resize(_side(cols, 80), _side(rows, 24))
             self._check(event.t)
         elif event.code == "o":
-            for start in range(0, len(event.data), _PIECE):
-                self._screen.feed(event.data[start:start + _PIECE], event.t)
-                self._screen.catch_up(skip=False)
-                self._check(event.t)
+            self._output(event.data, event.t)
+
+    def _output(self, text: str, t: float) -> None:
+        # Plain lines that scroll through a fresh bottom line are seen as
+        # they are: searched as rows without emulating them (emulation is
+        # what costs). Only the last screenful is emulated, for what follows.
+        if text.count("\n") <= 2 * self._screen.rows or not _plain_lines(text):
+            self._emulate(text, t)
+            return
+        first = text.find("\r\n") + 2
+        self._emulate(text[:first], t)  # it may finish what the cursor's line holds
+        rest = text[first:]
+        cut = _before_last_lines(rest, self._screen.rows)
+        if cut > 0 and self._screen.lines_scroll_through():
+            self._check_rows(rest[:cut], t)
+            rest = rest[cut:]
+        self._emulate(rest, t)
+
+    def _emulate(self, text: str, t: float) -> None:
+        for start in range(0, len(text), _PIECE):
+            self._screen.feed(text[start:start + _PIECE], t)
+            self._screen.catch_up(skip=False)
+            self._check(t)
+
+    def _check_rows(self, lines: str, t: float) -> None:
+        """Search plain lines as the rows they fill, wrapped at the width."""
+        cols = self._screen.cols
+        rows = [line[start:start + cols].rstrip()
+                for line in lines.split("\r\n") for start in range(0, len(line), cols)]
+        self._found_in(rows, t)
 
     def _check(self, t: float) -> None:
         lines = [line for line in self._screen.changed_lines()
@@ -63,13 +105,15 @@ class VisibleCheck:
         if title != self._title:
             self._title = title
             lines.append(title)
-        if not lines:
-            return
+        if lines:
+            self._found_in(lines, t)
+            if len(self._clean) > _CLEAN_KEPT:
+                self._clean.clear()
+            self._clean.update(lines)
+
+    def _found_in(self, lines: list[str], t: float) -> None:
         if self._redactor.visible("\n".join(lines)):
             raise StillVisible(
                 f"{self._label} at {t:.3f}s: a --redact pattern is still visible on the "
                 "replayed screen (text assembled by escape sequences or cursor moves); "
                 "no bundle written")
-        if len(self._clean) > _CLEAN_KEPT:
-            self._clean.clear()
-        self._clean.update(lines)

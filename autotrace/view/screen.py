@@ -802,6 +802,27 @@ class PaneScreen:
         self.catch_up()
         self._emulator.resize(max(1, rows), max(1, cols))
 
+    def lines_scroll_through(self) -> bool:
+        """Whether plain ASCII lines (CR LF ended) printed now would each be
+        drawn on a fresh blank line, as they are: nothing queued, the parser
+        between sequences, the cursor at the start of a blank bottom line,
+        the whole screen scrolling, lines wrapping, no insert mode or other
+        character set. Then only the last screenful of them can matter for
+        what the screen shows next; the rest just scrolls through."""
+        emulator = self._emulator
+        cursor = emulator.cursor
+        line = emulator.buffer.get(cursor.y)
+        return (
+            not self._queue
+            and self._stream.at_ground
+            and not emulator.in_control_string
+            and emulator.margins is None
+            and emulator._plain_drawing()
+            and cursor.x == 0
+            and cursor.y == emulator.lines - 1
+            and (not line or all(char.data == " " for char in line.values()))
+        )
+
     # --- reading
 
     def changed_lines(self) -> list[str]:
