@@ -128,6 +128,8 @@ def hostile_cases(tmp_path: Path) -> dict[str, list[str]]:
         "a tracer command in a notice": ["--headless", "-l", str(tmp_path / "live"),
                                          "sleep 0.5", tracer],
         "a command-line argument": ["cat", str(tmp_path), f"--{ESCAPES}"],
+        "a bundle's path printed by pack": ["pack", str(REPO / "recordings" / "dns-lookup"),
+                                            "-o", str(tmp_path / f"out{ESCAPES}.tar.gz")],
     }
 
 

@@ -49,6 +49,12 @@ def to_stderr(text: str) -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
+def to_stdout(text: str) -> None:
+    """Output for a script to read (a bundle's path, the presets): whole,
+    but with control characters spelled out, as on stderr."""
+    print("\n".join(map(spelled_out, text.split("\n"))), end="")
+
+
 class UsageError(Exception):
     """A command line that cannot work (exit 2, like argparse's own errors)."""
 
