@@ -215,8 +215,10 @@ def pack_parser() -> argparse.ArgumentParser:
                         "directory: NAME.tar.gz in it)")
     p.add_argument("--redact", action="append", default=[], metavar="REGEX",
                    help="replace every match of REGEX (Python syntax, matched within "
-                        "lines) in the panes' output and commands with «redacted»; "
-                        "repeatable; the manifest lists the regexes")
+                        "lines) in the panes' output, the commands, every text field and "
+                        "the names with «redacted»; repeatable; the manifest lists the "
+                        "regexes. Fields the format does not define are dropped, and the "
+                        "bundle is refused when a match still shows on a replayed screen")
     return p
 
 
