@@ -168,6 +168,14 @@ def test_text_joined_by_an_escape_sequence_is_refused(tmp_path: Path) -> None:
     assert MASK in run_autotrace(["cat", bundle]).stdout
 
 
+def test_text_joined_only_by_cat_is_refused(tmp_path: Path) -> None:
+    # The screen shows `hun     ter2`; `autotrace cat` drops the cursor move.
+    source = record(tmp_path, f"printf 'hun\\033[5C{SECRET[3:]}\\n'")
+    (t,) = event_times(source, 0, "hun")
+    line = assert_refused(tmp_path, source, 0, t)
+    assert "autotrace cat" in line
+
+
 def test_text_assembled_by_cursor_moves_is_refused_in_a_tracer_pane(tmp_path: Path) -> None:
     # `ter2` is printed first, three columns in; the cursor goes back and `hun`
     # fills the gap, half a second later, in a read of its own.
@@ -336,3 +344,20 @@ def test_the_shortcut_agrees_with_emulating_everything() -> None:
         agreed += 1
         found += fast is not None
     assert agreed == 300 and 30 < found < 270, found  # both outcomes were exercised
+
+
+def test_cat_lines_of_plain_output_are_read_without_parsing(monkeypatch) -> None:
+    from autotrace.export import text
+
+    pieces = ["abc", "\r\n", "hun", "ter2", "\x1b[1m", "\x1b]2;t", "\x07", "x\ty", "\n",
+              flood(5), flood(3, "tail"), "\x1b[2J", "\r", "\x1b["]
+    rng = random.Random(3)
+    for _ in range(300):
+        chunks = ["".join(rng.choices(pieces, k=rng.randint(1, 5))) for _ in range(6)]
+        fast = text.TextLines()
+        got = [line for chunk in chunks for line in fast.feed(chunk)] + [fast.unfinished]
+        with monkeypatch.context() as patch:
+            patch.setattr(text, "plain_lines", lambda _: False)
+            slow = text.TextLines()
+            want = [line for chunk in chunks for line in slow.feed(chunk)] + [slow.unfinished]
+        assert got == want, chunks

@@ -191,6 +191,7 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
             header = read_cast_header(path)
             check = VisibleCheck(redactor, label, header.get("width"), header.get("height"))
             write_redacted_cast(path, staged, redactor, counted, check.event)
+            check.close()
         size = staged.tell()
         staged.seek(0)
         tar.addfile(_member(name, size, mtime), staged)

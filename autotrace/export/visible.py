@@ -12,9 +12,11 @@ pane costs one search per new line.
 
 from __future__ import annotations
 
+from autotrace.export.text import TextLines, plain_lines
 from autotrace.format.recording import CastEvent, RecordingError
 from autotrace.format.redact import Redactor
 from autotrace.format.tracks import MAX_SIDE
+from autotrace.sanitise import printable
 from autotrace.view.screen import PaneScreen
 
 # Lines scrolled into history between two checks must all still be there:
@@ -22,11 +24,8 @@ from autotrace.view.screen import PaneScreen
 # this many lines), and the screen keeps as much history.
 _PIECE = 4096
 _CLEAN_KEPT = 4096  # clean line texts remembered, so an unchanged line costs no search
-
-
-def _plain_lines(text: str) -> bool:
-    """Printable ASCII in CR LF ended lines: no escape, no other control."""
-    return text.isascii() and text.replace("\r\n", "").isprintable()
+_ON_SCREEN = "on the replayed screen"
+_IN_TEXT = "in its text as `autotrace cat` prints it"
 
 
 def _before_last_lines(text: str, count: int) -> int:
@@ -58,22 +57,32 @@ class VisibleCheck:
         self._redactor = redactor
         self._label = label
         self._screen = PaneScreen(_side(width, 80), _side(height, 24), history=_PIECE)
+        self._text = TextLines()  # what `autotrace cat` shows of it
         self._clean: set[str] = set()
         self._title = ""
+        self._last_t = 0.0
 
     def event(self, event: CastEvent) -> None:
+        self._last_t = event.t
         if event.code == "r":
             cols, rows = (int(side) for side in event.data.split("x"))
             self._screen.resize(_side(cols, 80), _side(rows, 24))
             self._check(event.t)
         elif event.code == "o":
             self._output(event.data, event.t)
+            # `cat` joins what was drawn between line breaks, ignoring cursor
+            # moves: `hun\e[5Cter2` is `hunter2` there.
+            self._found_in(printable_lines(self._text.feed(event.data)), event.t, _IN_TEXT)
+
+    def close(self) -> None:
+        """The end of the pane: `cat` shows its unfinished last line too."""
+        self._found_in(printable_lines([self._text.unfinished]), self._last_t, _IN_TEXT)
 
     def _output(self, text: str, t: float) -> None:
         # Plain lines that scroll through a fresh bottom line are seen as
         # they are: searched as rows without emulating them (emulation is
         # what costs). Only the last screenful is emulated, for what follows.
-        if text.count("\n") <= 2 * self._screen.rows or not _plain_lines(text):
+        if text.count("\n") <= 2 * self._screen.rows or not plain_lines(text):
             self._emulate(text, t)
             return
         first = text.find("\r\n") + 2
@@ -92,11 +101,15 @@ class VisibleCheck:
             self._check(t)
 
     def _check_rows(self, lines: str, t: float) -> None:
-        """Search plain lines as the rows they fill, wrapped at the width."""
+        """Search plain lines as the rows they fill, wrapped at the width,
+        without the trailing blanks a row's text never has."""
+        split = lines.split("\r\n")
         cols = self._screen.cols
-        rows = [line[start:start + cols].rstrip()
-                for line in lines.split("\r\n") for start in range(0, len(line), cols)]
-        self._found_in(rows, t)
+        if max(map(len, split)) <= cols and " \r\n" not in lines:
+            self._found_in(split, t)  # each line is its row already (the common case)
+            return
+        self._found_in([line[start:start + cols].rstrip()
+                        for line in split for start in range(0, len(line), cols)], t)
 
     def _check(self, t: float) -> None:
         lines = [line for line in self._screen.changed_lines()
@@ -111,9 +124,16 @@ class VisibleCheck:
                 self._clean.clear()
             self._clean.update(lines)
 
-    def _found_in(self, lines: list[str], t: float) -> None:
-        if self._redactor.visible("\n".join(lines)):
+    def _found_in(self, lines: list[str], t: float, where: str = _ON_SCREEN) -> None:
+        if lines and self._redactor.visible("\n".join(lines)):
             raise StillVisible(
-                f"{self._label} at {t:.3f}s: a --redact pattern is still visible on the "
-                "replayed screen (text assembled by escape sequences or cursor moves); "
-                "no bundle written")
+                f"{self._label} at {t:.3f}s: a --redact pattern is still visible {where} "
+                "(text assembled by escape sequences or cursor moves); no bundle written")
+
+
+def printable_lines(lines: list[str]) -> list[str]:
+    """Lines as `cat` prints them: control characters gone, tabs kept."""
+    text = "".join(lines)
+    if text.isascii() and text.replace("\t", "").isprintable():
+        return lines  # the common case, at C speed
+    return ["\t".join(map(printable, line.split("\t"))) for line in lines]
