@@ -128,7 +128,8 @@ class VisibleCheck:
         if lines and self._redactor.visible("\n".join(lines)):
             raise StillVisible(
                 f"{self._label} at {t:.3f}s: a --redact pattern is still visible {where} "
-                "(text assembled by escape sequences or cursor moves); no bundle written")
+                "(put together by escape sequences or cursor moves): no bundle written; "
+                "widen the regex to match the text as recorded")
 
 
 def printable_lines(lines: list[str]) -> list[str]:
