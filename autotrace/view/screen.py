@@ -22,12 +22,13 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
+import operator
 import re
 import sys
 import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Callable, NamedTuple, Union
 
 import pyte
@@ -121,6 +122,8 @@ class _CellTable(dict):
 
 
 _CELLS = _CellTable()
+_first = itemgetter(0)
+_NOT_KNOWN = (None, None)  # what changed_lines compares a line it never returned with
 _char_of = attrgetter("char")
 _data_of = attrgetter("data")
 
@@ -616,6 +619,9 @@ class PaneScreen:
         self.wants_reply = False  # a device query is queued: catch up soon
         self._lost = False  # the queue overflowed: the parser state is unknown
         self._lines_seen = 0  # lines that had scrolled into history at the last changed_lines
+        # id(line) -> (a copy of its cells, the line) as changed_lines last returned it
+        self._known_lines: dict[int, tuple[dict[int, Char], _Line]] = {}
+        self._known_columns = 0
 
     # --- size and state
 
@@ -826,10 +832,11 @@ class PaneScreen:
     # --- reading
 
     def changed_lines(self) -> list[str]:
-        """The text of every line changed since the last call: those that
-        scrolled into history meanwhile (as many as it still holds), then
-        the live screen's rows the last catch_up drew on or moved. Call it
-        after each catch_up to see every state a viewer could see."""
+        """The text of every line that may show something new since the last
+        call: those that scrolled into history meanwhile (as many as it still
+        holds), then the live screen's rows the last catch_up drew on. Rows
+        that only moved (scrolling) are left out. Call it after each
+        catch_up to see every state a viewer could see."""
         emulator = self._emulator
         history = emulator.history_lines
         total = emulator.history_dropped + len(history)
@@ -838,8 +845,22 @@ class PaneScreen:
         lines: list[Line] = []
         lines.extend(itertools.islice(reversed(history), new))
         lines.reverse()
-        lines.extend(line for y in sorted(emulator.dirty)
-                     if (line := emulator.buffer.get(y)) is not None)
+        if self._known_columns != self.cols:
+            self._known_lines.clear()
+            self._known_columns = self.cols
+        known = self._known_lines
+        # Rows that only moved hold a line whose cells are as they were last
+        # returned: compared as dicts, in C, far cheaper than making its text.
+        # (An empty line shows nothing and is left out too.)
+        rows = list(filter(None, map(emulator.buffer.get, sorted(emulator.dirty))))
+        copies = map(_first, map(known.get, map(id, rows), itertools.repeat(_NOT_KNOWN)))
+        changed = list(itertools.compress(rows, map(operator.ne, copies, rows)))
+        for line in changed:
+            known[id(line)] = (dict(line), line)  # the line itself: its id stays its own
+        if len(known) > 4 * emulator.lines:
+            shown = set(map(id, emulator.buffer.values()))
+            self._known_lines = {key: value for key, value in known.items() if key in shown}
+        lines.extend(changed)
         return [self._line_text(line) for line in lines]
 
     def _line_at(self, index: int) -> Line:
