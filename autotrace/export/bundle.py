@@ -162,7 +162,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
                 _add_bytes(tar, f"{name}/{SUMMARY}", summary.encode("utf-8"))
                 for position, (path, member) in enumerate(zip(files, members)):
                     _add_file(tar, f"{name}/{member}", path, redactor, counted,
-                              f"pane {position} ({path.name})")
+                              f"pane {position} ({member})")  # never the name it had
         except OSError as err:
             raise RecordingError(f"cannot write {target}: {err.strerror or err}") from None
         if progress:
