@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 from autotrace import __version__
 
@@ -42,6 +42,17 @@ the recording then still belongs to you.
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its error line made safe: it quotes the command line
+    (`unrecognized arguments: ...`), which may hold escape sequences."""
+
+    def error(self, message: str) -> NoReturn:
+        from autotrace.sanitise import message as safe_message
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {safe_message(message)}\n")
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         cols, rows = (int(part) for part in text.lower().split("x"))
@@ -71,7 +82,7 @@ def _count(text: str) -> int:
 
 
 def trace_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="autotrace",
         usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {replay,cat,info,pack} PATH",
         description=DESCRIPTION,
@@ -142,7 +153,7 @@ def trace_parser() -> argparse.ArgumentParser:
 
 
 def cat_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="autotrace cat",
         description="Print a recording as one merged, time-ordered text timeline: "
                     "each line starts with its time offset in seconds and [pane]; "
@@ -155,7 +166,7 @@ def cat_parser() -> argparse.ArgumentParser:
 
 
 def info_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="autotrace info",
         description="Show a recording's commands (as given and as run), pids, start and "
                     "end, exit status or signal, and bytes per pane.",
@@ -173,7 +184,7 @@ def _speed(text: str) -> float:
 
 
 def replay_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="autotrace replay",
         description="Play a recording (folder, .tar.gz bundle or .cast file) in the "
                     "multi-pane view. "
@@ -199,7 +210,7 @@ def replay_parser() -> argparse.ArgumentParser:
 
 
 def pack_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="autotrace pack",
         description="Pack a recording into one .tar.gz bundle, with a SUMMARY.txt inside, "
                     "that autotrace cat, info and replay read directly.",
@@ -211,8 +222,10 @@ def pack_parser() -> argparse.ArgumentParser:
                         "directory: NAME.tar.gz in it)")
     p.add_argument("--redact", action="append", default=[], metavar="REGEX",
                    help="replace every match of REGEX (Python syntax, matched within "
-                        "lines) in the panes' output and commands with «redacted»; "
-                        "repeatable; the manifest lists the regexes")
+                        "lines) in the panes' output, the commands, every text field and "
+                        "the names with «redacted»; repeatable; the manifest lists the "
+                        "regexes. Fields the format does not define are dropped, and the "
+                        "bundle is refused when a match still shows on a replayed screen")
     return p
 
 

@@ -17,6 +17,7 @@ from autotrace.format.recording import (
 )
 from autotrace.live.presets import PresetError
 from autotrace.live.target import TargetError
+from autotrace.sanitise import message, spelled_out
 
 # Where an internal error's traceback goes: the recording being written, if any.
 _log_folder: RecordingFolder | None = None
@@ -28,11 +29,18 @@ def log_internal_errors_to(folder: RecordingFolder) -> None:
 
 
 def say(line: str) -> None:
-    """One line for the user, on stderr, so stdout stays the program's own."""
-    to_stderr(f"autotrace: {line}")
+    """One line for the user, on stderr, so stdout stays the program's own.
+
+    Messages carry names and text from recordings, bundles and command
+    lines: the one sanitiser spells out what a terminal would act on and
+    shortens what would flood it."""
+    to_stderr(f"autotrace: {message(line)}")
 
 
 def to_stderr(text: str) -> None:
+    """A line as it is, control characters spelled out but never shortened
+    (a path to copy)."""
+    text = "\n".join(map(spelled_out, text.split("\n")))
     try:
         print(text, file=sys.stderr, flush=True)
     except OSError:
@@ -40,6 +48,12 @@ def to_stderr(text: str) -> None:
         # read notices, and failing here would lose the exit status. Later
         # notices, and Python's final flush, go nowhere instead.
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+def to_stdout(text: str) -> None:
+    """Output for a script to read (a bundle's path, the presets): whole,
+    but with control characters spelled out, as on stderr."""
+    print("\n".join(map(spelled_out, text.split("\n"))), end="")
 
 
 class UsageError(Exception):

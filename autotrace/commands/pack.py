@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from autotrace.commands.common import to_stdout
 from autotrace.export.bundle import PercentProgress, pack
 
 
 def run_pack(options: argparse.Namespace) -> int:
     bundle = pack(options.path, options.output, options.redact, PercentProgress())
-    print(bundle)
+    to_stdout(f"{bundle}\n")
     return 0

@@ -15,6 +15,7 @@ from autotrace.commands.common import (
     say,
     terminal_size,
     to_stderr,
+    to_stdout,
 )
 from autotrace.format.files import RecordingFolder
 from autotrace.format.recording import (
@@ -37,7 +38,7 @@ INCOMPLETE_RECORDING = 74
 
 def run_trace(options: argparse.Namespace) -> int:
     if options.list_presets:
-        print(list_presets_text(), end="")
+        to_stdout(list_presets_text())
         return 0
     notify = (lambda line: None) if options.quiet else say
     interactive = not options.headless and sys.stdout.isatty() and sys.stdin.isatty()

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from autotrace.export.text import write_info
+from autotrace.export.visible import VisibleCheck
 from autotrace.format.bundle import LOG, resolve_recording
 from autotrace.format.opening import open_for_reading
 from autotrace.format.recording import (
     MANIFEST,
     Recording,
     RecordingError,
+    read_cast_header,
 )
 from autotrace.format.redact import Redactor, redact_manifest, write_redacted_cast
 
@@ -133,11 +135,14 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
     redactor = Redactor(redact)
     with resolve_recording(recording_dir) as directory:
         recording = Recording.open(directory)
-        name = directory.resolve().name
+        # The folder's name is in every member path: it may hold the secret too.
+        name = redactor.name(directory.resolve().name)
         target = _output_path(out, name)
         files = _pack_files(recording)
         manifest = redact_manifest(recording.manifest, redactor) if redactor \
             else recording.manifest
+        members = [pane["file"] for pane in manifest["panes"]]
+        members += [LOG] if len(files) > len(members) else []
         total = sum(path.lstat().st_size for path in files)
         done = 0
 
@@ -148,7 +153,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
                 progress(done, total)
 
         manifest_json = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        summary = summary_text(manifest, name, target.name)
+        summary = redactor.text(summary_text(manifest, name, target.name))
         try:
             with _written_atomically(target) as partial, \
                     tarfile.open(partial, "w:gz", compresslevel=6) as tar:
@@ -156,8 +161,9 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
                 tar.addfile(_member(name, 0, time.time(), directory=True))
                 _add_bytes(tar, f"{name}/{MANIFEST}", manifest_json.encode("utf-8"))
                 _add_bytes(tar, f"{name}/{SUMMARY}", summary.encode("utf-8"))
-                for path in files:
-                    _add_file(tar, f"{name}/{path.name}", path, redactor, counted)
+                for position, (path, member) in enumerate(zip(files, members)):
+                    _add_file(tar, f"{name}/{member}", path, redactor, counted,
+                              f"pane {position} ({member})")  # never the name it had
         except OSError as err:
             raise RecordingError(f"cannot write {target}: {err.strerror or err}") from None
         if progress:
@@ -166,7 +172,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
 
 
 def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
-              counted: Callable[[int], None]) -> None:
+              counted: Callable[[int], None], label: str) -> None:
     mtime = path.lstat().st_mtime
     if not redactor:
         with open_for_reading(path) as f:
@@ -183,7 +189,11 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
                     staged.write(redactor.text(line).encode("utf-8"))
                     counted(len(line))
         else:
-            write_redacted_cast(path, staged, redactor, counted)
+            # Checked as it is written: what a viewer would see of it, replayed.
+            header = read_cast_header(path)
+            check = VisibleCheck(redactor, label, header.get("width"), header.get("height"))
+            write_redacted_cast(path, staged, redactor, counted, check.event)
+            check.close()
         size = staged.tell()
         staged.seek(0)
         tar.addfile(_member(name, size, mtime), staged)

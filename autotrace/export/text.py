@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, TextIO
 import pyte
 
 from autotrace.format.recording import Recording
-from autotrace.view.screen import printable
+from autotrace.sanitise import printable
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
@@ -44,6 +44,39 @@ class _LineCollector:
 
     def __getattr__(self, name: str) -> Any:
         return _ignore
+
+
+def plain_lines(text: str) -> bool:
+    """Printable ASCII in CR LF ended lines: no escape, no other control."""
+    return text.isascii() and text.replace("\r\n", "").isprintable()
+
+
+class TextLines:
+    """Output fed piece by piece, turned into the lines `cat` prints."""
+
+    def __init__(self) -> None:
+        self._collector = _LineCollector()
+        self._stream = pyte.Stream(self._collector)  # type: ignore[arg-type]
+
+    def feed(self, text: str) -> list[str]:
+        """The lines `text` finished."""
+        if self._stream._taking_plain_text and plain_lines(text):
+            # Between sequences, plain lines are their own text: no parsing needed.
+            *done, rest = text.split("\r\n")
+            kept = [rest] if rest else []  # as draw() leaves it: nothing drawn, nothing kept
+            if not done:
+                self._collector.current += kept
+                return []
+            done[0] = self.unfinished + done[0]
+            self._collector.current = kept
+            return done
+        self._stream.feed(text)
+        done, self._collector.done = self._collector.done, []
+        return [line.rstrip("\r") for line in done]
+
+    @property
+    def unfinished(self) -> str:
+        return "".join(self._collector.current)
 
 
 class TimelineLine(NamedTuple):

@@ -39,6 +39,7 @@ from autotrace.format.manifest import (
     PANE_TYPES,
     read_manifest,
 )
+from autotrace.format.names import program_name
 from autotrace.format.reader import Recording, read_cast, read_cast_header
 
 __all__ = [  # the reading side's names, re-exported (see the docstring)
@@ -93,9 +94,9 @@ def default_root() -> Path:
 def default_directory(main_command: str, now: datetime.datetime | None = None) -> Path:
     """A new, unused directory name under default_root()."""
     now = now or datetime.datetime.now()
-    word = (main_command.split() or ["attach"])[0]
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.basename(word))
-    stem = f"{now:%Y%m%d-%H%M%S}-{slug[:32] or 'session'}"
+    # Only the program's name: the folder name ends up in bundles, and the
+    # words around it may be secrets (`PASSWORD=hunter2 make`).
+    stem = f"{now:%Y%m%d-%H%M%S}-{program_name(main_command)}"
     root = default_root()
     candidate, n = root / stem, 1
     while candidate.exists():

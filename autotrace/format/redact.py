@@ -18,6 +18,7 @@ from autotrace.format.recording import (
 )
 
 MASK = "«redacted»"
+NAME_MASK = "redacted"  # in file and folder names: plain ASCII, no quotes to trip a shell
 
 # ---------------------------------------------------------------- redaction
 
@@ -133,11 +134,22 @@ class Redactor:
                 merged.append((start, end))
         return merged
 
-    def text(self, text: str) -> str:
-        return _masked(text, 0, len(text), self.spans(text))
+    def text(self, text: str, mask: str = MASK) -> str:
+        return _masked(text, 0, len(text), self.spans(text), mask)
+
+    def name(self, name: str) -> str:
+        """A file or folder name with every match masked by NAME_MASK."""
+        return self.text(name, NAME_MASK)
+
+    def visible(self, text: str) -> bool:
+        """Whether a match shows in `text` outside the masks already in it
+        (a regex may match part of a mask: that hides nothing)."""
+        return any(self.spans(piece)
+                   for part in text.split(MASK) for piece in part.split(NAME_MASK))
 
 
-def _masked(text: str, a: int, b: int, spans: Sequence[tuple[int, int]]) -> str:
+def _masked(text: str, a: int, b: int, spans: Sequence[tuple[int, int]],
+            mask: str = MASK) -> str:
     """text[a:b] with the spans masked. A span that starts in here is shown
     as one MASK; the part of a span that started before `a` just vanishes
     (its MASK went out with the text where it began)."""
@@ -152,7 +164,7 @@ def _masked(text: str, a: int, b: int, spans: Sequence[tuple[int, int]]) -> str:
         if start >= pos:
             out.append(text[pos:start])
         if start >= a:
-            out.append(MASK)
+            out.append(mask)
         pos = max(pos, min(end, b))
     out.append(text[pos:b])
     return "".join(out)
@@ -246,20 +258,85 @@ class StreamRedactor:
         self._length = len(text) - cut
 
 
+# What a redacted bundle keeps: the keys docs/recording-format.md defines, of
+# the types it gives them. Anything else could carry what the regexes were
+# meant to hide, and no reader needs it. Every string is redacted, but the
+# format's name.
+_INT = (int,)
+_NUMBER = (int, float)
+_TEXT = (str,)
+_NULL = (type(None),)
+MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
+    "format": _TEXT, "format_version": _INT, "autotrace_version": _TEXT, "host": _TEXT,
+    "kernel": _TEXT, "user": _TEXT, "started_at": _TEXT, "started_unix": _NUMBER,
+    "duration": _NUMBER + _NULL, "terminal": (dict,), "attached": (bool,),
+    "redactions": (list,), "panes": (list,),
+}
+TERMINAL_KEYS: dict[str, tuple[type, ...]] = {"cols": _INT, "rows": _INT}
+PANE_KEYS: dict[str, tuple[type, ...]] = {
+    "index": _INT, "role": _TEXT, "command": _TEXT, "command_run": _TEXT, "cols": _INT,
+    "rows": _INT, "pid": _INT + _NULL, "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
+    "exit_status": _INT + _NULL, "exit_signal": _INT + _NULL,
+    "exit_signal_name": _TEXT + _NULL, "note": _TEXT + _NULL, "file": _TEXT, "bytes": _INT,
+}
+# The asciicast v2 header keys autotrace writes; `env` keeps only these variables.
+HEADER_KEYS: dict[str, tuple[type, ...]] = {
+    "version": _INT, "width": _INT, "height": _INT, "timestamp": _NUMBER, "command": _TEXT,
+    "title": _TEXT, "env": (dict,),
+}
+ENV_KEYS: dict[str, tuple[type, ...]] = {"TERM": _TEXT, "SHELL": _TEXT}
+_KEPT_AS_IS = frozenset({"format"})  # "autotrace-recording": what the file is
+_RESIZE = re.compile(r"[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
+
+
+def _kept(data: dict[str, Any], keys: dict[str, tuple[type, ...]],
+          redactor: Redactor) -> dict[str, Any]:
+    """The keys of `data` that `keys` names, of the types it allows (never a
+    bool for a number), strings redacted."""
+    result = {}
+    for key, allowed in keys.items():
+        value = data.get(key)
+        if key not in data or not isinstance(value, allowed) or \
+                (isinstance(value, bool) and bool not in allowed):
+            continue
+        if isinstance(value, str) and key not in _KEPT_AS_IS:
+            value = redactor.text(value)
+        result[key] = value
+    return result
+
+
+def pane_file_name(position: int) -> str:
+    """A redacted bundle's name for the pane file at `position` in the
+    manifest: names given by the recording could carry the secret."""
+    return f"pane-{position}.cast"
+
+
 def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """A copy with commands and notes masked and the regexes listed.
+    """A copy with only the keys the format defines, every string masked,
+    pane files renamed by position (see pane_file_name), and the regexes
+    listed.
 
     The list of regexes is masked too: `--redact hunter2` is a regex that
     matches its own text, and listing it would hand out the very secret.
     So no member of a bundle holds a match, the list included."""
-    result = dict(manifest)
-    result["panes"] = [
-        {key: redactor.text(value) if key in ("command", "command_run", "note")
-         and isinstance(value, str) else value for key, value in pane.items()}
-        for pane in manifest["panes"]
-    ]
-    result["redactions"] = list(manifest.get("redactions") or []) + [
-        redactor.text(pattern) for pattern in redactor.patterns]
+    result = _kept(manifest, MANIFEST_KEYS, redactor)
+    if "terminal" in result:
+        result["terminal"] = _kept(result["terminal"], TERMINAL_KEYS, redactor)
+    result["panes"] = []
+    for position, pane in enumerate(manifest["panes"]):
+        kept = _kept(pane, PANE_KEYS, redactor)
+        kept["file"] = pane_file_name(position)
+        result["panes"].append(kept)
+    earlier = [p for p in manifest.get("redactions") or [] if isinstance(p, str)]
+    result["redactions"] = [redactor.text(pattern) for pattern in earlier + redactor.patterns]
+    return result
+
+
+def redact_header(header: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """An asciicast header with only the keys autotrace writes, strings masked."""
+    result = _kept(header, HEADER_KEYS, redactor)
+    if "env" in result:
+        result["env"] = _kept(result["env"], ENV_KEYS, redactor)
     return result
 
 
@@ -268,22 +345,28 @@ def _cast_line(item: Any) -> bytes:
 
 
 def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
-                        counted: Callable[[int], None] = lambda n: None) -> None:
-    """Copy an asciicast file to `out` with the header's command and title
-    and every event redacted. Event codes we do not know are dropped: we
-    cannot tell whether they carry a secret."""
-    header = read_cast_header(source)
-    for key in ("command", "title"):
-        if isinstance(header.get(key), str):
-            header[key] = redactor.text(header[key])
+                        counted: Callable[[int], None] = lambda n: None,
+                        written: Callable[[CastEvent], None] = lambda event: None,
+                        ) -> dict[str, Any]:
+    """Copy an asciicast file to `out` with the header cut to the keys we
+    write (see redact_header) and every event redacted; `written` sees each
+    event as it goes out. Returns the header written.
+
+    Event codes we do not know are dropped: we cannot tell whether they
+    carry a secret. So are resizes whose data is not COLSxROWS."""
+    header = redact_header(read_cast_header(source), redactor)
     out.write(_cast_line(header))
 
     def write(event: CastEvent) -> None:
         out.write(_cast_line([event.t, event.code, event.data]))
+        written(event)
 
     stream = StreamRedactor(redactor, write)
     for event in read_cast(source):
-        stream.feed(event)
         counted(len(event.data) + 24)  # about the line's size, for progress only
+        if event.code == "r" and not _RESIZE.fullmatch(event.data):
+            continue
+        stream.feed(event)
     stream.close()
+    return header
 

@@ -22,6 +22,8 @@ from typing import NamedTuple, TypeVar
 
 import psutil
 
+from autotrace.sanitise import one_line
+
 CLEAR = "\x1b[H\x1b[2J"  # home, then erase the screen: the next frame starts clean
 NEW = "\x1b[1;33m"  # bold yellow: a file opened since the last frame
 GONE = "\x1b[2m"  # dim: a file closed since the last frame
@@ -115,12 +117,6 @@ class Highlighted(str):
         return line
 
 
-# Text from the process (command lines, file names) may hold newlines or
-# escape sequences: in a frame they would break the layout or drive the pane.
-CONTROLS = {code: "?" for code in (*range(32), 127, *range(128, 160))}
-CONTROLS.update({ord("\n"): " ", ord("\t"): " ", ord("\r"): " "})
-
-
 def fit(lines: list[str], width: int, height: int | None) -> list[str]:
     """Lines made safe to show, cut to WIDTH, at most HEIGHT of them; styles applied."""
     if height is not None and len(lines) > height:
@@ -128,7 +124,9 @@ def fit(lines: list[str], width: int, height: int | None) -> list[str]:
         lines = [*lines[: height - 1], f"... {hidden} more lines"]
     fitted = []
     for line in lines:
-        text = str(line).translate(CONTROLS)
+        # Text from the process (command lines, file names) may hold newlines or
+        # escape sequences: in a frame they would break the layout or drive the pane.
+        text = one_line(str(line))
         cut = text[:width] if width > 0 else text
         fitted.append(f"{line.style}{cut}{RESET}" if isinstance(line, Highlighted) else cut)
     return fitted

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from autotrace.live.probes import CONTROLS
+from autotrace.sanitise import message
 
 if TYPE_CHECKING:
     from blessed import Terminal
@@ -106,10 +106,11 @@ def is_stopped(proc: psutil.Process) -> bool:
 def describe(proc: psutil.Process) -> str:
     """One line: pid, whether it is stopped or running, and its command line.
 
-    Control characters are replaced: the line goes to the user's terminal.
+    Control characters are spelled out and a long command line shortened:
+    the line goes to the user's terminal.
     """
     state = "stopped" if is_stopped(proc) else "running"
-    return f"pid {proc.pid}, {state}: {command_line(proc).translate(CONTROLS)}"
+    return message(f"pid {proc.pid}, {state}: {command_line(proc)}")
 
 
 def command_line(proc: psutil.Process) -> str:

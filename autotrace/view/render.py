@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import unicodedata
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Any
@@ -17,6 +16,7 @@ from curtsies.formatstring import Chunk, FmtStr
 from curtsies.formatstringarray import FSArray
 from curtsies.termformatconstants import BG_COLORS, FG_COLORS
 
+from autotrace.sanitise import cell_text
 from autotrace.view.layout import Rect
 
 ACCENTS = ("cyan", "yellow", "green", "magenta", "blue", "red", "gray")
@@ -54,13 +54,6 @@ def colour_code(name: str, table: dict[str, int]) -> tuple[int | None, bool]:
     if base not in table and len(base) == 6:
         base = _nearest_basic(base) or ""
     return table.get(base), bright
-
-
-def safe_text(text: str) -> str:
-    """No control characters reach the terminal, whatever the screen model let through."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or unicodedata.category(c) == "Zs" else "?" for c in text)
 
 
 _STYLE = attrgetter("fg", "bg", "bold", "italics", "underscore", "reverse")
@@ -112,7 +105,7 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
             enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols)):
         text = "".join(text_of(cell) for _, cell in group)
         if text:
-            chunks.append(Chunk(safe_text(text), style_atts(style, colours, marked)))
+            chunks.append(Chunk(cell_text(text), style_atts(style, colours, marked)))
     return _fit(FmtStr(*chunks), width)
 
 
@@ -126,7 +119,7 @@ def _fit(line: FmtStr, width: int) -> FmtStr:
 
 def plain(text: str, width: int, **atts: int | bool) -> FmtStr:
     """Text padded or cut to `width`, with one set of attributes."""
-    text = safe_text(text)
+    text = cell_text(text)
     return _fit(FmtStr(Chunk(text, atts)) if text else FmtStr(), width)
 
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
+import operator
 import re
 import sys
 import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Callable, NamedTuple, Union
 
 import pyte
@@ -35,7 +36,7 @@ from pyte import charsets, modes
 from pyte import control as ctrl
 from pyte.screens import Char, Margins, StaticDefaultDict, wcwidth
 
-PLACEHOLDER = "\ufffd"  # shown for characters that must not reach a terminal
+from autotrace.sanitise import printable
 
 ALT_SCREEN_MODES = frozenset({47, 1047, 1049})
 _DECCOLM = 3  # 80/132 column switch: would resize the pane behind the pty's back
@@ -94,41 +95,8 @@ class SearchHit(NamedTuple):
 
 # ------------------------------------------------------------ sanitising
 
-
-def _printable_form(ch: str) -> str | None:
-    """What a character becomes on screen: itself, a placeholder, or nothing."""
-    category = unicodedata.category(ch)
-    if category == "Cc":
-        return None  # C0, DEL and C1 controls: terminals show nothing for them
-    if category in ("Cs", "Cn"):
-        return PLACEHOLDER  # lone surrogates cannot even be encoded for output
-    if category in ("Cf", "Zl", "Zp"):
-        return None  # bidi and format controls could reorder the user's terminal
-    width = wcwidth(ch)
-    if width > 0 or (width == 0 and unicodedata.combining(ch)):
-        return ch
-    return None  # zero-width but not combining: pyte would stop drawing at it
-
-
-class _PrintableTable(dict):
-    """str.translate table filled lazily; bounded so hostile input can't grow it."""
-
-    def __missing__(self, code: int) -> str | None:
-        if len(self) > 8192:
-            self.clear()
-        value = _printable_form(chr(code))
-        self[code] = value
-        return value
-
-
-_PRINTABLE = _PrintableTable()
-
-
-def printable(text: str) -> str:
-    """`text` with everything that must not reach a terminal removed or replaced."""
-    if text.isascii() and text.isprintable():
-        return text
-    return text.translate(_PRINTABLE)
+# What may reach a terminal is defined once, in autotrace.sanitise; `printable`
+# is its fast form (a C-speed translate table), used on every drawn run.
 
 
 def _cell_for(char: Char) -> Cell:
@@ -154,6 +122,8 @@ class _CellTable(dict):
 
 
 _CELLS = _CellTable()
+_first = itemgetter(0)
+_NOT_KNOWN = (None, None)  # what changed_lines compares a line it never returned with
 _char_of = attrgetter("char")
 _data_of = attrgetter("data")
 
@@ -648,6 +618,10 @@ class PaneScreen:
         self.skipped = 0  # chars of backlog never emulated (flood guard)
         self.wants_reply = False  # a device query is queued: catch up soon
         self._lost = False  # the queue overflowed: the parser state is unknown
+        self._lines_seen = 0  # lines that had scrolled into history at the last changed_lines
+        # id(line) -> (a copy of its cells, the line) as changed_lines last returned it
+        self._known_lines: dict[int, tuple[dict[int, Char], _Line]] = {}
+        self._known_columns = 0
 
     # --- size and state
 
@@ -845,7 +819,60 @@ class PaneScreen:
         self.catch_up()
         self._emulator.resize(max(1, rows), max(1, cols))
 
+    def lines_scroll_through(self) -> bool:
+        """Whether plain ASCII lines (CR LF ended) printed now would each be
+        drawn on a fresh blank line, as they are: nothing queued, the parser
+        between sequences, the cursor at the start of a blank bottom line,
+        the whole screen scrolling, lines wrapping, no insert mode or other
+        character set. Then only the last screenful of them can matter for
+        what the screen shows next; the rest just scrolls through."""
+        emulator = self._emulator
+        cursor = emulator.cursor
+        line = emulator.buffer.get(cursor.y)
+        return (
+            not self._queue
+            and self._stream.at_ground
+            and not emulator.in_control_string
+            and emulator.margins is None
+            and emulator._plain_drawing()
+            and cursor.x == 0
+            and cursor.y == emulator.lines - 1
+            and (not line or all(char.data == " " for char in line.values()))
+        )
+
     # --- reading
+
+    def changed_lines(self) -> list[str]:
+        """The text of every line that may show something new since the last
+        call: those that scrolled into history meanwhile (as many as it still
+        holds), then the live screen's rows the last catch_up drew on. Rows
+        that only moved (scrolling) are left out. Call it after each
+        catch_up to see every state a viewer could see."""
+        emulator = self._emulator
+        history = emulator.history_lines
+        total = emulator.history_dropped + len(history)
+        new = max(0, min(total - self._lines_seen, len(history)))
+        self._lines_seen = total
+        lines: list[Line] = []
+        lines.extend(itertools.islice(reversed(history), new))
+        lines.reverse()
+        if self._known_columns != self.cols:
+            self._known_lines.clear()
+            self._known_columns = self.cols
+        known = self._known_lines
+        # Rows that only moved hold a line whose cells are as they were last
+        # returned: compared as dicts, in C, far cheaper than making its text.
+        # (An empty line shows nothing and is left out too.)
+        rows = list(filter(None, map(emulator.buffer.get, sorted(emulator.dirty))))
+        copies = map(_first, map(known.get, map(id, rows), itertools.repeat(_NOT_KNOWN)))
+        changed = list(itertools.compress(rows, map(operator.ne, copies, rows)))
+        for line in changed:
+            known[id(line)] = (dict(line), line)  # the line itself: its id stays its own
+        if len(known) > 4 * emulator.lines:
+            shown = set(map(id, emulator.buffer.values()))
+            self._known_lines = {key: value for key, value in known.items() if key in shown}
+        lines.extend(changed)
+        return [self._line_text(line) for line in lines]
 
     def _line_at(self, index: int) -> Line:
         """Line `index` of history followed by the screen (0 = oldest)."""
