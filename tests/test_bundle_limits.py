@@ -145,7 +145,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 BOMB_REFUSALS = {
     # One repeated byte, as in the issue: one endless line, over the line limit first.
-    b"a": "refused member 'rec/pane-0.cast': its line 1 is over 4194304 bytes",
+    b"a": f"refused member 'rec/pane-0.cast': its line 1 is over {MAX_LINE_BYTES} bytes",
     # One repeated event: short lines, so only the ratio cap can stop it.
     EVENT_LINE: "refused: it unpacks to over 200 times its packed size (a gzip bomb?); "
                 "if you trust it, unpack it with tar",
@@ -298,9 +298,10 @@ def test_info_never_reaches_hostile_members_after_the_manifest(tmp_path: Path,
 
 def test_a_line_over_the_limit_is_refused_with_bounded_memory(tmp_path: Path,
                                                               files: dict[str, bytes]) -> None:
-    # One event line of 12 MB (random hex: it packs 2:1, far below the ratio cap).
+    # One event line of twice the limit (random hex: it packs 2:1, far below
+    # the ratio cap).
     header = files["pane-0.cast"].split(b"\n", 1)[0] + b"\n"
-    text = os.urandom(6 * MiB).hex()
+    text = os.urandom(MAX_LINE_BYTES).hex()
     pane = header + json.dumps([0.5, "o", text]).encode() + b"\n"
     assert len(pane) > 2 * MAX_LINE_BYTES
     bundle = bundle_of(tmp_path / "b.tar.gz", files, pane=(len(pane), io.BytesIO(pane)))

@@ -22,13 +22,14 @@ from itertools import accumulate, islice
 from typing import IO, Any
 
 from autotrace.format.errors import MAX_SECONDS, RecordingError, decode_json, time_problem
+from autotrace.format.limits import MAX_LINE_BYTES
 
 VERSIONS = (2, 3)
 KNOWN_CODES = ("o", "r", "m")  # output, resize, marker; others are skipped
 # No writer puts more than a read's worth of output on one line (asciinema
 # and autotrace: 64 KiB, under 400 KiB escaped); a longer line is damage,
 # and reading it whole could take all the memory there is.
-MAX_LINE = 16 * 1024 * 1024
+MAX_LINE = MAX_LINE_BYTES  # one limit for folders and bundles (format/limits.py)
 MICROS = 1_000_000
 
 

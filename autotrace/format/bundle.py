@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import gzip
 import os
-import reprlib
 import shutil
 import tarfile
 import unicodedata
@@ -23,6 +22,7 @@ from autotrace.format.recording import (
     RecordingError,
 )
 from autotrace.format.scratch import make_scratch
+from autotrace.sanitise import shorten, spelled_out
 
 LOG = "autotrace.log"
 
@@ -56,13 +56,9 @@ class _Refused(tarfile.TarError):
 # tarfile.FilterError comes with the data filter (Python 3.11.4, 3.12).
 _REFUSALS = (_Refused, getattr(tarfile, "FilterError", _Refused))
 
-_NAMES = reprlib.Repr()
-_NAMES.maxstring = 120
-
-
 def _shown(name: str) -> str:
     """A member's name for a message: quoted, escaped, shortened in the middle."""
-    return _NAMES.repr(name)
+    return f"'{shorten(spelled_out(name))}'"
 
 
 # ---------------------------------------------------------------- the stream

@@ -12,6 +12,7 @@ from typing import Any
 from autotrace.format.asciicast import Header
 from autotrace.format.errors import RecordingError, decode_json, describe, time_problem
 from autotrace.format.opening import read_bounded
+from autotrace.sanitise import shorten, spelled_out
 
 FORMAT_NAME = "autotrace-recording"
 FORMAT_VERSION = 1
@@ -54,9 +55,10 @@ def _check_types(path: Path, data: dict[str, Any], types: dict[str, tuple[type, 
         )
 
 
-def shown_name(name: str, limit: int = 40) -> str:
-    """A file name from a recording, safe to print: escaped and shortened."""
-    return repr(name[:limit]) + ("..." if len(name) > limit else "")
+def shown_name(name: str) -> str:
+    """A file name from a recording, safe to print: quoted, escaped and
+    shortened the one way every message is (autotrace/sanitise.py)."""
+    return f"'{shorten(spelled_out(name))}'"
 
 
 def name_problem(name: str) -> str | None:
