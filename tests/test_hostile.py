@@ -285,7 +285,8 @@ def test_info_and_cat_print_no_control_characters_from_a_recording(tmp_path: Pat
 
 
 def test_absurd_pane_sizes_are_clamped_not_allocated(tmp_path: Path) -> None:
-    from autotrace.format.tracks import MAX_SIDE, PaneTrack
+    from autotrace.events import MAX_SIDE
+    from autotrace.format.tracks import PaneTrack
 
     directory = tmp_path / "rec"
     good_recording(directory)

@@ -12,10 +12,10 @@ pane costs one search per new line.
 
 from __future__ import annotations
 
+from autotrace.events import pane_side
 from autotrace.export.text import TextLines, plain_lines
 from autotrace.format.recording import CastEvent, RecordingError
 from autotrace.format.redact import Redactor
-from autotrace.format.tracks import MAX_SIDE
 from autotrace.sanitise import printable
 from autotrace.view.screen import PaneScreen
 
@@ -39,12 +39,6 @@ def _before_last_lines(text: str, count: int) -> int:
     return position + 2
 
 
-def _side(value: object, default: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        return default
-    return min(value, MAX_SIDE)
-
-
 class StillVisible(RecordingError):
     """A pattern shows on a replayed screen after redaction."""
 
@@ -56,7 +50,7 @@ class VisibleCheck:
     def __init__(self, redactor: Redactor, label: str, width: object, height: object):
         self._redactor = redactor
         self._label = label
-        self._screen = PaneScreen(_side(width, 80), _side(height, 24), history=_PIECE)
+        self._screen = PaneScreen(pane_side(width, 80), pane_side(height, 24), history=_PIECE)
         self._text = TextLines()  # what `autotrace cat` shows of it
         self._clean: set[str] = set()
         self._title = ""
@@ -66,7 +60,7 @@ class VisibleCheck:
         self._last_t = event.t
         if event.code == "r":
             cols, rows = (int(side) for side in event.data.split("x"))
-            self._screen.resize(_side(cols, 80), _side(rows, 24))
+            self._screen.resize(pane_side(cols, 80), pane_side(rows, 24))
             self._check(event.t)
         elif event.code == "o":
             self._output(event.data, event.t)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate, islice
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from autotrace.format.errors import MAX_SECONDS, RecordingError, decode_json, time_problem
 from autotrace.format.limits import MAX_LINE_BYTES
@@ -33,8 +33,11 @@ MAX_LINE = MAX_LINE_BYTES  # one limit for folders and bundles (format/limits.py
 MICROS = 1_000_000
 
 
-@dataclass(frozen=True)
-class CastEvent:
+class CastEvent(NamedTuple):
+    """One recorded event of one pane: its time (seconds since the session's
+    start, clamped never to go back), code ("o" output, "r" resize, "m"
+    marker) and data. With the pane's index it is an events.Event."""
+
     t: float
     code: str
     data: str

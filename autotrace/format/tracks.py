@@ -20,9 +20,11 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
+from autotrace.events import pane_side
 from autotrace.format.asciicast import (
+    CastEvent,
     Clock,
     check_event,
     decode_event,
@@ -45,13 +47,6 @@ _LINE_TIME = re.compile(rb"\n\[[ \t]*(-?[0-9][0-9.eE+-]*)[ \t]*,")
 # inside an output string is told apart by parsing its line.
 _SESSION_CODES = {b'"m"': "m", b'"r"': "r"}
 
-
-class TrackEvent(NamedTuple):
-    """One event as read: its (clamped) time, code and data."""
-
-    t: float
-    code: str
-    data: str
 
 
 _event_time = quick_time  # the codec's: `[12.5, ...` without parsing the rest
@@ -80,8 +75,8 @@ class PaneTrack:
             self._file.close()
             raise
         self.header = self.cast.fields  # in v2's form
-        self.width = _positive(self.cast.width, 80)
-        self.height = _positive(self.cast.height, 24)
+        self.width = pane_side(self.cast.width, 80)
+        self.height = pane_side(self.cast.height, 24)
         self.markers: list[tuple[float, str]] = []  # "m" events
         self.resizes: list[tuple[float, int, int]] = []  # "r" events
         # Per block: where it starts and ends, the line number it starts on,
@@ -222,7 +217,7 @@ class PaneTrack:
             cols, rows = (int(n) for n in data.lower().split("x"))
         except ValueError:  # int() of 5000 digits is one too
             raise RecordingError(f"{where}: bad resize {data[:24]!r}") from None
-        self.resizes.append((t, _positive(cols, 80), _positive(rows, 24)))
+        self.resizes.append((t, pane_side(cols, 80), pane_side(rows, 24)))
 
     def _event_number(self, block_number: int, lineno: int) -> int:
         """The number of the event on line `lineno` of a block (blank lines don't count)."""
@@ -357,7 +352,7 @@ class PaneTrack:
                 current += 1
         self._next, self._lineno = number, lineno
 
-    def read_until(self, t: float) -> list[TrackEvent]:
+    def read_until(self, t: float) -> list[CastEvent]:
         """The events after the last one read, up to and including time `t`."""
         stop = self.count_until(t)
         if self._next >= stop:
@@ -379,7 +374,7 @@ class PaneTrack:
         items = self._parse(lines, linenos)
         times = self._times(self._next, self._next + len(items))
         self._next += len(items)
-        return [TrackEvent(t, code, data) for t, (_, code, data) in zip(times, items)]
+        return [CastEvent(t, code, data) for t, (_, code, data) in zip(times, items)]
 
     def _parse(self, lines: list[bytes], linenos: list[int]) -> list[tuple[Any, str, str]]:
         """Event lines to (time, code, data), all in one JSON parse (C speed);
@@ -418,13 +413,3 @@ class PaneTrack:
     def close(self) -> None:
         self._file.close()
 
-
-# A pane larger than this is not a terminal anyone had: a hostile recording
-# must not make us allocate a 50000x50000 screen.
-MAX_SIDE = 1000
-
-
-def _positive(value: Any, default: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return min(value, MAX_SIDE)
-    return default

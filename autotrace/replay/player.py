@@ -21,9 +21,11 @@ from typing import Any
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 
+from autotrace.events import Event
 from autotrace.export.text import TimelineLine, describe_end, pane_lines
+from autotrace.format.asciicast import CastEvent
 from autotrace.format.recording import Recording, RecordingError
-from autotrace.format.tracks import MAX_SIDE, PaneTrack, TrackEvent
+from autotrace.format.tracks import PaneTrack
 from autotrace.replay.clock import Clock, Marker, ReplayClock
 from autotrace.view.multipane import Action, MultiPaneView
 from autotrace.view.screen import PaneScreen
@@ -166,19 +168,8 @@ class Player:
         return changed
 
     def _apply(self, index: int, code: str, data: str, t: float) -> None:
-        if code == "o":
-            self.view.feed(index, data, t)
-        elif code == "r":
-            try:
-                cols, rows = (int(n) for n in data.lower().split("x"))
-            except ValueError:
-                return
-            self.view.panes[index].screen.resize(min(max(cols, 1), MAX_SIDE),
-                                                 min(max(rows, 1), MAX_SIDE))
-            self.view.panes[index].dirty = True
-        elif code == "m" and data.startswith("user:"):
-            self.view.message = f"marker: {data[5:]}"
-        # Unknown event codes are ignored (recording format, reading rules).
+        # A recorded event with its pane is the live session's event type.
+        self.view.apply(Event(t, index, code, data))
 
     def _update_states(self) -> None:
         for index, pane in enumerate(self.recording.panes):
@@ -424,14 +415,14 @@ class Player:
             track.close()
 
 
-def _enough_to_rebuild(events: list[TrackEvent], rows: int) -> bool:
+def _enough_to_rebuild(events: list[CastEvent], rows: int) -> bool:
     """Two screenfuls of lines, or a full clear: the screen no longer
     depends on what came before."""
     text = "".join(event.data for event in events if event.code == "o")
     return text.count("\n") >= 2 * rows or _FULL_CLEAR.search(text) is not None
 
 
-def _from_last_clear(events: list[TrackEvent]) -> tuple[list[TrackEvent], float | None]:
+def _from_last_clear(events: list[CastEvent]) -> tuple[list[CastEvent], float | None]:
     """The events from the last full clear on (that one cut to start at the
     clear), and its time; all of them and None when there is no clear."""
     for i in range(len(events) - 1, -1, -1):
@@ -440,7 +431,7 @@ def _from_last_clear(events: list[TrackEvent]) -> tuple[list[TrackEvent], float 
             continue
         clears = list(_FULL_CLEAR.finditer(event.data))
         if clears:
-            cut = TrackEvent(event.t, "o", event.data[clears[-1].start():])
+            cut = CastEvent(event.t, "o", event.data[clears[-1].start():])
             return [cut, *events[i + 1:]], event.t
     return events, None
 

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import psutil
 
-from autotrace.events import MARKER, OUTPUT, STATE, Event
+from autotrace.events import OUTPUT, STATE, Event
+from autotrace.format.asciicast import CastEvent
 from autotrace.format.recording import RecordingError
-from autotrace.format.tracks import PaneTrack, TrackEvent
+from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
 from autotrace.loop import Loop
 from autotrace.term.terminal import Terminal, TerminalGone
@@ -24,7 +25,7 @@ BUSY_FRAME_INTERVAL = 1 / 4
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 
 
-def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[TrackEvent]:
+def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[CastEvent]:
     """Every event of a pane, read a few thousand at a time: a pane can be huge."""
     while track.position < track.event_count:
         last = min(track.position + step, track.event_count) - 1
@@ -117,8 +118,8 @@ class LiveView:
         return self.view.pane_sizes().get(index, (screen.cols, screen.rows))
 
     def on_event(self, event: Event) -> None:
+        self.view.apply(event)
         if event.kind == OUTPUT:
-            self.view.feed(event.pane, event.data, event.t)
             screen = self.view.panes[event.pane].screen
             if screen.wants_reply:
                 screen.catch_up()  # a program waiting for its answer must not wait a frame
@@ -127,9 +128,6 @@ class LiveView:
             self.view.set_state(event.pane, event.data)
             self.view.panes[event.pane].command = pane.record.command_run
             self._update_status()
-        elif event.kind == MARKER and event.data.startswith("user:"):
-            self.view.message = f"marker added: {event.data[5:]}"
-            self.view.chrome_dirty = True
         self._dirty = True
 
     def on_recording_stopped(self, line: str) -> None:

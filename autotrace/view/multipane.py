@@ -15,6 +15,7 @@ from typing import Any, Callable
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 
+from autotrace.events import MARKER, OUTPUT, RESIZE, Event, parse_size
 from autotrace.view import keymap, layout, render
 from autotrace.view.layout import Rect
 from autotrace.view.screen import PaneScreen, SearchHit
@@ -120,6 +121,23 @@ class MultiPaneView:
         self.panes[index] = pane
         self.chrome_dirty = True
         return pane
+
+    def apply(self, event: Event) -> None:
+        """One pane's event onto the view, live or replayed: the one way output,
+        resizes and markers reach the screens (DESIGN.md, One stream)."""
+        if event.kind == OUTPUT:
+            self.feed(event.pane, event.data, event.t)
+        elif event.kind == RESIZE and self.fixed_screens:
+            # Live, screens follow the layout (the pty was resized to it); a
+            # replay's keep the recorded size. Bad data is ignored (format spec).
+            size = parse_size(event.data)
+            if size is not None:
+                pane = self.panes[event.pane]
+                pane.screen.resize(*size)
+                pane.dirty = True
+        elif event.kind == MARKER and event.data.startswith("user:"):
+            self.message = f"marker: {event.data[5:]}"
+            self.chrome_dirty = True
 
     def feed(self, index: int, text: str, t: float) -> None:
         pane = self.panes[index]
