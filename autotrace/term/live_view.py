@@ -23,6 +23,12 @@ from autotrace.view.screen import PaneScreen
 FRAME_INTERVAL = 1 / 10
 BUSY_FRAME_INTERVAL = 1 / 4
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+# Emulation gets at most this much time per turn of the session's loop
+# (between two ticks), for all panes together: reading every pty, and so
+# the recorded times, must never wait longer (issue 8: a flooding pane held
+# the others' reads up to 70 s). What is left queued is emulated in the
+# next frames; the view lags, the recording does not.
+EMULATION_PER_TURN = 0.02
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[TrackEvent]:
@@ -60,6 +66,7 @@ class LiveView:
         self._last_hidden_catch_up = 0.0
         self._clock_second = -1
         self._dirty = True
+        self._emulation_left = EMULATION_PER_TURN
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -79,7 +86,7 @@ class LiveView:
             self.view.feed(event.pane, event.data, event.t)
             screen = self.view.panes[event.pane].screen
             if screen.wants_reply:
-                screen.catch_up()  # a program waiting for its answer must not wait a frame
+                self._catch_up(screen)  # a program waiting for its answer must not wait a frame
         elif event.kind == STATE:
             pane = self.session.panes[event.pane]
             self.view.set_state(event.pane, event.data)
@@ -147,12 +154,13 @@ class LiveView:
             shown = set(self.view.arrangement())
             for pane in self.view.panes:
                 if pane.index not in shown:
-                    pane.screen.catch_up()
+                    self._catch_up(pane.screen)
         if self._dirty and now >= self._last_frame + self._frame_interval:
             # Output right after the last frame means it keeps coming: slow down.
             sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
             self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
             self._draw()
+        self._emulation_left = EMULATION_PER_TURN  # the loop goes round: read first
 
     # -- internals
 
@@ -211,13 +219,30 @@ class LiveView:
         self.view.paused = self.session.paused
         self.view.chrome_dirty = True
 
+    def _catch_up(self, screen: PaneScreen, share: float | None = None) -> bool:
+        """Emulate what `screen` has queued, within `share` seconds and what is
+        left of this turn's emulation time; True if its live screen changed."""
+        seconds = self._emulation_left if share is None else min(share, self._emulation_left)
+        if seconds <= 0:
+            return False
+        started = self.session.clock()
+        changed = screen.catch_up(seconds=seconds)
+        self._emulation_left -= self.session.clock() - started
+        return changed
+
     def _draw(self) -> None:
         # While paused the view is frozen: what arrives is recorded, shown on `c`.
-        for index in [] if self.session.paused else self.view.arrangement():
-            pane = self.view.panes[index]
-            if pane.screen.catch_up():
+        shown = [] if self.session.paused else self.view.arrangement()
+        # Each pane gets its share of the turn's emulation time, so a flood
+        # never starves the others; the smallest backlogs go first, and what
+        # they leave over goes to the bigger ones.
+        waiting = sorted((self.view.panes[i] for i in shown if self.view.panes[i].screen.pending),
+                         key=lambda pane: pane.screen.pending)
+        for count, pane in enumerate(waiting):
+            if self._catch_up(pane.screen, self._emulation_left / (len(waiting) - count)):
                 pane.dirty = True
         self.terminal.draw(self.view.frame())
         self.view.chrome_dirty = False
         self._last_frame = self.session.clock()
-        self._dirty = False
+        # A backlog left queued is drawn in the next frames.
+        self._dirty = any(self.view.panes[index].screen.pending for index in shown)

@@ -1,0 +1,327 @@
+"""What a pane printed that its screen model has not emulated yet, and how
+much of it the flood guard may skip without changing what the screen ends
+up showing.
+
+Each queued piece of text is looked at once, when it is queued, in a few
+C-speed passes (a 64 KiB read costs a fraction of a millisecond), so finding
+what to skip costs per piece, not per character: a flooding pane can queue
+megabytes between two frames, and every frame asks.
+
+Skipping is exact for the screen when the skipped part holds at least a
+screenful of line feeds, nothing in it moves the cursor but drawing, CR and
+LF, and nothing in the screenful of lines after it moves the cursor
+(colours and erase-line are allowed everywhere): either way the cursor then
+sits on a fresh bottom line, in a column worked out from the text, and the
+following lines scroll everything older out of sight.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from pyte.screens import wcwidth
+
+# An escape sequence other than colours (SGR) and erase-line: it may move the
+# cursor or change modes.
+_MOVES = re.compile(r"\x1b(?!\[[0-9;]*[mK])")
+# In the skipped part the cursor's column is worked out from the text: BS and
+# TAB would move it, SO and SI change the character set, VT and FF are line
+# feeds that the count would miss. (Looked for with `in`, one character at a
+# time: a regex character class scans a backlog a hundred times slower.)
+_MOVES_IN_SKIPPED = "\b\t\v\f\x0e\x0f"
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_SGR_RESET = re.compile(r"\x1b\[0*[;m]")  # an SGR whose first parameter resets everything
+_SGR_OR_EL = re.compile(r"\x1b\[[0-9;]*[mK]")
+_ASCII_CONTROLS = bytes([*range(0x20), 0x7F])  # drawn as nothing
+
+# Past this many non-ASCII characters since the last CR, the column after
+# them is not worked out (that is per character, in Python): that backlog is
+# emulated instead.
+_COLUMN_WORK_MAX = 4096
+
+# Work units: one plain character. Measured here: a line costs about as much
+# as 100 characters, an escape sequence 200; 50_000 units take ~5 ms.
+_COST_PER_LINE = 100
+_COST_PER_ESCAPE = 200
+_WORK_PER_CATCH_UP = 50_000
+
+
+class Chunk:
+    """One queued piece of output, printed at `t`, and what the flood guard
+    needs to know about it (computed on first use, then kept)."""
+
+    __slots__ = ("t", "text", "_facts")
+
+    def __init__(self, t: float, text: str) -> None:
+        self.t, self.text = t, text
+        self._facts: _Facts | None = None
+
+    @property
+    def facts(self) -> _Facts:
+        if self._facts is None:
+            self._facts = _Facts.of(self.text)
+        return self._facts
+
+
+@dataclass(frozen=True)
+class _Facts:
+    newlines: int
+    escapes: int
+    moves: bool  # an escape sequence that may move the cursor or change modes
+    plain: bool  # nothing moves the cursor but drawing, CR and LF (may be skipped)
+    last_cr: int  # offset of the last CR, -1 for none
+    drawn: int | None  # one-column characters drawn after the last CR; None: not all ASCII
+    colours: tuple[str, ...]  # SGR sequences since the last reset (all, without one)
+    resets: bool
+
+    @classmethod
+    def of(cls, text: str) -> _Facts:
+        escapes = text.count("\x1b")
+        moves = bool(escapes) and _MOVES.search(text) is not None
+        plain = not moves and not any(control in text for control in _MOVES_IN_SKIPPED)
+        last_cr = text.rfind("\r")
+        colours = _SGR.findall(text) if escapes else []
+        resets = [i for i, sgr in enumerate(colours) if _SGR_RESET.match(sgr)]
+        return cls(
+            newlines=text.count("\n"),
+            escapes=escapes,
+            moves=moves,
+            plain=plain,
+            last_cr=last_cr,
+            drawn=_ascii_columns(text[last_cr + 1:]) if plain else None,
+            colours=tuple(colours[resets[-1]:] if resets else colours),
+            resets=bool(resets),
+        )
+
+
+def _ascii_columns(text: str) -> int | None:
+    """Columns drawn by plain ASCII text (controls and LF draw nothing); None if not ASCII."""
+    if not text.isascii():
+        return None
+    if "\x1b" in text:
+        text = _SGR_OR_EL.sub("", text)  # colours and erasing do not move the cursor
+    return len(text.encode("ascii").translate(None, _ASCII_CONTROLS))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The state of the screen that skipped text would have started from."""
+
+    column: int  # columns means just past the right margin (wrap pending)
+    columns: int
+    rows: int
+    wrap: bool  # autowrap (DECAWM)
+    newline_mode: bool  # LNM: LF also returns the carriage
+    plain_charset: bool  # characters are drawn as they come (no DEC graphics)
+
+
+@dataclass(frozen=True)
+class Skip:
+    count: int  # chars from the start of the backlog
+    lines: int  # line feeds among them
+    column: int  # the cursor's column after them
+    colours: str  # their SGR sequences still in effect after them
+
+
+class Backlog:
+    """A queue of Chunks, with the count of chars it holds."""
+
+    def __init__(self, chunks: Iterable[Chunk] = ()) -> None:
+        self._chunks: deque[Chunk] = deque(chunks)
+        self.pending = sum(len(chunk.text) for chunk in self._chunks)
+
+    def __bool__(self) -> bool:
+        return bool(self._chunks)
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._chunks)
+
+    def append(self, t: float, text: str) -> None:
+        chunk = Chunk(t, text)
+        chunk.facts  # noqa: B018  # looked at now, while reading, a read's worth at a time
+        self._chunks.append(chunk)
+        self.pending += len(text)
+
+    def popleft(self) -> Chunk:
+        chunk = self._chunks.popleft()
+        self.pending -= len(chunk.text)
+        return chunk
+
+    def push_front(self, t: float, text: str) -> None:
+        """Put back the part of a chunk not emulated yet."""
+        self._chunks.appendleft(Chunk(t, text))
+        self.pending += len(text)
+
+    def drop(self, count: int) -> None:
+        """Drop the first `count` chars."""
+        while count > 0 and self._chunks:
+            chunk = self.popleft()
+            if len(chunk.text) > count:
+                self.push_front(chunk.t, chunk.text[count:])
+                return
+            count -= len(chunk.text)
+
+    def affordable(self) -> int:
+        """How many of the last chars emulate within the work budget.
+
+        Emulation costs per character, more per line and far more per escape
+        sequence; this prices the whole backlog at its average mix."""
+        facts = [chunk.facts for chunk in self._chunks]
+        cost = (
+            self.pending
+            + _COST_PER_LINE * sum(f.newlines for f in facts)
+            + _COST_PER_ESCAPE * sum(f.escapes for f in facts)
+        )
+        return int(_WORK_PER_CATCH_UP * self.pending / max(1, cost))
+
+    def skip_point(self, keep: int, cursor: Cursor) -> Skip | None:
+        """The longest start of the backlog, keeping at least its last `keep`
+        chars, that may be skipped (see the module's doc); None for none."""
+        chunks = list(self._chunks)
+        starts = [0]
+        for chunk in chunks:
+            starts.append(starts[-1] + len(chunk.text))
+        wanted = min(self.pending - keep, self._start_of_last_lines(chunks, starts, cursor.rows))
+        if wanted <= 0:
+            return None
+        cut = self._newline_before(chunks, starts, wanted)
+        if cut <= 0:
+            return None
+        index = bisect.bisect_right(starts, cut - 1) - 1  # the chunk the cut is in
+        offset = cut - starts[index]
+        head = chunks[index]
+        pieces = [chunk.facts for chunk in chunks[:index]]
+        pieces.append(_Facts.of(head.text[:offset]) if offset < len(head.text) else head.facts)
+        if not all(piece.plain for piece in pieces):
+            return None
+        lines = sum(piece.newlines for piece in pieces)
+        if lines < cursor.rows:
+            return None
+        if not self._lines_after_stay_put(chunks, index, offset, cursor.rows):
+            return None
+        column = self._column_after(chunks, index, offset, pieces, cursor)
+        if column is None:
+            return None
+        colours: list[str] = []
+        for piece in pieces:
+            colours = list(piece.colours) if piece.resets else colours + list(piece.colours)
+        return Skip(cut, lines, column, "".join(colours))
+
+    @staticmethod
+    def _start_of_last_lines(chunks: list[Chunk], starts: list[int], count: int) -> int:
+        """Offset of the line feed before the last `count` lines; -1 if there are fewer."""
+        for index in range(len(chunks) - 1, -1, -1):
+            newlines = chunks[index].facts.newlines
+            if newlines < count:
+                count -= newlines
+                continue
+            text, position = chunks[index].text, len(chunks[index].text)
+            for _ in range(count):
+                position = text.rfind("\n", 0, position)
+            return starts[index] + position
+        return -1
+
+    @staticmethod
+    def _newline_before(chunks: list[Chunk], starts: list[int], wanted: int) -> int:
+        """Offset just after the last line feed before `wanted`; 0 for none."""
+        index = bisect.bisect_right(starts, wanted - 1) - 1
+        end = wanted - starts[index]
+        while index >= 0:
+            if chunks[index].facts.newlines:
+                position = chunks[index].text.rfind("\n", 0, end)
+                if position >= 0:
+                    return starts[index] + position + 1
+            index -= 1
+            end = len(chunks[index].text) if index >= 0 else 0
+        return 0
+
+    @staticmethod
+    def _lines_after_stay_put(chunks: list[Chunk], index: int, offset: int, count: int) -> bool:
+        """The `count` lines after the cut hold nothing that moves the cursor."""
+        for number in range(index, len(chunks)):
+            text = chunks[number].text
+            start = offset if number == index else 0
+            end = start
+            while count and end >= 0:
+                end = text.find("\n", end)
+                if end >= 0:
+                    end += 1
+                    count -= 1
+            stop = len(text) if end < 0 else end
+            if _MOVES.search(text, start, stop):
+                return False
+            if not count:
+                return True
+        return False
+
+    @staticmethod
+    def _column_after(chunks: list[Chunk], index: int, offset: int,
+                      pieces: list[_Facts], cursor: Cursor) -> int | None:
+        """The cursor's column after the skipped pieces.
+
+        Only CR resets the column (and LF in newline mode); LF keeps it, so
+        after LF-only lines it counts everything drawn since the last CR,
+        wrapped at the right margin as drawing does."""
+        if cursor.newline_mode:
+            return 0  # the skipped part ends in a line feed
+        column = cursor.column
+        for number, piece in enumerate(pieces):
+            if piece.last_cr >= 0:
+                column = 0
+            if piece.drawn == 0:
+                continue
+            if not cursor.plain_charset:
+                return None  # what the text draws is not what it says
+            if piece.drawn is not None:
+                column = _advance(column, piece.drawn, cursor.columns, cursor.wrap)
+                continue
+            text = chunks[number].text[:offset] if number == index else chunks[number].text
+            advanced = _advance_chars(column, text[piece.last_cr + 1:], cursor)
+            if advanced is None:
+                return None
+            column = advanced
+        return column
+
+
+def _advance(column: int, count: int, columns: int, wrap: bool) -> int:
+    """The cursor's column after drawing `count` one-column characters from `column`."""
+    if count <= 0:
+        return column
+    if not wrap:
+        return min(column + count, columns)  # the last column is overwritten
+    if column + count <= columns:
+        return column + count
+    return (column + count - 1) % columns + 1
+
+
+def _advance_chars(column: int, text: str, cursor: Cursor) -> int | None:
+    """As _advance, character by character, for text that is not all ASCII;
+    None when there is too much of it to be worth it."""
+    from autotrace.view.screen import printable  # the one definition of what is drawn
+
+    if "\x1b" in text:
+        text = _SGR_OR_EL.sub("", text)
+    drawn = printable(text.replace("\n", ""))
+    if len(drawn) > _COLUMN_WORK_MAX:
+        return None
+    columns = cursor.columns
+    for ch in drawn:
+        # As _Emulator.draw and pyte's draw move the cursor.
+        width = wcwidth(ch)
+        if cursor.wrap:
+            if width == 2 and column == columns - 1:
+                column = columns  # a wide character never splits
+            if column >= columns:
+                column = 0
+        elif column >= columns and width > 0:
+            column -= width
+        if width > 0:
+            column = min(column + width, columns)
+    return column
