@@ -28,7 +28,7 @@ HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 # the recorded times, must never wait longer (issue 8: a flooding pane held
 # the others' reads up to 70 s). What is left queued is emulated in the
 # next frames; the view lags, the recording does not.
-EMULATION_PER_TURN = 0.02
+EMULATION_PER_TURN = 0.01
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[TrackEvent]:
@@ -67,6 +67,7 @@ class LiveView:
         self._clock_second = -1
         self._dirty = True
         self._emulation_left = EMULATION_PER_TURN
+        self._emulated = False  # screens caught up for the frame due, not drawn yet
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -156,10 +157,15 @@ class LiveView:
                 if pane.index not in shown:
                     self._catch_up(pane.screen)
         if self._dirty and now >= self._last_frame + self._frame_interval:
-            # Output right after the last frame means it keeps coming: slow down.
-            sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
-            self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
-            self._draw()
+            if not self._emulated:
+                # This turn emulates, the next one draws: the ptys are read
+                # in between, so a turn costs one of the two, never both.
+                self._emulate_shown()
+            else:
+                # Output right after the last frame means it keeps coming: slow down.
+                sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
+                self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
+                self._render()
         self._emulation_left = EMULATION_PER_TURN  # the loop goes round: read first
 
     # -- internals
@@ -231,6 +237,10 @@ class LiveView:
         return changed
 
     def _draw(self) -> None:
+        self._emulate_shown()
+        self._render()
+
+    def _emulate_shown(self) -> None:
         # While paused the view is frozen: what arrives is recorded, shown on `c`.
         shown = [] if self.session.paused else self.view.arrangement()
         # Each pane gets its share of the turn's emulation time, so a flood
@@ -241,8 +251,13 @@ class LiveView:
         for count, pane in enumerate(waiting):
             if self._catch_up(pane.screen, self._emulation_left / (len(waiting) - count)):
                 pane.dirty = True
+        self._emulated = True
+
+    def _render(self) -> None:
         self.terminal.draw(self.view.frame())
         self.view.chrome_dirty = False
         self._last_frame = self.session.clock()
-        # A backlog left queued is drawn in the next frames.
+        self._emulated = False
+        # A backlog left queued is drawn in the next frames (while paused, on `c`).
+        shown = [] if self.session.paused else self.view.arrangement()
         self._dirty = any(self.view.panes[index].screen.pending for index in shown)
