@@ -36,6 +36,9 @@ _MOVES_IN_SKIPPED = "\b\t\v\f\x0e\x0f"
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 _SGR_RESET = re.compile(r"\x1b\[0*[;m]")  # an SGR whose first parameter resets everything
 _SGR_OR_EL = re.compile(r"\x1b\[[0-9;]*[mK]")
+# What a colour or erase-line sequence looks like before its last character.
+_OPEN_ESCAPE = re.compile(r"\x1b(?:\[[0-9;]*)?\Z")
+_OPEN_ESCAPE_MAX = 64  # longer ones are not colours: they count as moving the cursor
 _ASCII_CONTROLS = bytes([*range(0x20), 0x7F])  # drawn as nothing
 
 # Past this many non-ASCII characters since the last CR, the column after
@@ -52,18 +55,22 @@ _WORK_PER_CATCH_UP = 50_000
 
 class Chunk:
     """One queued piece of output, printed at `t`, and what the flood guard
-    needs to know about it (computed on first use, then kept)."""
+    needs to know about it (computed on first use, then kept).
 
-    __slots__ = ("t", "text", "_facts")
+    A read can end inside an escape sequence: that unfinished tail counts
+    as the start of the next chunk (`carried` there), so that neither looks
+    like it might move the cursor."""
 
-    def __init__(self, t: float, text: str) -> None:
-        self.t, self.text = t, text
+    __slots__ = ("t", "text", "carried", "_facts")
+
+    def __init__(self, t: float, text: str, carried: str = "") -> None:
+        self.t, self.text, self.carried = t, text, carried
         self._facts: _Facts | None = None
 
     @property
     def facts(self) -> _Facts:
         if self._facts is None:
-            self._facts = _Facts.of(self.text)
+            self._facts = _Facts.of(self.text, self.carried)
         return self._facts
 
 
@@ -73,28 +80,38 @@ class _Facts:
     escapes: int
     moves: bool  # an escape sequence that may move the cursor or change modes
     plain: bool  # nothing moves the cursor but drawing, CR and LF (may be skipped)
-    last_cr: int  # offset of the last CR, -1 for none
+    last_cr: int  # offset of the last CR in carried + text, -1 for none
     drawn: int | None  # one-column characters drawn after the last CR; None: not all ASCII
+    after_cr: str  # the text after the last CR, when `drawn` is None
     colours: tuple[str, ...]  # SGR sequences since the last reset (all, without one)
     resets: bool
+    open_tail: str  # an unfinished escape sequence it ends with
 
     @classmethod
-    def of(cls, text: str) -> _Facts:
-        escapes = text.count("\x1b")
-        moves = bool(escapes) and _MOVES.search(text) is not None
-        plain = not moves and not any(control in text for control in _MOVES_IN_SKIPPED)
-        last_cr = text.rfind("\r")
-        colours = _SGR.findall(text) if escapes else []
+    def of(cls, text: str, carried: str = "") -> _Facts:
+        body = carried + text if carried else text
+        tail = _OPEN_ESCAPE.search(body, max(0, len(body) - _OPEN_ESCAPE_MAX))
+        open_tail = tail.group() if tail else ""
+        if open_tail:
+            body = body[:-len(open_tail)]
+        escapes = body.count("\x1b")
+        moves = bool(escapes) and _MOVES.search(body) is not None
+        plain = not moves and not any(control in body for control in _MOVES_IN_SKIPPED)
+        last_cr = body.rfind("\r")
+        drawn = _ascii_columns(body[last_cr + 1:]) if plain else None
+        colours = _SGR.findall(body) if escapes else []
         resets = [i for i, sgr in enumerate(colours) if _SGR_RESET.match(sgr)]
         return cls(
-            newlines=text.count("\n"),
+            newlines=body.count("\n"),
             escapes=escapes,
             moves=moves,
             plain=plain,
             last_cr=last_cr,
-            drawn=_ascii_columns(text[last_cr + 1:]) if plain else None,
+            drawn=drawn,
+            after_cr=body[last_cr + 1:] if plain and drawn is None else "",
             colours=tuple(colours[resets[-1]:] if resets else colours),
             resets=bool(resets),
+            open_tail=open_tail,
         )
 
 
@@ -144,7 +161,8 @@ class Backlog:
         return iter(self._chunks)
 
     def append(self, t: float, text: str) -> None:
-        chunk = Chunk(t, text)
+        carried = self._chunks[-1].facts.open_tail if self._chunks else ""
+        chunk = Chunk(t, text, carried)
         chunk.facts  # noqa: B018  # looked at now, while reading, a read's worth at a time
         self._chunks.append(chunk)
         self.pending += len(text)
@@ -198,7 +216,8 @@ class Backlog:
         offset = cut - starts[index]
         head = chunks[index]
         pieces = [chunk.facts for chunk in chunks[:index]]
-        pieces.append(_Facts.of(head.text[:offset]) if offset < len(head.text) else head.facts)
+        pieces.append(_Facts.of(head.text[:offset], head.carried)
+                      if offset < len(head.text) else head.facts)
         if not all(piece.plain for piece in pieces):
             return None
         lines = sum(piece.newlines for piece in pieces)
@@ -206,7 +225,7 @@ class Backlog:
             return None
         if not self._lines_after_stay_put(chunks, index, offset, cursor.rows):
             return None
-        column = self._column_after(chunks, index, offset, pieces, cursor)
+        column = self._column_after(pieces, cursor)
         if column is None:
             return None
         colours: list[str] = []
@@ -246,24 +265,26 @@ class Backlog:
     def _lines_after_stay_put(chunks: list[Chunk], index: int, offset: int, count: int) -> bool:
         """The `count` lines after the cut hold nothing that moves the cursor."""
         for number in range(index, len(chunks)):
-            text = chunks[number].text
+            chunk = chunks[number]
             start = offset if number == index else 0
             end = start
             while count and end >= 0:
-                end = text.find("\n", end)
+                end = chunk.text.find("\n", end)
                 if end >= 0:
                     end += 1
                     count -= 1
-            stop = len(text) if end < 0 else end
-            if _MOVES.search(text, start, stop):
+            if start == 0 and end < 0:
+                if chunk.facts.moves:  # the whole chunk, with what it carries and leaves open
+                    return False
+            elif _MOVES.search(chunk.text, start,
+                               end if end >= 0 else len(chunk.text) - len(chunk.facts.open_tail)):
                 return False
             if not count:
                 return True
         return False
 
     @staticmethod
-    def _column_after(chunks: list[Chunk], index: int, offset: int,
-                      pieces: list[_Facts], cursor: Cursor) -> int | None:
+    def _column_after(pieces: list[_Facts], cursor: Cursor) -> int | None:
         """The cursor's column after the skipped pieces.
 
         Only CR resets the column (and LF in newline mode); LF keeps it, so
@@ -272,7 +293,7 @@ class Backlog:
         if cursor.newline_mode:
             return 0  # the skipped part ends in a line feed
         column = cursor.column
-        for number, piece in enumerate(pieces):
+        for piece in pieces:
             if piece.last_cr >= 0:
                 column = 0
             if piece.drawn == 0:
@@ -282,8 +303,7 @@ class Backlog:
             if piece.drawn is not None:
                 column = _advance(column, piece.drawn, cursor.columns, cursor.wrap)
                 continue
-            text = chunks[number].text[:offset] if number == index else chunks[number].text
-            advanced = _advance_chars(column, text[piece.last_cr + 1:], cursor)
+            advanced = _advance_chars(column, piece.after_cr, cursor)
             if advanced is None:
                 return None
             column = advanced

@@ -57,6 +57,7 @@ _DEFAULT_MAX_PENDING = 8 * 1024 * 1024  # chars; a backlog beyond this is droppe
 # after each: the slowest input measured here (wide characters, tabs, line
 # feeds alone without skipping) takes 1-4 ms per piece on a busy machine.
 _TIMED_PIECE = 256
+_FINISH_LINE_MAX = 4096  # chars looked at for the end of a line split by a read
 _PLAIN_PIECE = 16384  # printable ASCII draws in whole runs: even wrapping, a few ms
 
 
@@ -739,6 +740,8 @@ class PaneScreen:
         if self._lost:
             self._recover_from_overflow()
         if skip:
+            if not self._stream.at_ground:
+                self._finish_line()
             self._skip_backlog(budget)
         remaining = sys.maxsize if limit is None else max(1, limit)
         while self._queue and remaining > 0:
@@ -757,6 +760,16 @@ class PaneScreen:
             self.wants_reply = False
         after = (emulator.cursor.x, emulator.cursor.y, emulator.in_alt, emulator.title)
         return bool(emulator.dirty) or before != after
+
+    def _finish_line(self) -> None:
+        """Emulate up to the end of the first queued line: a read that ended
+        inside an escape sequence must not keep the flood guard off."""
+        head = next(iter(self._queue))
+        end = head.text.find("\n", 0, _FINISH_LINE_MAX) + 1
+        if end > 0:
+            self._queue.drop(end)
+            self._emulator.now = head.t
+            self._stream.feed(head.text[:end])
 
     def _skip_backlog(self, budget: int | None) -> None:
         if self.pending <= self.rows or not self._stream.at_ground:
