@@ -3,9 +3,10 @@
 pyte does the terminal emulation; this module adds what a debug recorder
 needs on top (DESIGN.md, Speed and Security):
 
-- a queue: `feed` only appends, so reading a pty never waits on emulation;
-  `catch_up` processes the backlog when the view wants to draw, and may
-  skip old line-oriented backlog that would scroll out of sight anyway;
+- a queue (backlog.py): `feed` only appends, so reading a pty never waits
+  on emulation; `catch_up` processes the backlog when the view wants to
+  draw, within a time limit if asked, and may skip old line-oriented
+  backlog that would scroll out of sight anyway;
 - scrollback capped at `history` lines, each stamped with the time it was
   first printed, for time-synced scrolling across panes;
 - the alternate screen (modes 47/1047/1049), so `top` or `less` leave the
