@@ -44,8 +44,12 @@ CLOCK = (f"{sys.executable} -c \"import time\nfor i in range(150):\n"
 # scheduling delay can add a few hundred ms by themselves; 1 s still fails
 # by a wide margin what this guards against (15 s and more before the fix).
 KEY_ANSWERED_WITHIN = 1.0
-# Every read is recorded within 50 ms of its arrival.
+# Every read is recorded within 50 ms of its arrival. On the shared test
+# box autotrace waits for a CPU now and then, tens of ms by itself: nine
+# lines in ten must make 50 ms, and every line 150 ms. Before the fix every
+# line during the flood was late, by up to 15 s (wrap off) and 39 s (LF only).
 RECORDED_WITHIN = 0.05
+RECORDED_WITHIN_ON_A_BUSY_BOX = 0.15
 
 
 @pytest.fixture
@@ -134,8 +138,9 @@ def test_keys_and_other_panes_are_not_held_up_by_a_flood(tmux, tmp_path, flood):
     # Recorded times may be off by a constant (the session's clock starts a
     # little after started_unix): lateness is measured against the idle baseline.
     baseline = statistics.median(before)
-    late = [round(x - baseline, 3) for x in during]
-    assert max(late) <= RECORDED_WITHIN, f"pane 1 recorded late by up to {max(late)} s: {late}"
+    late = sorted(round(x - baseline, 3) for x in during)
+    assert late[len(late) * 9 // 10] <= RECORDED_WITHIN, f"pane 1 recorded late: {late}"
+    assert late[-1] <= RECORDED_WITHIN_ON_A_BUSY_BOX, f"pane 1 recorded late: {late}"
 
 
 @pytest.mark.parametrize("flood", sorted(FLOODS))

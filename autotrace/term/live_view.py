@@ -29,6 +29,10 @@ HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 # the others' reads up to 70 s). What is left queued is emulated in the
 # next frames; the view lags, the recording does not.
 EMULATION_PER_TURN = 0.01
+# While a shown pane has a backlog, it is emulated on every turn, not only
+# for frames, with at least this long for reading (and sleeping) in between:
+# at most half the time goes to emulation.
+BACKLOG_PAUSE = 0.01
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[TrackEvent]:
@@ -67,7 +71,8 @@ class LiveView:
         self._clock_second = -1
         self._dirty = True
         self._emulation_left = EMULATION_PER_TURN
-        self._emulated = False  # screens caught up for the frame due, not drawn yet
+        self._emulated = False  # screens caught up since the last frame, not drawn yet
+        self._backlog = False  # a shown pane has output queued
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -85,6 +90,7 @@ class LiveView:
     def on_event(self, event: Event) -> None:
         if event.kind == OUTPUT:
             self.view.feed(event.pane, event.data, event.t)
+            self._backlog = True
             screen = self.view.panes[event.pane].screen
             if screen.wants_reply:
                 self._catch_up(screen)  # a program waiting for its answer must not wait a frame
@@ -140,7 +146,8 @@ class LiveView:
 
     def next_deadline(self) -> float | None:
         if self._dirty:
-            return self._last_frame + self._frame_interval
+            frame = self._last_frame + self._frame_interval
+            return min(frame, self.session.clock() + BACKLOG_PAUSE) if self._backlog else frame
         # The status line's clock ticks once a second; nothing else is scheduled.
         return self._t0() + self._clock_second + 1
 
@@ -156,16 +163,16 @@ class LiveView:
             for pane in self.view.panes:
                 if pane.index not in shown:
                     self._catch_up(pane.screen)
-        if self._dirty and now >= self._last_frame + self._frame_interval:
-            if not self._emulated:
-                # This turn emulates, the next one draws: the ptys are read
-                # in between, so a turn costs one of the two, never both.
-                self._emulate_shown()
-            else:
-                # Output right after the last frame means it keeps coming: slow down.
-                sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
-                self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
-                self._render()
+        frame_due = self._dirty and now >= self._last_frame + self._frame_interval
+        if frame_due and self._emulated:
+            # Output right after the last frame means it keeps coming: slow down.
+            sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
+            self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
+            self._render()
+        elif frame_due or self._backlog:
+            # This turn emulates, a later one draws: the ptys are read in
+            # between, so a turn costs one of the two, never both.
+            self._emulate_shown()
         self._emulation_left = EMULATION_PER_TURN  # the loop goes round: read first
 
     # -- internals
@@ -252,6 +259,7 @@ class LiveView:
             if self._catch_up(pane.screen, self._emulation_left / (len(waiting) - count)):
                 pane.dirty = True
         self._emulated = True
+        self._backlog = any(self.view.panes[index].screen.pending for index in shown)
 
     def _render(self) -> None:
         self.terminal.draw(self.view.frame())

@@ -58,6 +58,7 @@ _DEFAULT_MAX_PENDING = 8 * 1024 * 1024  # chars; a backlog beyond this is droppe
 # after each: the slowest input measured here (wide characters, tabs, line
 # feeds alone without skipping) takes 1-4 ms per piece on a busy machine.
 _TIMED_PIECE = 256
+_TIMED_LINES = 16  # or this many lines, if fewer chars
 _FINISH_LINE_MAX = 4096  # chars looked at for the end of a line split by a read
 _PLAIN_PIECE = 16384  # printable ASCII draws in whole runs: even wrapping, a few ms
 
@@ -596,7 +597,14 @@ def _timed_piece(text: str) -> int:
     head = text[:_PLAIN_PIECE]
     if head.isascii() and head.isprintable():
         return len(head)
-    return _TIMED_PIECE
+    # A line feed at the bottom scrolls the screen into history: lines are
+    # what costs most (~50 us each on a busy machine), so they are counted too.
+    end = 0
+    for _ in range(_TIMED_LINES):
+        end = text.find("\n", end, _TIMED_PIECE) + 1
+        if end == 0:
+            return _TIMED_PIECE
+    return end
 
 
 @dataclass(frozen=True)
