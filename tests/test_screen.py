@@ -714,3 +714,30 @@ def test_finding_what_to_skip_costs_little_however_big_the_backlog() -> None:
     pane.catch_up(seconds=0.01)
     assert time.perf_counter() - started < 0.2  # was 0.5 s of scanning the whole backlog
     assert pane.pending < 65536 and pane.skipped > len(data) * 0.9
+
+
+def test_a_read_ending_inside_a_sequence_neither_stops_skipping_nor_fools_it() -> None:
+    # Reads end anywhere: here inside colour sequences, and once inside a
+    # cursor movement whose end comes with the next read.
+    lines_ = "".join(f"\x1b[3{i % 8}m{i}\x1b[0m\r\n" for i in range(3000))
+    for text, chunk in ((lines_, 4093), (lines_[:30_000] + "\x1b[" + "H" + "moved\r\n"
+                                          + lines_[30_000:31_000], 30_001)):
+        skipped = flood(30, 5, text, chunk, budget=200)
+        full = flood(30, 5, text, chunk, skip=False)
+        assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor
+    assert flood(30, 5, lines_, 4093, budget=200).skipped > len(lines_) / 2
+
+
+def test_a_cursor_movement_split_between_two_reads_is_seen() -> None:
+    # The first read ends in ESC, the next begins "[H": a cursor home that
+    # brings the old lines back into play, so nothing before it may be skipped.
+    reads = ["".join(f"old {i}\r\n" for i in range(100)) + "\x1b",
+             "[Hmoved\r\nnew 1\r\nnew 2\r\n"]
+    skipped, full = PaneScreen(20, 5), PaneScreen(20, 5)
+    for read in reads:
+        skipped.feed(read)
+        full.feed(read)
+    skipped.catch_up(budget=0)
+    full.catch_up(skip=False)
+    assert lines(full)[:3] == ["moved6", "new 17", "new 28"]  # over "old 96" .. "old 98"
+    assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor

@@ -274,10 +274,13 @@ class Backlog:
                     end += 1
                     count -= 1
             if start == 0 and end < 0:
-                if chunk.facts.moves:  # the whole chunk, with what it carries and leaves open
-                    return False
-            elif _MOVES.search(chunk.text, start,
-                               end if end >= 0 else len(chunk.text) - len(chunk.facts.open_tail)):
+                moves = chunk.facts.moves  # the whole chunk, with what it carries and leaves open
+            elif start == 0:
+                moves = _MOVES.search(chunk.carried + chunk.text[:end]) is not None
+            else:
+                stop = end if end >= 0 else len(chunk.text) - len(chunk.facts.open_tail)
+                moves = _MOVES.search(chunk.text, start, stop) is not None
+            if moves:
                 return False
             if not count:
                 return True

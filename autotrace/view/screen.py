@@ -737,8 +737,9 @@ class PaneScreen:
         recording has it all). The default budget is what emulates in a few
         milliseconds. `skip=False` emulates everything. `limit` caps the
         chars emulated in this call, `seconds` the time spent emulating
-        (checked every few KiB, so whatever a pane printed, a call costs
-        about that much); the rest stays queued for the next call.
+        (the clock is read every 256 chars or 16 lines, so whatever a pane
+        printed, a call costs about that much); the rest stays queued for
+        the next call.
         """
         emulator = self._emulator
         if not self._queue:
@@ -749,7 +750,7 @@ class PaneScreen:
         if self._lost:
             self._recover_from_overflow()
         if skip:
-            if not self._stream.at_ground:
+            if not self._stream.at_ground and limit is None:
                 self._finish_line()
             self._skip_backlog(budget)
         remaining = sys.maxsize if limit is None else max(1, limit)
