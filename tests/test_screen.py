@@ -741,3 +741,16 @@ def test_a_cursor_movement_split_between_two_reads_is_seen() -> None:
     full.catch_up(skip=False)
     assert lines(full)[:3] == ["moved6", "new 17", "new 28"]  # over "old 96" .. "old 98"
     assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor
+
+
+def test_a_resize_with_seconds_does_not_wait_for_the_whole_backlog() -> None:
+    # Nothing here may be skipped (the cursor moves on every line).
+    text = "".join(f"\x1b[{i % 20 + 1};1H\t漢{i}\r\n" for i in range(20_000))
+    pane = PaneScreen(80, 24)
+    pane.feed(text)
+    started = time.perf_counter()
+    pane.resize(40, 10, seconds=0.01)
+    assert time.perf_counter() - started < 0.5  # all of it takes seconds
+    assert (pane.cols, pane.rows) == (40, 10) and pane.pending > 0
+    pane.catch_up()
+    assert_well_formed(pane)

@@ -22,6 +22,10 @@ from autotrace.view.screen import PaneScreen, SearchHit
 MIN_COLS, MIN_ROWS = 40, 8
 
 QUIT_KEYS = {"q", "KEY_ESCAPE", "\x04"}
+# A pane resized by the layout (zoom, a terminal resize) catches up at its
+# old size for at most this long: a flooding pane's backlog must not freeze
+# the view; what is left is emulated at the new size.
+RESIZE_CATCH_UP = 0.02
 LINE_DOWN = {"j", "KEY_DOWN"}
 LINE_UP = {"k", "KEY_UP"}
 PAGE_DOWN = {"f", " ", "KEY_PGDOWN", "KEY_NPAGE"}
@@ -173,7 +177,7 @@ class MultiPaneView:
         for i, (c, r) in self.pane_sizes().items():
             if not self.fixed_screens and (self.panes[i].screen.cols,
                                            self.panes[i].screen.rows) != (c, r):
-                self.panes[i].screen.resize(c, r)
+                self.panes[i].screen.resize(c, r, seconds=RESIZE_CATCH_UP)
             self.panes[i].dirty = True
         self.chrome_dirty = True
 

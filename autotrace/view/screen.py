@@ -837,9 +837,12 @@ class PaneScreen:
                 self.skipped += newline + 1
         self._mark_gap("some output")
 
-    def resize(self, cols: int, rows: int) -> None:
-        """Catch up with text printed for the old size, then resize."""
-        self.catch_up()
+    def resize(self, cols: int, rows: int, *, seconds: float | None = None) -> None:
+        """Catch up with text printed for the old size, then resize.
+
+        With `seconds`, catch up at most that long: what is still queued
+        then is emulated at the new size, as by a terminal lagging behind."""
+        self.catch_up(seconds=seconds)
         self._emulator.resize(max(1, rows), max(1, cols))
 
     # --- reading
