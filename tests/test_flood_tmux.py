@@ -8,6 +8,7 @@ recording shows how late each read was while pane 0 was being emulated.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import statistics
 import sys
@@ -114,8 +115,9 @@ def clock_lateness(recording: Path) -> tuple[list[float], list[float]]:
     for t, code, data in map(json.loads, lines):
         if code != "o":
             continue
-        for line in data.splitlines():
-            if line.startswith("T "):
+        for line in data.splitlines(keepends=True):
+            # A whole line only: its time was read whole, with its end.
+            if re.fullmatch(r"T \d+\.\d+\r?\n", line):
                 printed = float(line[2:])
                 (before if printed < flood_starts else during).append(started + t - printed)
     return before, during
