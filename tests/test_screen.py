@@ -754,3 +754,18 @@ def test_a_resize_with_seconds_does_not_wait_for_the_whole_backlog() -> None:
     assert (pane.cols, pane.rows) == (40, 10) and pane.pending > 0
     pane.catch_up()
     assert_well_formed(pane)
+
+
+def test_colours_from_a_long_skipped_backlog_cost_little_and_still_apply() -> None:
+    # Colours without a reset: each line changes them; what they add up to
+    # must still hold after skipping, without replaying every one.
+    text = "\x1b[1m" + "".join(f"\x1b[3{i % 8}m{i}\x1b[4{i % 3}m\r\n" for i in range(100_000))
+    skipped = PaneScreen(30, 5)
+    skipped.feed(text + "end")
+    started = time.perf_counter()
+    skipped.catch_up()
+    assert time.perf_counter() - started < 0.5  # replaying 200,000 colours took seconds
+    full = flood(30, 5, text + "end", 65536, skip=False)
+    assert skipped.skipped > len(text) / 2
+    assert skipped.rows_at() == full.rows_at()
+    assert skipped.rows_at()[4][0] == Cell("e", fg="white", bg="black", bold=True)

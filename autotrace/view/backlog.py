@@ -45,6 +45,9 @@ _ASCII_CONTROLS = bytes([*range(0x20), 0x7F])  # drawn as nothing
 # them is not worked out (that is per character, in Python): that backlog is
 # emulated instead.
 _COLUMN_WORK_MAX = 4096
+# Colours set in skipped text are replayed; past this many different ones
+# (after dropping repeats), the backlog is emulated instead.
+_COLOURS_MAX = 256
 
 # Work units: one plain character. Measured here: a line costs about as much
 # as 100 characters, an escape sequence 200; 50_000 units take ~5 ms.
@@ -109,10 +112,18 @@ class _Facts:
             last_cr=last_cr,
             drawn=drawn,
             after_cr=body[last_cr + 1:] if plain and drawn is None else "",
-            colours=tuple(colours[resets[-1]:] if resets else colours),
+            colours=_last_occurrences(colours[resets[-1]:] if resets else colours),
             resets=bool(resets),
             open_tail=open_tail,
         )
+
+
+def _last_occurrences(sequences: list[str]) -> tuple[str, ...]:
+    """SGR sequences with the same effect as `sequences`: each one only where
+    it last occurs. Every SGR sets some attributes to fixed values (a reset
+    sets them all), so an earlier copy of one that comes again changes
+    nothing the later copy does not set again."""
+    return tuple(reversed(dict.fromkeys(reversed(sequences))))
 
 
 def _ascii_columns(text: str) -> int | None:
@@ -228,9 +239,12 @@ class Backlog:
         column = self._column_after(pieces, cursor)
         if column is None:
             return None
-        colours: list[str] = []
+        colours: tuple[str, ...] = ()
         for piece in pieces:
-            colours = list(piece.colours) if piece.resets else colours + list(piece.colours)
+            colours = (piece.colours if piece.resets
+                       else _last_occurrences([*colours, *piece.colours]))
+        if len(colours) > _COLOURS_MAX:
+            return None  # replaying them would cost more than it saves
         return Skip(cut, lines, column, "".join(colours))
 
     @staticmethod
