@@ -532,7 +532,7 @@ class Session:
             record.exit_signal_name = pane.status.signal_name
 
     def _read_pane(self, pane: Pane) -> None:
-        data, eof = procs.read_available(pane.proc.fd)  # type: ignore[union-attr]
+        data, eof = procs.read_available(pane.proc.fd, procs.READ_PER_TURN)  # type: ignore[union-attr]
         self._on_output(pane, data)
         if eof:
             self._close_pane_fd(pane)

@@ -27,7 +27,7 @@ HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 # (between two ticks), for all panes together: reading every pty, and so
 # the recorded times, must never wait longer (issue 8: a flooding pane held
 # the others' reads up to 70 s). What is left queued is emulated in the
-# next frames; the view lags, the recording does not.
+# next turns; the view lags, the recording does not.
 EMULATION_PER_TURN = 0.01
 # While a shown pane has a backlog, it is emulated on every turn, not only
 # for frames, with at least this long for reading (and sleeping) in between:
