@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
 import unicodedata
 from pathlib import Path
 
@@ -635,3 +636,183 @@ def test_catch_up_keeping_holds_as_many_lines_as_asked() -> None:
     assert pane.history_used >= 2000
     assert lines(pane)[-2] == "line 9999"
     assert lines(pane, 2000)[-1] == "line 8000"
+
+
+# ------------------------------------------------------------ flooding: every kind of line
+
+
+def pyte_display(cols: int, rows: int, text: str) -> tuple[list[str], tuple[int, int]]:
+    """What plain pyte shows for `text`: the oracle for our fast paths."""
+    import pyte
+
+    oracle = pyte.Screen(cols, rows)
+    pyte.Stream(oracle).feed(text)
+    return oracle.display, (oracle.cursor.x, oracle.cursor.y)
+
+
+def staircase(count: int) -> str:
+    """Lines ended by LF alone (stty -onlcr): each starts where the last ended."""
+    return "".join(f"{i % 10}" * (i % 7) + "\n" for i in range(count))
+
+
+@pytest.mark.parametrize("cols,rows", [(80, 24), (20, 5), (7, 3)])
+@pytest.mark.parametrize("wrap", ["", "\x1b[?7l"], ids=["wrap", "nowrap"])
+def test_skipping_lf_only_lines_shows_exactly_what_emulating_it_all_shows(
+    cols: int, rows: int, wrap: str
+) -> None:
+    # `yes ab` with -onlcr, and lines of other lengths: the column walks right and wraps.
+    for text in (wrap + "ab\n" * 5000, wrap + staircase(5000),
+                 wrap + "".join(f"\x1b[3{i % 8}m{i}\x1b[K\n" for i in range(2000))):
+        skipped = flood(cols, rows, text, 4096, budget=1000)
+        full = flood(cols, rows, text, 4096, skip=False)
+        assert skipped.skipped > len(text) / 2
+        assert skipped.rows_at() == full.rows_at()
+        assert skipped.cursor == full.cursor
+
+
+def test_skipping_mixed_line_endings_and_wide_characters_is_exact() -> None:
+    text = "".join(
+        ("漢字" * (i % 5) + "\n") if i % 3 == 0 else (f"{i}\r" + "x" * (i % 11) + "\n")
+        for i in range(3000)
+    )
+    skipped = flood(13, 4, text, 4096, budget=500)
+    full = flood(13, 4, text, 4096, skip=False)
+    assert skipped.skipped > 0
+    assert skipped.rows_at() == full.rows_at()
+    assert skipped.cursor == full.cursor
+
+
+def test_skipping_in_newline_mode_is_exact() -> None:
+    text = "\x1b[20h" + staircase(4000)  # LNM: LF returns the carriage too
+    skipped = flood(20, 5, text, 4096, budget=500)
+    full = flood(20, 5, text, 4096, skip=False)
+    assert skipped.skipped > 0
+    assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_skipping_random_plain_output_is_exact(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    words = ["ab", "x" * 30, "漢", "e\u0301", "\n", "\n", "\r", "\r\n", "\x1b[1;31m", "\x1b[0m",
+             "\x1b[K", "\x07", "\t", "\b", "\x1b[2A"]
+    weights = [20, 3, 2, 1, 30, 0, 3, 10, 2, 2, 1, 1, 1, 1, 1 if seed % 4 == 0 else 0]
+    prefix = rng.choice(["", "\x1b[?7l", "\x1b[20h"])
+    text = prefix + "".join(rng.choices(words, weights, k=3000))
+    cols, rows = rng.choice([(1, 1), (3, 2), (10, 4), (80, 24)])
+    chunk = rng.choice([3, 7, 512, 4096])
+    skipped = flood(cols, rows, text, chunk, budget=rng.choice([0, 50, 1000]))
+    full = flood(cols, rows, text, chunk, skip=False)
+    assert skipped.rows_at() == full.rows_at()
+    assert skipped.cursor == full.cursor
+
+
+@pytest.mark.parametrize("text", [
+    "\x1b[?7l" + "0123456789" * 5_000 + "END",  # one long line, autowrap off
+    "\x1b[?7l" + "".join("y" * 500 + "\r\n" for _ in range(30)),
+    "\x1b[?7lab\x1b[5Gcd" + "z" * 100 + "\x1b[?7hwrapped" * 5,
+    "ab\n" * 5000,  # LF alone
+    "progress 12%\r" * 5000 + "done",  # CR alone
+])
+def test_fast_paths_show_what_pyte_shows(text: str) -> None:
+    pane = screen(40, 6, text)
+    display, (x, y) = pyte_display(40, 6, text)
+    assert lines(pane) == [line.rstrip() for line in display]
+    assert pane.cursor == (min(x, 39), y)
+
+
+def test_a_long_line_without_autowrap_emulates_in_a_few_milliseconds() -> None:
+    pane = PaneScreen(80, 24)
+    pane.feed("\x1b[?7l" + "x" * 5_000_000 + "!")
+    started = time.perf_counter()
+    pane.catch_up()
+    # Emulating it char by char took 19 s; the row it ends on is all there is.
+    assert time.perf_counter() - started < 1.0
+    assert lines(pane)[0] == "x" * 79 + "!"
+
+
+def test_catch_up_with_seconds_stops_in_time_and_goes_on_later() -> None:
+    # Cursor moves on every line: nothing may be skipped, all must be emulated.
+    text = "".join(f"\x1b[{i % 20 + 1};{i % 50 + 1}H\t漢{i}\b\r\n" for i in range(3000))
+    bounded = PaneScreen(80, 24)
+    bounded.feed(text)
+    calls, slowest = 0, 0.0
+    while bounded.pending:
+        started = time.perf_counter()
+        bounded.catch_up(seconds=0.002)
+        slowest = max(slowest, time.perf_counter() - started)
+        calls += 1
+    assert calls > 5, "one call emulated everything: not bounded"
+    # A generous margin over 2 ms: the machine running the tests is shared.
+    assert slowest < 0.1
+    full = PaneScreen(80, 24)
+    full.feed(text)
+    full.catch_up()
+    assert bounded.rows_at() == full.rows_at() and bounded.cursor == full.cursor
+
+
+def test_finding_what_to_skip_costs_little_however_big_the_backlog() -> None:
+    pane = PaneScreen(120, 40)
+    data = "ab\n" * 2_600_000  # 8 MB: what a flooding pane queues between two frames
+    for start in range(0, len(data), 65536):
+        pane.feed(data[start:start + 65536], 0.0)
+    started = time.perf_counter()
+    pane.catch_up(seconds=0.01)
+    assert time.perf_counter() - started < 0.2  # was 0.5 s of scanning the whole backlog
+    assert pane.pending < 65536 and pane.skipped > len(data) * 0.9
+
+
+def test_a_read_ending_inside_a_sequence_neither_stops_skipping_nor_fools_it() -> None:
+    # Reads end anywhere: here inside colour sequences, and once inside a
+    # cursor movement whose end comes with the next read.
+    lines_ = "".join(f"\x1b[3{i % 8}m{i}\x1b[0m\r\n" for i in range(3000))
+    for text, chunk in ((lines_, 4093), (lines_[:30_000] + "\x1b[" + "H" + "moved\r\n"
+                                          + lines_[30_000:31_000], 30_001)):
+        skipped = flood(30, 5, text, chunk, budget=200)
+        full = flood(30, 5, text, chunk, skip=False)
+        assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor
+    assert flood(30, 5, lines_, 4093, budget=200).skipped > len(lines_) / 2
+
+
+def test_a_cursor_movement_split_between_two_reads_is_seen() -> None:
+    # The first read ends in ESC, the next begins "[H": a cursor home that
+    # brings the old lines back into play, so nothing before it may be skipped.
+    reads = ["".join(f"old {i}\r\n" for i in range(100)) + "\x1b",
+             "[Hmoved\r\nnew 1\r\nnew 2\r\n"]
+    skipped, full = PaneScreen(20, 5), PaneScreen(20, 5)
+    for read in reads:
+        skipped.feed(read)
+        full.feed(read)
+    skipped.catch_up(budget=0)
+    full.catch_up(skip=False)
+    assert lines(full)[:3] == ["moved6", "new 17", "new 28"]  # over "old 96" .. "old 98"
+    assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor
+
+
+def test_a_resize_with_seconds_does_not_wait_for_the_whole_backlog() -> None:
+    # Nothing here may be skipped (the cursor moves on every line).
+    text = "".join(f"\x1b[{i % 20 + 1};1H\t漢{i}\r\n" for i in range(20_000))
+    pane = PaneScreen(80, 24)
+    pane.feed(text)
+    started = time.perf_counter()
+    pane.resize(40, 10, seconds=0.01)
+    assert time.perf_counter() - started < 0.5  # all of it takes seconds
+    assert (pane.cols, pane.rows) == (40, 10) and pane.pending > 0
+    pane.catch_up()
+    assert_well_formed(pane)
+
+
+def test_colours_from_a_long_skipped_backlog_cost_little_and_still_apply() -> None:
+    # Colours without a reset: each line changes them; what they add up to
+    # must still hold after skipping, without replaying every one.
+    text = "\x1b[1m" + "".join(f"\x1b[3{i % 8}m{i}\x1b[4{i % 3}m\r\n" for i in range(100_000))
+    skipped = PaneScreen(30, 5)
+    skipped.feed(text + "end")
+    started = time.perf_counter()
+    skipped.catch_up()
+    assert time.perf_counter() - started < 0.5  # replaying 200,000 colours took seconds
+    full = flood(30, 5, text + "end", 65536, skip=False)
+    assert skipped.skipped > len(text) / 2
+    assert skipped.rows_at() == full.rows_at()
+    assert skipped.rows_at()[4][0] == Cell("e", fg="white", bg="black", bold=True)

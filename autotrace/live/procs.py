@@ -242,8 +242,15 @@ def terminate(pgids: Iterable[int], grace: float,
     report(reap_any())
 
 
+# What the session's loop reads from one pane per turn: a pane that floods is
+# read again on the next turn, after the other panes (recording 1 MiB at
+# once, on a busy machine, held their reads up by 100 ms).
+READ_PER_TURN = 1 << 16
+
+
 def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
-    """Drain a non-blocking pty master: (data, eof). EIO means the slave side closed."""
+    """Drain a non-blocking pty master, at most `limit` bytes: (data, eof).
+    EIO means the slave side closed."""
     chunks: list[bytes] = []
     total = 0
     while total < limit:

@@ -172,7 +172,7 @@ class Session:
             procs.wait_until_stopped(main.pid, timeout=0.1)  # type: ignore[arg-type]
         for pane in self.panes:
             if isinstance(pane, PtyPane) and not pane.eof:
-                self._read_pane(pane)
+                self._read_pane(pane, limit=1 << 20)  # all of it, not one turn's share
 
     def _pause_target(self, pane: Pane) -> Target:
         """Our panes are process groups; an attached process is itself and its
@@ -524,8 +524,8 @@ class Session:
             record.exit_signal = pane.status.signal
             record.exit_signal_name = pane.status.signal_name
 
-    def _read_pane(self, pane: PtyPane) -> None:
-        data, eof = pane.read()
+    def _read_pane(self, pane: PtyPane, limit: int = procs.READ_PER_TURN) -> None:
+        data, eof = pane.read(limit)
         self._on_output(pane, data)
         if eof:
             self._close_pane_fd(pane)

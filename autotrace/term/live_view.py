@@ -23,6 +23,16 @@ from autotrace.view.screen import PaneScreen
 FRAME_INTERVAL = 1 / 10
 BUSY_FRAME_INTERVAL = 1 / 4
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+# Emulation gets at most this much time per turn of the session's loop
+# (between two ticks), for all panes together: reading every pty, and so
+# the recorded times, must never wait longer (issue 8: a flooding pane held
+# the others' reads up to 70 s). What is left queued is emulated in the
+# next turns; the view lags, the recording does not.
+EMULATION_PER_TURN = 0.01
+# While a shown pane has a backlog, it is emulated on every turn, not only
+# for frames, with at least this long for reading (and sleeping) in between:
+# at most half the time goes to emulation.
+BACKLOG_PAUSE = 0.01
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[CastEvent]:
@@ -70,6 +80,9 @@ class LiveView:
         self._last_hidden_catch_up = 0.0
         self._clock_second = -1
         self._dirty = True
+        self._emulation_left = EMULATION_PER_TURN
+        self._emulated = False  # screens caught up since the last frame, not drawn yet
+        self._backlog = False  # a shown pane has output queued
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -120,9 +133,10 @@ class LiveView:
     def on_event(self, event: Event) -> None:
         self.view.apply(event)
         if event.kind == OUTPUT:
+            self._backlog = True
             screen = self.view.panes[event.pane].screen
             if screen.wants_reply:
-                screen.catch_up()  # a program waiting for its answer must not wait a frame
+                self._catch_up(screen)  # a program waiting for its answer must not wait a frame
         elif event.kind == STATE:
             pane = self.session.panes[event.pane]
             self.view.set_state(event.pane, event.data)
@@ -168,7 +182,8 @@ class LiveView:
         if self.view.search_job is not None:
             return self.session.clock()  # a search under way: its next slice at once
         if self._dirty:
-            return self._last_frame + self._frame_interval
+            frame = self._last_frame + self._frame_interval
+            return min(frame, self.session.clock() + BACKLOG_PAUSE) if self._backlog else frame
         if self.session.over:
             return None  # the final screen: nothing changes until a key
         # The status line's clock ticks once a second; nothing else is scheduled.
@@ -190,12 +205,18 @@ class LiveView:
             shown = set(self.view.arrangement())
             for pane in self.view.panes:
                 if pane.index not in shown:
-                    pane.screen.catch_up()
-        if self._dirty and now >= self._last_frame + self._frame_interval:
+                    self._catch_up(pane.screen)
+        frame_due = self._dirty and now >= self._last_frame + self._frame_interval
+        if frame_due and self._emulated:
             # Output right after the last frame means it keeps coming: slow down.
             sustained = now - self._last_frame < 2 * BUSY_FRAME_INTERVAL
             self._frame_interval = BUSY_FRAME_INTERVAL if sustained else FRAME_INTERVAL
-            self._draw()
+            self._render()
+        elif frame_due or self._backlog:
+            # This turn emulates, a later one draws: the ptys are read in
+            # between, so a turn costs one of the two, never both.
+            self._emulate_shown()
+        self._emulation_left = EMULATION_PER_TURN  # the loop goes round: read first
 
     # -- the session's commands (view/keymap.py names them)
 
@@ -306,16 +327,46 @@ class LiveView:
         self.view.paused = self.session.paused
         self.view.chrome_dirty = True
 
+    def _catch_up(self, screen: PaneScreen, share: float | None = None) -> bool:
+        """Emulate what `screen` has queued, within `share` seconds and what is
+        left of this turn's emulation time; True if its live screen changed."""
+        seconds = self._emulation_left if share is None else min(share, self._emulation_left)
+        if seconds <= 0:
+            return False
+        started = self.session.clock()
+        changed = screen.catch_up(seconds=seconds)
+        self._emulation_left -= self.session.clock() - started
+        return changed
+
     def _draw(self) -> None:
+        self._emulate_shown()
+        self._render()
+
+    def _emulate_shown(self) -> None:
         # While paused the view is frozen: what arrives is recorded, shown on `c`.
-        for index in self.view.arrangement():
-            pane = self.view.panes[index]
-            if self.session.paused:
-                if index not in self._frozen:  # cycled in while paused
+        if self.session.paused:
+            # Paused: the screens on view show everything up to the pause marker
+            # (caught up once, at the pause); one cycled in catches up when shown.
+            for index in self.view.arrangement():
+                if index not in self._frozen:
                     self._catch_up_frozen(index)
-            elif pane.screen.catch_up():
+        shown = [] if self.session.paused else self.view.arrangement()
+        # Each pane gets its share of the turn's emulation time, so a flood
+        # never starves the others; the smallest backlogs go first, and what
+        # they leave over goes to the bigger ones.
+        waiting = sorted((self.view.panes[i] for i in shown if self.view.panes[i].screen.pending),
+                         key=lambda pane: pane.screen.pending)
+        for count, pane in enumerate(waiting):
+            if self._catch_up(pane.screen, self._emulation_left / (len(waiting) - count)):
                 pane.dirty = True
+        self._emulated = True
+        self._backlog = any(self.view.panes[index].screen.pending for index in shown)
+
+    def _render(self) -> None:
         self.terminal.draw(self.view.frame())
         self.view.chrome_dirty = False
         self._last_frame = self.session.clock()
-        self._dirty = False
+        self._emulated = False
+        # A backlog left queued is drawn in the next frames (while paused, on `c`).
+        shown = [] if self.session.paused else self.view.arrangement()
+        self._dirty = any(self.view.panes[index].screen.pending for index in shown)

@@ -30,6 +30,10 @@ from autotrace.view.search import (
 # The smallest terminal the view draws into; below it a message asks for more.
 MIN_COLS, MIN_ROWS = 40, 8
 
+# A pane resized by the layout (zoom, a terminal resize) catches up at its
+# old size for at most this long: a flooding pane's backlog must not freeze
+# the view; what is left is emulated at the new size.
+RESIZE_CATCH_UP = 0.02
 HELP_NOTE = ("While paused, the kernel may drop packets a stopped tcpdump "
              "cannot read in time.")
 
@@ -206,7 +210,7 @@ class MultiPaneView:
         for i, (c, r) in self.pane_sizes().items():
             if not self.fixed_screens and (self.panes[i].screen.cols,
                                            self.panes[i].screen.rows) != (c, r):
-                self.panes[i].screen.resize(c, r)
+                self.panes[i].screen.resize(c, r, seconds=RESIZE_CATCH_UP)
             self.panes[i].dirty = True
         self.chrome_dirty = True
 

@@ -3,9 +3,10 @@
 pyte does the terminal emulation; this module adds what a debug recorder
 needs on top (DESIGN.md, Speed and Security):
 
-- a queue: `feed` only appends, so reading a pty never waits on emulation;
-  `catch_up` processes the backlog when the view wants to draw, and may
-  skip old line-oriented backlog that would scroll out of sight anyway;
+- a queue (backlog.py): `feed` only appends, so reading a pty never waits
+  on emulation; `catch_up` processes the backlog when the view wants to
+  draw, within a time limit if asked, and may skip old line-oriented
+  backlog that would scroll out of sight anyway;
 - scrollback capped at `history` lines, each stamped with the time it was
   first printed, for time-synced scrolling across panes;
 - the alternate screen (modes 47/1047/1049), so `top` or `less` leave the
@@ -25,6 +26,7 @@ import itertools
 import operator
 import re
 import sys
+import time
 import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -37,15 +39,11 @@ from pyte import control as ctrl
 from pyte.screens import Char, Margins, StaticDefaultDict, wcwidth
 
 from autotrace.sanitise import printable
+from autotrace.view.backlog import Backlog, Chunk, Cursor
 
 ALT_SCREEN_MODES = frozenset({47, 1047, 1049})
 _DECCOLM = 3  # 80/132 column switch: would resize the pane behind the pty's back
 
-# Older backlog made of plain lines (and colour or erase-line sequences) can
-# be skipped; anything else might move the cursor or change modes.
-_UNSKIPPABLE = re.compile(r"\x1b(?!\[[0-9;]*[mK])")
-_SGR = re.compile(r"\x1b\[[0-9;]*m")
-_SGR_RESET = re.compile(r"\x1b\[0*[;m]")  # an SGR whose first parameter resets everything
 _DEVICE_QUERY = re.compile(r"\x1b\[[0-9;?>]*[cn]")
 _CONTROL_STRING_END = re.compile(r"\x1b\\|[\x9c\x18\x1a]")  # ST, or CAN/SUB abort
 
@@ -54,13 +52,15 @@ _ACTED_INSIDE_SEQUENCE = dict.fromkeys(map(ord, "\a\b\t\n\v\f\r"))
 
 _UNFINISHED_KEPT = 4096  # chars of an unfinished escape sequence a snapshot keeps
 
-# Work units: one plain character. Measured here: a line costs about as much
-# as 100 characters, an escape sequence 200; 50_000 units take ~5 ms.
-_COST_PER_LINE = 100
-_COST_PER_ESCAPE = 200
-_WORK_PER_CATCH_UP = 50_000
-
 _DEFAULT_MAX_PENDING = 8 * 1024 * 1024  # chars; a backlog beyond this is dropped
+
+# With a time limit, text is emulated in pieces this long, the clock read
+# after each: the slowest input measured here (wide characters, tabs, line
+# feeds alone without skipping) takes 1-4 ms per piece on a busy machine.
+_TIMED_PIECE = 256
+_TIMED_LINES = 16  # or this many lines, if fewer chars
+_FINISH_LINE_MAX = 4096  # chars looked at for the end of a line split by a read
+_PLAIN_PIECE = 16384  # printable ASCII draws in whole runs: even wrapping, a few ms
 
 
 class Cell(NamedTuple):
@@ -152,7 +152,11 @@ def _compact(line: _Line) -> Kept:
     A tuple costs a sixth of pyte's dict per line, and cannot change."""
     if not line:
         return ()
-    chars = list(map(line.__getitem__, range(max(line) + 1)))
+    # From the written cells only: asking pyte's line for each column would
+    # call its __missing__ for every blank (most of a flood's cost).
+    chars = [line.default] * (max(line) + 1)
+    for x, char in line.items():
+        chars[x] = char
     while chars and chars[-1] == _BLANK_CHAR:
         chars.pop()
     return tuple(chars)
@@ -288,12 +292,11 @@ class _Emulator(pyte.Screen):
             self._stamp()
 
     def _plain_drawing(self) -> bool:
-        return (
-            modes.DECAWM in self.mode
-            and modes.IRM not in self.mode
-            and self.charset == 0
-            and self.g0_charset is charsets.LAT1_MAP
-        )
+        return modes.IRM not in self.mode and self.plain_charset()
+
+    def plain_charset(self) -> bool:
+        """Characters are drawn as they come (no DEC graphics or other set)."""
+        return self.charset == 0 and self.g0_charset is charsets.LAT1_MAP
 
     def _draw_ascii(self, data: str) -> None:
         # pyte's draw costs a wcwidth and a namedtuple per character; printable
@@ -301,9 +304,20 @@ class _Emulator(pyte.Screen):
         cursor = self.cursor
         glyph = self._glyphs_for(cursor.attrs).__getitem__
         columns = self.columns
+        wrap = modes.DECAWM in self.mode
         pos, end = 0, len(data)
         while pos < end:
             if cursor.x >= columns:
+                if not wrap:
+                    # Without autowrap each further character overwrites the
+                    # last column (pyte steps back one and draws): only the
+                    # run's last one stays. A 5 MB line costs one cell.
+                    line = self.buffer[cursor.y]
+                    if line.t is None:
+                        line.t = self.now
+                    line[columns - 1] = glyph(data[end - 1])
+                    cursor.x = columns
+                    break
                 self.carriage_return()
                 self.linefeed()
             line = self.buffer[cursor.y]
@@ -496,6 +510,12 @@ class _Stream(pyte.Stream):
                     carriage_return()
                     linefeed()
                     offset += 2
+                elif data[offset] == "\n":  # LF alone (stty -onlcr, raw output)
+                    linefeed()
+                    offset += 1
+                elif data[offset] == "\r":  # CR alone (progress bars)
+                    carriage_return()
+                    offset += 1
                 else:
                     taking_plain_text = False
             else:
@@ -541,27 +561,19 @@ class _Stream(pyte.Stream):
 # ------------------------------------------------------------ the pane model
 
 
-def _affordable(text: str) -> int:
-    """How many of the last chars of `text` emulate within the work budget.
-
-    Emulation costs per character, more per line and far more per escape
-    sequence; this prices the whole backlog at its average mix."""
-    cost = (
-        len(text)
-        + _COST_PER_LINE * text.count("\n")
-        + _COST_PER_ESCAPE * text.count("\x1b")
-    )
-    return int(_WORK_PER_CATCH_UP * len(text) / max(1, cost))
-
-
-def _start_of_last_lines(text: str, count: int) -> int:
-    """Offset of the newline before the last `count` lines; -1 if there are fewer."""
-    position = len(text)
-    for _ in range(count):
-        position = text.rfind("\n", 0, position)
-        if position < 0:
-            return -1
-    return position
+def _timed_piece(text: str) -> int:
+    """How much of `text` to emulate before looking at the clock again."""
+    head = text[:_PLAIN_PIECE]
+    if head.isascii() and head.isprintable():
+        return len(head)
+    # A line feed at the bottom scrolls the screen into history: lines are
+    # what costs most (~50 us each on a busy machine), so they are counted too.
+    end = 0
+    for _ in range(_TIMED_LINES):
+        end = text.find("\n", end, _TIMED_PIECE) + 1
+        if end == 0:
+            return _TIMED_PIECE
+    return end
 
 
 @dataclass(frozen=True)
@@ -573,8 +585,18 @@ class _Snapshot:
     state: dict[str, object]
     history_lines: tuple[Kept, ...]
     history_times: tuple[float, ...]
-    queue: tuple[tuple[float, str], ...]
+    queue: tuple[Chunk, ...]
     unfinished: str
+
+
+def _start_of_last_lines(text: str, count: int) -> int:
+    """Offset of the newline before the last `count` lines; -1 if there are fewer."""
+    position = len(text)
+    for _ in range(count):
+        position = text.rfind("\n", 0, position)
+        if position < 0:
+            return -1
+    return position
 
 
 def _copy_buffer(buffer: dict[int, _Line]) -> dict[int, _Line]:
@@ -612,8 +634,7 @@ class PaneScreen:
     ) -> None:
         self._emulator = _Emulator(max(1, cols), max(1, rows), history, reply)
         self._stream = _Stream(self._emulator)
-        self._queue: deque[tuple[float, str]] = deque()
-        self.pending = 0  # chars queued
+        self._queue = Backlog()
         self.max_pending = max_pending
         self.skipped = 0  # chars of backlog never emulated (flood guard)
         self.wants_reply = False  # a device query is queued: catch up soon
@@ -670,53 +691,78 @@ class PaneScreen:
         """Queue `text` printed at time `t`; cheap, never emulates."""
         if not text:
             return
-        self._queue.append((t, text))
-        self.pending += len(text)
+        self._queue.append(t, text)
         if self._emulator.reply is not None and "\x1b[" in text and _DEVICE_QUERY.search(text):
             self.wants_reply = True
-        while self.pending > self.max_pending and len(self._queue) > 1:
-            _, dropped = self._queue.popleft()
-            self.pending -= len(dropped)
-            self.skipped += len(dropped)
+        while self._queue.pending > self.max_pending and len(self._queue) > 1:
+            self.skipped += len(self._queue.popleft().text)
             self._lost = True
 
+    @property
+    def pending(self) -> int:
+        """Chars queued, not emulated yet."""
+        return self._queue.pending
+
     def catch_up(
-        self, budget: int | None = None, *, skip: bool = True, limit: int | None = None
+        self,
+        budget: int | None = None,
+        *,
+        skip: bool = True,
+        limit: int | None = None,
+        seconds: float | None = None,
     ) -> bool:
         """Emulate the queued text; True if what the live screen shows changed.
 
         With `skip`, backlog older than the last `budget` chars is skipped
         when that cannot change what ends up on the screen: only plain
-        lines, colours and erase-line, followed by at least a screenful of
-        lines. Scrollback then has a marked gap (the recording has it all).
-        The default budget is what emulates in a few milliseconds, so a
-        flooding pane costs bounded CPU per frame. `skip=False` emulates
-        everything. `limit` caps the chars emulated in this call; the rest
-        stays queued.
+        lines (CR LF or LF alone), colours and erase-line, followed by at
+        least a screenful of lines. Scrollback then has a marked gap (the
+        recording has it all). The default budget is what emulates in a few
+        milliseconds. `skip=False` emulates everything. `limit` caps the
+        chars emulated in this call, `seconds` the time spent emulating
+        (the clock is read every 256 chars or 16 lines, so whatever a pane
+        printed, a call costs about that much); the rest stays queued for
+        the next call.
         """
         emulator = self._emulator
         if not self._queue:
             return False
+        deadline = None if seconds is None else time.perf_counter() + seconds
         before = (emulator.cursor.x, emulator.cursor.y, emulator.in_alt, emulator.title)
         emulator.dirty.clear()
         if self._lost:
             self._recover_from_overflow()
         if skip:
+            if not self._stream.at_ground and limit is None:
+                self._finish_line()
             self._skip_backlog(budget)
         remaining = sys.maxsize if limit is None else max(1, limit)
         while self._queue and remaining > 0:
-            t, text = self._queue.popleft()
-            if len(text) > remaining:
-                self._queue.appendleft((t, text[remaining:]))
-                text = text[:remaining]
+            chunk = self._queue.popleft()
+            t, text = chunk.t, chunk.text
+            take = remaining if deadline is None else min(remaining, _timed_piece(text))
+            if len(text) > take:
+                self._queue.push_front(t, text[take:])
+                text = text[:take]
             remaining -= len(text)
-            self.pending -= len(text)
             emulator.now = t
             self._stream.feed(text)
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
         if not self._queue:
             self.wants_reply = False
         after = (emulator.cursor.x, emulator.cursor.y, emulator.in_alt, emulator.title)
         return bool(emulator.dirty) or before != after
+
+    def _finish_line(self) -> None:
+        """Emulate up to the end of the first queued line: a read that ended
+        inside an escape sequence must not keep the flood guard off."""
+        head = next(iter(self._queue))
+        end = head.text.find("\n", 0, _FINISH_LINE_MAX) + 1
+        if end > 0:
+            self._queue.drop(end)
+            self._emulator.now = head.t
+            self._stream.feed(head.text[:end])
 
     def _skip_backlog(self, budget: int | None) -> None:
         if self.pending <= self.rows or not self._stream.at_ground:
@@ -724,53 +770,25 @@ class PaneScreen:
         emulator = self._emulator
         if emulator.in_control_string or emulator.margins is not None:
             return
-        text = "".join(chunk for _, chunk in self._queue)
-        cut = self._skip_point(text, len(text) - (_affordable(text) if budget is None else budget))
-        if cut <= 0:
+        cursor = Cursor(
+            column=emulator.cursor.x,
+            columns=self.cols,
+            rows=self.rows,
+            wrap=modes.DECAWM in emulator.mode,
+            newline_mode=modes.LNM in emulator.mode,
+            plain_charset=emulator.plain_charset(),
+        )
+        keep = self._queue.affordable() if budget is None else budget
+        skip = self._queue.skip_point(keep, cursor)
+        if skip is None:
             return
-        skipped = text[:cut]
-        self._drop_queued(cut)
-        self.skipped += cut
-        # Colours set in the skipped part still apply to what follows; only
-        # those since the last reset matter.
-        colours = _SGR.findall(skipped)
-        resets = [i for i, sgr in enumerate(colours) if _SGR_RESET.match(sgr)]
-        if colours:
-            self._stream.feed("".join(colours[resets[-1] if resets else 0 :]))
-        self._mark_gap(f"{skipped.count(chr(10))} lines")
-
-    def _skip_point(self, text: str, wanted: int) -> int:
-        """Where skipping may end: just after a CR LF at or before `wanted`; 0 for nowhere.
-
-        Skipping is exact for what ends up on screen when the skipped part
-        (at least a screenful of lines) and the screenful of lines after it
-        are plain lines: either way the cursor ends on a fresh bottom line
-        and those following lines scroll everything older away.
-        """
-        wanted = min(wanted, _start_of_last_lines(text, self.rows))
-        if wanted <= 0:
-            return 0
-        cut = text.rfind("\r\n", 0, wanted) + 2
-        if cut < 2 or text.count("\n", 0, cut) < self.rows:
-            return 0
-        end = cut
-        for _ in range(self.rows):
-            end = text.find("\n", end) + 1
-            if end == 0:
-                return 0
-        if _UNSKIPPABLE.search(text, 0, end):
-            return 0
-        return cut
-
-    def _drop_queued(self, count: int) -> None:
-        while count > 0:
-            t, chunk = self._queue.popleft()
-            if len(chunk) > count:
-                self._queue.appendleft((t, chunk[count:]))
-                self.pending -= count
-                return
-            count -= len(chunk)
-            self.pending -= len(chunk)
+        self._queue.drop(skip.count)
+        self.skipped += skip.count
+        # Colours set in the skipped part still apply to what follows.
+        if skip.colours:
+            self._stream.feed(skip.colours)
+        self._mark_gap(f"{skip.lines} lines")
+        emulator.cursor.x = skip.column
 
     def _mark_gap(self, what: str) -> None:
         """Stand in for skipped text: a marker line in history, and the
@@ -796,10 +814,9 @@ class PaneScreen:
         self._stream = _Stream(self._emulator)
         self._emulator.in_control_string = False
         if self._queue:
-            _, chunk = self._queue[0]
-            newline = chunk.find("\n")
+            newline = next(iter(self._queue)).text.find("\n")
             if newline >= 0:
-                self._drop_queued(newline + 1)
+                self._queue.drop(newline + 1)
                 self.skipped += newline + 1
         self._mark_gap("some output")
 
@@ -807,16 +824,19 @@ class PaneScreen:
         """Emulate the queue, skipping (as the flood guard does) only backlog
         older than its last `lines` lines: a rebuilt screen holds that much
         history, where `catch_up` keeps what emulates in a few milliseconds."""
-        text = "".join(chunk for _, chunk in self._queue)
+        text = "".join(chunk.text for chunk in self._queue)
         start = _start_of_last_lines(text, lines)
         if start < 0:
             self.catch_up(skip=False)
         else:
             self.catch_up(budget=len(text) - start)
 
-    def resize(self, cols: int, rows: int) -> None:
-        """Catch up with text printed for the old size, then resize."""
-        self.catch_up()
+    def resize(self, cols: int, rows: int, *, seconds: float | None = None) -> None:
+        """Catch up with text printed for the old size, then resize.
+
+        With `seconds`, catch up at most that long: what is still queued
+        then is emulated at the new size, as by a terminal lagging behind."""
+        self.catch_up(seconds=seconds)
         self._emulator.resize(max(1, rows), max(1, cols))
 
     def lines_scroll_through(self) -> bool:
@@ -1099,8 +1119,7 @@ class PaneScreen:
         emulator.history_times.clear()
         emulator.history_times.extend(snap.history_times)
         emulator.dirty.update(range(emulator.lines))
-        self._queue = deque(snap.queue)
-        self.pending = sum(len(text) for _, text in self._queue)
+        self._queue = Backlog(snap.queue)  # chunks never change: sharing them is safe
         self._lost = False
         self._stream = _Stream(emulator)
         if snap.unfinished:
