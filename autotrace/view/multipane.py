@@ -140,7 +140,8 @@ class MultiPaneView:
                 pane.screen.resize(*size)
                 pane.dirty = True
         elif event.kind == MARKER and event.data.startswith("user:"):
-            self.message = f"marker: {event.data[5:]}"
+            # Live, the user just added it; in a replay, playing reached it.
+            self.message = f"marker{'' if self.replay else ' added'}: {event.data[5:]}"
             self.chrome_dirty = True
 
     def feed(self, index: int, text: str, t: float) -> None:
