@@ -46,7 +46,7 @@ def test_replay_of_a_hand_written_v3_file(tmux, tmp_path: Path) -> None:
         '[0.2, "o", "two\\r\\n"]\n'
         '[1.3, "o", "three at two seconds\\r\\n"]\n')
     tmux.start([*AUTOTRACE, "replay", "--paused", str(cast)], cwd=REPO)
-    tmux.wait_for(r"PAUSED\s+00:00 / 00:02", timeout=30)  # 0.2 + 0.3 + 0.2 + 1.3 s
+    tmux.wait_for(r"PAUSED\s+00:00.0 / 00:02.0", timeout=30)  # 0.2 + 0.3 + 0.2 + 1.3 s
     tmux.type("G")
     screen = tmux.wait_for(r"three at two seconds", timeout=20)
     assert "one" in screen and "two" in screen and "demo-v3" in screen

@@ -42,7 +42,7 @@ def recording(tmp_path: Path) -> Recording:
     tracer.output(1.0, "open()\r\n")
     writer.marker(2.0, "user:before-gap")
     tracer.output(3.0, "read()\r\n")
-    main.resize(20.0, 100, 30)
+    main.resize(20.0, "100x30")
     main.output(21.0, "bye\r\n")
     writer.marker(22.0, "end")
     writer.close(22.0)
