@@ -68,9 +68,9 @@ def oracle_at(directory: Path, times: list[float]) -> dict[float, list[tuple]]:
         event = next(events, None)
         for t in sorted(times):
             while event is not None and event.t <= t:
-                if event.code == "o":
+                if event.kind == "o":
                     screen.feed(event.data, event.t)
-                elif event.code == "r":
+                elif event.kind == "r":
                     screen.resize(*(int(n) for n in event.data.split("x")))
                 event = next(events, None)
             screen.catch_up(skip=False)

@@ -48,7 +48,7 @@ def append_lines(path: Path, *lines: str) -> None:
 
 
 def events(directory: Path, index: int) -> list[tuple[float, str, str]]:
-    return [(e.t, e.code, e.data) for e in Recording.open(directory).events(index)]
+    return [(e.t, e.kind, e.data) for e in Recording.open(directory).events(index)]
 
 
 # ---------------------------------------------------------------- writer and reader

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotrace.events import Event
 from autotrace.format.asciicast import KNOWN_CODES, CastEvent, read_events, read_header
 from autotrace.format.errors import RecordingError
 from autotrace.format.manifest import manifest_for_cast, read_manifest
@@ -63,5 +64,8 @@ class Recording:
     def pane_path(self, index: int) -> Path:
         return self.directory / self.panes[index]["file"]
 
-    def events(self, index: int, codes: tuple[str, ...] = KNOWN_CODES) -> Iterator[CastEvent]:
-        return read_cast(self.pane_path(index), codes)
+    def events(self, index: int, codes: tuple[str, ...] = KNOWN_CODES) -> Iterator[Event]:
+        """One pane's recorded events as the session's own event type, so a
+        recording is a source like a live pane (DESIGN.md, One stream)."""
+        for event in read_cast(self.pane_path(index), codes):
+            yield Event(event.t, index, event.code, event.data)

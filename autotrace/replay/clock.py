@@ -25,11 +25,7 @@ def merge_events(recording: Recording, codes: tuple[str, ...] = ("o", "r", "m")
                  ) -> Iterator[Event]:
     """Every pane's events as one time-ordered stream. Events at the same
     time keep pane order, then file order."""
-    def pane_events(index: int) -> Iterator[Event]:
-        for event in recording.events(index, codes):
-            yield Event(event.t, index, event.code, event.data)
-
-    return heapq.merge(*(pane_events(i) for i in range(len(recording.panes))),
+    return heapq.merge(*(recording.events(i, codes) for i in range(len(recording.panes))),
                        key=lambda event: event.t)
 
 
