@@ -25,8 +25,6 @@ import re
 import unicodedata
 from typing import Callable
 
-from pyte.screens import wcwidth  # the width the screen model gives a character
-
 PLACEHOLDER = "\ufffd"  # shown for characters that cannot be shown at all
 
 NAME_LIMIT = 120  # characters of one word (a path, a name) in a message
@@ -44,6 +42,10 @@ def shown_as(ch: str) -> str | None:
         return PLACEHOLDER  # lone surrogates cannot even be encoded for output
     if category in ("Cf", "Zl", "Zp"):
         return None  # bidi and format controls could reorder the user's terminal
+    # The width the screen model (pyte) gives a character; imported here so
+    # that a command printing plain ASCII messages never loads it.
+    from wcwidth import wcwidth
+
     width = wcwidth(ch)
     if width > 0 or (width == 0 and unicodedata.combining(ch)):
         return ch

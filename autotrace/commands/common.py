@@ -11,12 +11,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from autotrace.errors import UserError
 from autotrace.format.files import RecordingFolder
-from autotrace.format.recording import (
-    RecordingError,
-)
-from autotrace.live.presets import PresetError
-from autotrace.live.target import TargetError
 from autotrace.sanitise import message, spelled_out
 
 # Where an internal error's traceback goes: the recording being written, if any.
@@ -72,7 +68,7 @@ def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Name
         signal.signal(signum, _exit_on_signal)
     try:
         return command(options)
-    except (RecordingError, PresetError, TargetError) as err:
+    except UserError as err:
         say(str(err))
         return 1
     except UsageError as err:

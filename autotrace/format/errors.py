@@ -12,12 +12,14 @@ import json
 import math
 from typing import Any
 
+from autotrace.errors import UserError
+
 # No recording lasts longer, and no clock reads later (the year 2286): a time
 # beyond this is damage, and would overflow whatever is computed from it.
 MAX_SECONDS = 1e10
 
 
-class RecordingError(Exception):
+class RecordingError(UserError):
     """A recording that cannot be read or written; the message is for the user."""
 
 

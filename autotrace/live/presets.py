@@ -20,14 +20,10 @@ from pathlib import Path
 
 import psutil
 
+from autotrace.errors import UserError
 from autotrace.live.hints import CAPTURE_HINT, PTRACE_HINT
 from autotrace.live.probes import PROBE_NAMES, is_probe
 from autotrace.live.procs import PTRACE_TOOLS, SHELL_WORDS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on older Pythons only
-    import tomli as tomllib
 
 PTRACE = "ptrace"
 CAPTURE = "capture"
@@ -42,7 +38,7 @@ PRESETS_FILE = "presets.toml"
 PRESET_KEYS = ("description", "tracers")
 
 
-class PresetError(Exception):
+class PresetError(UserError):
     """A preset that does not exist or a presets file that cannot be used; one line."""
 
 
@@ -234,6 +230,11 @@ def load_user_presets(path: Path | None = None) -> dict[str, Preset]:
         description = "what it is for"
         tracers = ["strace -e trace=%network -p PID", "@net"]
     """
+    # Imported here: most runs have no presets file, and start-up time counts.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on older Pythons only
+        import tomli as tomllib
     path = config_path() if path is None else path
     try:
         with open(path, "rb") as f:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from autotrace.errors import UserError
 from autotrace.sanitise import message
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ STOPPED_STATES = frozenset({psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP})
 GONE_STATES = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
 
 
-class TargetError(Exception):
+class TargetError(UserError):
     """Nothing suitable to attach to, or no way to ask; the message is one line."""
 
 
