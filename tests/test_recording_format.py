@@ -329,3 +329,20 @@ def run_in_pty(argv: list[str], timeout: float = 30) -> tuple[int, str]:
     finally:
         proc.close(force=True)
     return proc.exitstatus, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_long_output_is_written_in_lines_every_reader_accepts(tmp_path) -> None:
+    # A drain of a flooding pty can be a megabyte of control characters (six
+    # bytes of JSON each): the writer cuts it, at the same time, so our own
+    # recordings never hold a line over the readers' limit.
+    from autotrace.format.limits import MAX_LINE_BYTES
+
+    writer, (main, _) = new_writer(tmp_path)
+    flood = "\x01" * (1 << 20)
+    main.output(0.5, flood)
+    writer.close(1.0)
+    lines = (tmp_path / "pane-0.cast").read_bytes().split(b"\n")
+    assert max(len(line) for line in lines) <= MAX_LINE_BYTES
+    written = events(tmp_path, 0)
+    assert "".join(data for _, _, data in written) == flood
+    assert {t for t, _, _ in written} == {0.5} and len(written) > 1

@@ -31,6 +31,7 @@ from autotrace.format.files import (
     UnsafeFolder,
     invoking_user_ids,
 )
+from autotrace.format.limits import MAX_EVENT_TEXT
 from autotrace.format.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -225,8 +226,10 @@ class PaneWriter:
         return self._last_t
 
     def output(self, t: float, text: str) -> None:
-        if text:
-            self._event(t, "o", text)
+        # A long output (a drain of a flooding pty) goes in pieces at the same
+        # time: players join them, and no line is over what readers accept.
+        for start in range(0, len(text), MAX_EVENT_TEXT):
+            self._event(t, "o", text[start:start + MAX_EVENT_TEXT])
 
     def resize(self, t: float, size: str) -> None:
         self._event(t, "r", size)  # COLSxROWS
