@@ -8,7 +8,6 @@ import pytest
 from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
 from autotrace.view.multipane import MultiPaneView
-from autotrace.view.screen import PaneScreen
 
 
 def view_with(panes: int, cols: int = 120, rows: int = 40, **kw) -> MultiPaneView:

@@ -13,6 +13,7 @@ enough to rebuild a screen with the match on its bottom line.
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Callable, NamedTuple
@@ -28,6 +29,13 @@ from autotrace.view.search import RecordedHit
 # this many bytes (what a replay's seek re-reads at most), and no more
 # events than it takes to hold a screen's history of lines.
 TAIL_BYTES = 1 << 20
+# A rebuilt screen holds at most this much history: context around the match
+# (n and N go on through the recording itself), rebuilt in a few tens of ms.
+REBUILT_HISTORY = 1000
+# A slice of the search: about what the view's search of memory takes, so
+# keys are answered at once; the clock is read every CHECK_EVERY lines.
+SLICE_SECONDS = 0.01
+CHECK_EVERY = 256
 
 
 def shown_text(text: str) -> str:
@@ -51,7 +59,7 @@ class PaneTextSearch:
                  size: tuple[int, int], history: int, total_bytes: int = 0):
         self._events, self.pattern = events, pattern
         self.backwards, self.bound, self._held = backwards, bound, held
-        self._size, self._history = size, history
+        self._size, self._history = size, min(history, REBUILT_HISTORY)
         self._total = max(1, total_bytes)
         self._read = 0
         self._lines = PositionedLines()
@@ -67,11 +75,16 @@ class PaneTextSearch:
         self.failed = ""  # why the recording could not be read
 
     def step(self, budget: int) -> bool:
-        """Look at about `budget` lines; True when the search is over."""
-        while budget > 0:
-            if not self._pending and not self._next_event():
-                return self._finish()
-            lines, self._pending = self._pending[:budget], self._pending[budget:]
+        """Look at about `budget` lines, for at most SLICE_SECONDS (coloured
+        output is parsed, which is slower); True when the search is over."""
+        deadline = time.perf_counter() + SLICE_SECONDS
+        while budget > 0 and time.perf_counter() < deadline:
+            if not self._pending:
+                if not self._next_event():
+                    return self._finish()
+                budget -= 1  # an event without a line (a progress bar's CR) costs too
+            take = min(budget, CHECK_EVERY)
+            lines, self._pending = self._pending[:take], self._pending[take:]
             budget -= len(lines)
             for text, cut in lines:
                 if self._look_at(text, cut):
