@@ -273,6 +273,14 @@ def test_live_search_after_the_session_ended_finds_old_lines_at_once(tmp_path):
         assert "ENDED" in screen
         coloured = tmux.tmux("capture-pane", "-p", "-e", "-t", tmux.session)
         assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mnumber 1234", coloured), coloured
+        # A line memory holds is found there, and only there: the recording's
+        # copy of it is not shown again.
+        tmux.send("G")
+        search_for(tmux, "^number 2999$")
+        screen = tmux.wait_for(r"/\^number 2999\$: pane 0 at \d+\.\d s\s")
+        assert "(from the recording)" not in screen
+        tmux.send("n")
+        tmux.wait_for(r"/\^number 2999\$: no earlier match in any pane", timeout=30)
         tmux.send("q")
         assert tmux.exit_status() == 0
     finally:
