@@ -17,7 +17,7 @@ ALLOWED = {
     "live": {"base", "format", "live"},
     "replay": {"base", "format", "view", "replay", "export"},
     "export": {"base", "format", "view", "export"},
-    "term": {"base", "format", "view", "live", "replay", "term"},
+    "term": {"base", "format", "view", "live", "replay", "export", "term"},
     "commands": {"base", "format", "view", "live", "replay", "export", "term", "commands"},
     "cli": {"base", "commands", "cli"},
 }

@@ -225,6 +225,68 @@ def test_live_search_finds_other_panes_and_the_start_through_the_recording(tmp_p
         tmux.kill()
 
 
+def search_for(tmux: Tmux, text: str) -> None:
+    tmux.send("/")
+    tmux.type(text)
+    tmux.send("Enter")
+
+
+def test_live_search_reaches_the_middle_of_a_long_session_through_the_recording(tmp_path):
+    # 3000 numbered lines, 50 kept in memory: line 1500 is older than the
+    # 16 x 50 lines the view used to rebuild and not in the first screens.
+    tmux = Tmux(cols=120, rows=40)
+    try:
+        tmux.start([*AUTOTRACE, "-l", str(tmp_path / "rec"), "--history", "50",
+                    "seq -f 'number %g' 1 3000", "sleep 0.2; echo tracer line; sleep 60"],
+                   cwd=REPO)
+        tmux.wait_for("number 3000")
+        tmux.wait_for("tracer line")
+        search_for(tmux, "^number 1500$")  # `/` pauses: the session goes on unseen
+        screen = tmux.wait_for(r"/\^number 1500\$: pane 0 at \d+\.\d s \(from the recording\)",
+                               timeout=30)
+        assert re.search(r"(?m)^number 1500\s*(│|$)", screen), screen
+        coloured = tmux.tmux("capture-pane", "-p", "-e", "-t", tmux.session)
+        assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mnumber 1500", coloured), coloured
+        search_for(tmux, "^number 1[05]00$")
+        tmux.wait_for(r"/\^number 1\[05\]00\$: pane 0 at \d+\.\d s \(from the recording\)")
+        tmux.send("n")  # older: 1000, also only in the recording
+        screen = tmux.wait_for(r"(?m)^number 1000\s*(│|$)")
+        assert "(from the recording)" in screen and "number 1500" not in screen
+        tmux.send("N")  # newer again: back to 1500
+        tmux.wait_for(r"(?m)^number 1500\s*(│|$)")
+        tmux.send("q")
+        tmux.exit_status()
+    finally:
+        tmux.kill()
+
+
+def test_live_search_after_the_session_ended_finds_old_lines_at_once(tmp_path):
+    tmux = Tmux(cols=120, rows=40)
+    try:
+        tmux.start([*AUTOTRACE, "-l", str(tmp_path / "rec"), "--history", "50",
+                    "seq -f 'number %g' 1 3000"], cwd=REPO)
+        tmux.wait_for("ENDED", timeout=30)
+        search_for(tmux, "^number 1234$")
+        screen = tmux.wait_for(r"/\^number 1234\$: pane 0 at \d+\.\d s \(from the recording\)",
+                               timeout=30)
+        assert re.search(r"(?m)^number 1234\s*$", screen), screen
+        assert "ENDED" in screen
+        coloured = tmux.tmux("capture-pane", "-p", "-e", "-t", tmux.session)
+        assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mnumber 1234", coloured), coloured
+        # A line memory holds is found there, and only there: the recording's
+        # copy of it is not shown again.
+        tmux.send("G")
+        search_for(tmux, "^number 2999$")
+        screen = tmux.wait_for(r"/\^number 2999\$: pane 0 at \d+\.\d s\s")
+        assert "(from the recording)" not in screen
+        tmux.send("n")
+        tmux.wait_for(r"/\^number 2999\$: no earlier match in any pane", timeout=30)
+        tmux.send("q")
+        assert tmux.exit_status() == 0
+    finally:
+        tmux.kill()
+
+
 def test_replay_search_visits_every_pane_and_highlights(tmp_path):
     recording = write_two_rates(tmp_path / "rec")
     tmux = Tmux(cols=120, rows=40)

@@ -149,3 +149,14 @@ def test_cat_keeps_tabs(tmp_path) -> None:
     assert result.returncode == 0
     timeline = run_autotrace(["cat", rec.directory]).stdout
     assert "Pid:\t42" in timeline
+
+
+def test_positioned_lines_say_where_a_screen_shows_each_line_last() -> None:
+    from autotrace.export.text import PositionedLines
+
+    lines = PositionedLines()
+    assert lines.feed("a\r\nb\r\nc") == [("a", 3), ("b", 6)]
+    data = "d\r\n\x1b[31mred\x1b[0m\r\nx\x1b[2Jy\n"
+    # `x` is ended by the clear: a screen cut after it would no longer show it.
+    assert lines.feed(data) == [("cd", 3), ("red", 17), ("x", 18), ("y", len(data))]
+    assert data[18:].startswith("\x1b[2J")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from autotrace.export.search import PaneTextSearch
+from autotrace.format.asciicast import CastEvent
 from autotrace.view.multipane import MultiPaneView
-from autotrace.view.screen import PaneScreen
 
 
 def view_with(panes: int, cols: int = 120, rows: int = 40, **kw) -> MultiPaneView:
@@ -310,28 +311,92 @@ def test_a_long_search_runs_in_slices_with_progress_and_esc_cancels() -> None:
     assert run(view, "nowhere") > 10
 
 
-def test_search_goes_on_into_the_recording_past_what_memory_holds() -> None:
-    lines = ["first needle"] + [f"line {n}" for n in range(400)]
-    recorded = "".join(f"{line}\r\n" for line in lines)
+def recorded_view(lines: list[str], per_event: int = 1000, history: int = 20,
+                  panes: int = 1) -> tuple[MultiPaneView, list[CastEvent]]:
+    """A paused view whose pane 0 printed `lines`, `per_event` to a recorded
+    event at 1 s, 2 s, ...; memory keeps `history` lines. Its recorded text
+    is searched by the real scanner over those events (the live view hands
+    it the pane file's)."""
+    events = [CastEvent(1.0 + k, "o", "".join(f"{line}\r\n" for line in lines[i:i + per_event]))
+              for k, i in enumerate(range(0, len(lines), per_event))]
+    opened: list[int] = []
 
-    def archive(index: int, depth: int | None) -> PaneScreen:
-        # What the live view rebuilds from the pane file: the same output with
-        # `depth` lines of history, or (None) its first 50 lines.
-        screen = PaneScreen(80, 20, depth or 50)
-        screen.feed(recorded if depth else "".join(f"{line}\r\n" for line in lines[:50]), 0.5)
-        screen.catch_up(skip=False)
-        return screen
+    def recorded(index: int, pattern, backwards: bool, bound, held) -> PaneTextSearch:
+        opened.append(index)
+        screen = view.panes[index].screen
+        return PaneTextSearch(iter(events if index == 0 else []), pattern, backwards, bound,
+                              held, (screen.cols, screen.rows), view.history)
 
-    view = MultiPaneView(80, 44, history=20, archive=archive)
-    view.add_pane(0, "main", 80, 20)
+    view = MultiPaneView(120, 44, history=history, recorded=recorded)
+    for index in range(panes):
+        view.add_pane(index, f"pane {index}", 80, 20)
     view.relayout()
-    view.feed(0, recorded, 0.5)
-    view.panes[0].screen.catch_up()
-    assert view.panes[0].truncated()
+    for event in events:
+        view.feed(0, event.data, event.t)
+    for pane in view.panes:
+        pane.screen.catch_up()
     view.paused = True
+    return view, events
+
+
+def go(view: MultiPaneView, key: str) -> None:
+    view.handle_key(key)
+    while view.search_job is not None:
+        view.search_step()
+
+
+def highlighted_rows(view: MultiPaneView) -> list[str]:
+    return [str(line) for line in view.frame() if "\x1b[7m" in str(line)]
+
+
+def test_search_goes_on_into_the_recording_past_what_memory_holds() -> None:
+    # 3000 lines, memory holds the last 40: line 1500 is neither there nor
+    # in the session's first screens; only the recording has it.
+    view, _ = recorded_view([f"line {n}" for n in range(3000)])
+    assert view.panes[0].truncated()
+    steps = run(view, "^line 1500$")
+    assert steps > 1, "the recording is read in slices, a step a turn"
+    assert view.message == "/^line 1500$: pane 0 at 2.0 s (from the recording)"
+    title, rows = content_rows(view, 0)
+    assert "line 1500" in rows and "from the recording" in title
+    assert any("line 1500" in row for row in highlighted_rows(view))
+    view.handle_key("G")  # back to what memory holds
+    assert "line 2999" in content_rows(view, 0)[1]
+
+
+def test_n_and_N_cross_between_memory_and_the_recording_each_match_once() -> None:
+    needles = {100, 1500, 2900, 2990}  # 2990 is in memory; 2900 was printed with it
+    lines = [f"line {n}{' needle' if n in needles else ''}" for n in range(3000)]
+    view, _ = recorded_view(lines)
+    seen = []
     run(view, "needle")
-    assert view.message == "/needle: pane 0 at 0.5 s  (from the recording)"
-    assert "first needle" in content_rows(view, 0)[1]
+    seen.append(view.message)
+    for _ in range(4):
+        go(view, "n")
+        seen.append(view.message)
+    assert seen == ["/needle: pane 0 at 3.0 s",
+                    "/needle: pane 0 at 3.0 s (from the recording)",
+                    "/needle: pane 0 at 2.0 s (from the recording)",
+                    "/needle: pane 0 at 1.0 s (from the recording)",
+                    "/needle: no earlier match in any pane"]
+    assert "line 100 needle" in content_rows(view, 0)[1]
+    later = []
+    for _ in range(3):
+        go(view, "N")
+        later.append(next(row for row in highlighted_rows(view) if "needle" in row))
+    # Forward again: 1500, then 2900 from the recording, then 2990 in memory.
+    assert ["1500" in later[0], "2900" in later[1], "2990" in later[2]] == [True] * 3, later
+    assert view.panes[0].archives == [] and view.message == "/needle: pane 0 at 3.0 s"
+
+
+def test_a_pane_whose_memory_holds_everything_is_not_read_from_the_recording() -> None:
+    view, _ = recorded_view([f"line {n}" for n in range(3000)], panes=2)
+    view.feed(1, "short\r\n", 1.0)
+    view.panes[1].screen.catch_up()
+    view.focus = 1
+    run(view, "^line 7$")  # pane 1 (all in memory) first, then pane 0's recording
+    assert view.message == "/^line 7$: pane 0 at 1.0 s (from the recording)"
+    assert view.focus == 0
 
 
 def test_a_match_in_a_hidden_pane_brings_it_on_screen() -> None:

@@ -7,6 +7,7 @@ friends), so what is left is exactly the text a pane printed.
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, TextIO
 
@@ -76,6 +77,69 @@ class TextLines:
 
     @property
     def unfinished(self) -> str:
+        return "".join(self._collector.current)
+
+
+# Where a screen fed the output must stop to show a line: after a line
+# feed, or before an escape sequence (a clear may be what ended the line).
+_CUT = re.compile(r"\n|\x1b")
+
+
+class PositionedLines:
+    """Output fed an event at a time, turned into `cat`'s lines, each with
+    the offset in its event's data where a screen fed that output shows it
+    last: after the line feed that ended it, or before the sequence (a
+    clear) that did. A rebuilt screen is cut there (export/search.py)."""
+
+    def __init__(self) -> None:
+        self._collector = _LineCollector()
+        self._stream = pyte.Stream(self._collector)  # type: ignore[arg-type]
+
+    def feed(self, data: str) -> list[tuple[str, int]]:
+        """(line, cut) for every line `data` finished."""
+        if self._stream._taking_plain_text and plain_lines(data):
+            return self._plain(data)
+        done: list[tuple[str, int]] = []
+        start = 0
+        for match in _CUT.finditer(data):
+            end = match.end() if match.group() == "\n" else match.start()
+            if end > start:
+                self._piece(data[start:end], end, done)
+                start = end
+        if start < len(data):
+            self._piece(data[start:], len(data), done)
+        return done
+
+    def _piece(self, piece: str, end: int, done: list[tuple[str, int]]) -> None:
+        self._stream.feed(piece)
+        finished = self._collector.done
+        if finished:
+            # Only the piece's own line feed ends a line after the piece; one
+            # ended before it (by a clear at the piece's start) shows before it.
+            by_feed = 1 if piece.endswith("\n") else 0
+            start = end - len(piece)
+            done.extend((line.rstrip("\r"), start) for line in finished[:len(finished) - by_feed])
+            if by_feed:
+                done.append((finished[-1].rstrip("\r"), end))
+            self._collector.done = []
+
+    def _plain(self, data: str) -> list[tuple[str, int]]:
+        # Between sequences, plain lines are their own text: no parsing needed.
+        *lines, rest = data.split("\r\n")
+        done, end = [], 0
+        for line in lines:
+            end += len(line) + 2
+            done.append((line, end))
+        if done:
+            done[0] = (self.unfinished + done[0][0], done[0][1])
+            self._collector.current = []
+        if rest:
+            self._collector.current.append(rest)
+        return done
+
+    @property
+    def unfinished(self) -> str:
+        """The text of the line begun and not ended yet."""
         return "".join(self._collector.current)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Iterator
+from typing import Callable
 
 import psutil
 
 from autotrace.events import OUTPUT, STATE, Event
+from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
+from autotrace.format.reader import read_cast
 from autotrace.format.recording import RecordingError
 from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
@@ -75,6 +79,7 @@ class LiveView:
         self._recording_label = recording_label
         self.view.reply = self._reply
         self.view.archive = self._archive
+        self.view.recorded = self._recorded
         self._last_frame = -1.0
         self._frame_interval = FRAME_INTERVAL
         self._last_hidden_catch_up = 0.0
@@ -300,6 +305,20 @@ class LiveView:
         if depth is not None:
             screen.catch_up_keeping(depth + screen.rows)
         return _caught_up(screen)
+
+    def _recorded(self, index: int, pattern: re.Pattern[str], backwards: bool,
+                  bound: int | None, held: Callable[[float, str], bool]) -> PaneTextSearch:
+        """The pane's recorded text, searched a slice at a time past what the
+        view holds; its file is read as it is written (a torn last line is
+        ignored), so a search sees what the session recorded up to then."""
+        path = self.session.recording.directory / f"pane-{index}.cast"
+        shown = self.view.panes[index].screen
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        return PaneTextSearch(read_cast(path, codes=(OUTPUT,)), pattern, backwards, bound, held,
+                              (shown.cols, shown.rows), self.view.history, size)
 
     def _reply(self, index: int, text: str) -> None:
         self.session.reply(index, text)

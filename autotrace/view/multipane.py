@@ -21,8 +21,12 @@ from autotrace.view.layout import Rect
 from autotrace.view.screen import PaneScreen, SearchHit
 from autotrace.view.search import (
     SEARCH_SLICE,
+    RecordedHit,
+    RecordedScan,
+    RecordedSource,
     ScreenSearch,
     SearchJob,
+    held_in,
     match_spans,
     pane_order,
 )
@@ -52,6 +56,9 @@ class PaneState:
     # deeper copy of the screen (same bottom line), or the session's start.
     archives: list[PaneScreen] = field(default_factory=list)
     at_start: bool = False  # archives[0] shows the session's start
+    # archives[0] was rebuilt around a search's match in the recording: its
+    # recorded line, where n and N go on from.
+    recorded_line: int | None = None
     # Drawn rows by their cells: output that scrolls moves rows, it rarely
     # changes them, so most rows of a new frame are already drawn.
     line_cache: dict[tuple[Any, ...], tuple[list[Any], FmtStr]] = field(default_factory=dict)
@@ -59,6 +66,12 @@ class PaneState:
     @property
     def shown(self) -> PaneScreen:
         return self.archives[-1] if self.archives else self.screen
+
+    def drop_archives(self) -> None:
+        """Back to the screen memory holds."""
+        self.archives.clear()
+        self.at_start = False
+        self.recorded_line = None
 
     def truncated(self) -> bool:
         """Lines fell off the top of what is shown: the recording has more."""
@@ -87,6 +100,8 @@ class MultiPaneView:
     # lines of history (None: the session's start instead of its end); None if
     # the recording cannot give it.
     archive: Callable[[int, int | None], PaneScreen | None] | None = None
+    # A pane's recorded text for the search past what memory holds (view/search.py).
+    recorded: RecordedSource | None = None
     panes: list[PaneState] = field(default_factory=list)
     zoom: int | None = None
     offset: int = 0
@@ -324,8 +339,7 @@ class MultiPaneView:
 
     def _do_bottom(self, key: str) -> None:
         pane = self.panes[self.focus]
-        pane.archives.clear()
-        pane.at_start = False
+        pane.drop_archives()
         self.scroll_to(self.focus, 0)
 
     def _page(self) -> int:
@@ -372,9 +386,8 @@ class MultiPaneView:
         pane = self.panes[index]
         if scroll > self.max_scroll(pane):
             self._load_deeper(pane)
-        elif scroll < 0 and pane.at_start:
-            pane.archives.clear()  # down past the start's stretch: back to the kept tail
-            pane.at_start = False
+        elif scroll < 0 and (pane.at_start or pane.recorded_line is not None):
+            pane.drop_archives()  # down past a stretch of the recording: back to the kept tail
             scroll = self.max_scroll(pane)
         pane.scroll = max(0, min(scroll, self.max_scroll(pane)))
         pane.dirty = True
@@ -390,8 +403,7 @@ class MultiPaneView:
         for other in self.panes:
             if other is pane:
                 continue
-            other.archives.clear()  # time-sync follows within what memory holds
-            other.at_start = False
+            other.drop_archives()  # time-sync follows within what memory holds
             other.dirty = True
             back = None if moment is None else other.screen.last_printed_by(moment)
             if moment is None:
@@ -418,8 +430,9 @@ class MultiPaneView:
 
     def _load_deeper(self, pane: PaneState) -> None:
         """Scrolled past the top of memory: rebuild with more history from the recording."""
-        if self.archive is None or pane.at_start or not pane.truncated():
-            return
+        if self.archive is None or pane.at_start or pane.recorded_line is not None \
+                or not pane.truncated():
+            return  # (a stretch around a match ends where the match is: nothing deeper)
         deeper = self.archive(pane.index, pane.shown.max_scroll + self.history)
         if deeper is not None and deeper.max_scroll > pane.shown.max_scroll:
             pane.archives = [deeper]
@@ -434,8 +447,7 @@ class MultiPaneView:
     def back_to_live(self) -> None:
         for pane in self.panes:
             pane.scroll, pane.highlight = 0, None
-            pane.archives.clear()
-            pane.at_start = False
+            pane.drop_archives()
             pane.dirty = True
 
     # ------------------------------------------------------------ search
@@ -454,22 +466,43 @@ class MultiPaneView:
         self._all_dirty()
         if self.panes:
             focused = self.panes[self.focus]
-            self._start_search(backwards=True, line=self.bottom_line(focused), col=None)
+            # Showing a stretch of the recording: from its matching line, included.
+            recorded = None if focused.recorded_line is None else focused.recorded_line + 1
+            self._start_search(True, self.bottom_line(focused), None, recorded)
 
     def search_next(self, backwards: bool) -> None:
         pane = self.panes[self.focus]
         hit = pane.highlight
-        if hit is None:
+        if pane.recorded_line is not None:
+            self._start_search(backwards, 0, None, pane.recorded_line)
+        elif hit is None:
             self._start_search(backwards, self.bottom_line(pane), None)
         else:
             self._start_search(backwards, hit.line, hit.col_start)
 
-    def _start_search(self, backwards: bool, line: int, col: int | None) -> None:
+    def _start_search(self, backwards: bool, line: int, col: int | None,
+                      recorded: int | None = None) -> None:
         assert self.search is not None
         self.search_job = ScreenSearch(
             self.search, pane_order(len(self.panes), self.focus, backwards), line, col,
-            backwards, lambda index: self.panes[index].shown, self._deeper_for_search)
+            backwards, self._memory_of, self._recorded_scan, from_recorded=recorded)
         self.search_step()
+
+    def _memory_of(self, index: int) -> PaneScreen:
+        """What a search reads as the pane's memory: what it shows, unless that
+        is a stretch of the recording around a match (the recording's part)."""
+        pane = self.panes[index]
+        return pane.screen if pane.recorded_line is not None else pane.shown
+
+    def _recorded_scan(self, index: int, backwards: bool,
+                       bound: int | None) -> RecordedScan | None:
+        """The pane's recorded text, when memory does not hold it all."""
+        pane = self.panes[index]
+        memory = self._memory_of(index)
+        if self.recorded is None or self.search is None or pane.at_start \
+                or (bound is None and not memory.lost):
+            return None
+        return self.recorded(index, self.search, backwards, bound, held_in(memory))
 
     def search_step(self, budget: int = SEARCH_SLICE) -> None:
         """One slice of the search under way; the loop calls this once a turn."""
@@ -488,21 +521,42 @@ class MultiPaneView:
         if job.found is None:
             self.message = f"/{job.pattern.pattern}: no {which} match in any pane"
             return
-        index, hit = job.found
+        index, found = job.found
         pane = self.panes[index]
         if index != self.focus:
             self.show_pane(index)
         for other in self.panes:
             other.highlight = None
+        if isinstance(found, RecordedHit):
+            self._show_recorded(pane, job.pattern, found)
+            return
+        if pane.recorded_line is not None:
+            pane.drop_archives()  # the match is in memory: the search read pane.screen
+        self._show_hit(pane, found)
+        where = " (from the recording)" if pane.archives else ""
+        self.message = (f"/{job.pattern.pattern}: pane {index} at "
+                        f"{pane.shown.time_back(found.line):.1f} s{where}")
+
+    def _show_hit(self, pane: PaneState, hit: SearchHit) -> None:
         pane.highlight = hit
         count, anchor = self._window(pane)
         bottom = self.bottom_line(pane)
         if not bottom <= hit.line < bottom + count:
             bottom = max(0, hit.line - count // 2)  # centred
-        self.scroll_to(index, max(0, bottom - anchor))
-        where = "  (from the recording)" if pane.archives else ""
-        self.message = (f"/{job.pattern.pattern}: pane {index} at "
-                        f"{pane.shown.time_back(hit.line):.1f} s{where}")
+        self.scroll_to(pane.index, max(0, bottom - anchor))
+
+    def _show_recorded(self, pane: PaneState, pattern: re.Pattern[str], found: RecordedHit) -> None:
+        """A match in the recording: the pane shows the screen rebuilt around
+        it, the match highlighted on it (the bottom-most one: the line itself)."""
+        pane.drop_archives()
+        pane.archives, pane.recorded_line = [found.screen], found.number
+        hit = found.screen.search(pattern, 0)
+        if hit is not None:
+            self._show_hit(pane, hit)
+        else:  # the match spans rows (a wrapped line): the line is shown, unmarked
+            self.scroll_to(pane.index, 0)
+        self.message = (f"/{pattern.pattern}: pane {pane.index} at {found.t:.1f} s"
+                        " (from the recording)")
 
     def show_pane(self, index: int) -> None:
         """Focus a pane, bringing it on screen if it is not: a zoom follows it,
@@ -517,25 +571,6 @@ class MultiPaneView:
         self.focus = index
         self.relayout()
         self._all_dirty()
-
-    def _deeper_for_search(self, index: int, held: int) -> int | None:
-        """The search went past what the pane holds: swap in a screen rebuilt
-        from the recording with more history (and at last, the session's
-        start); returns the line the search goes on from there."""
-        pane = self.panes[index]
-        if self.archive is None or pane.at_start or not pane.shown.lost:
-            return None
-        depth = 4 * pane.shown.max_scroll + self.history
-        if depth <= 16 * self.history:  # memory stays bounded; then the session's start
-            deeper = self.archive(index, depth)
-            if deeper is not None and deeper.total_lines > held:
-                pane.archives = [deeper]
-                return held
-        first = self.archive(index, None)
-        if first is None:
-            return None
-        pane.archives, pane.at_start = [first], True
-        return 0  # its own bottom line: a stretch the search has not seen
 
     # ------------------------------------------------------------ drawing
 

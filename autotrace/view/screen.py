@@ -933,6 +933,14 @@ class PaneScreen:
             times.append(last)
         return times
 
+    def print_times(self) -> list[float]:
+        """When each line held was printed, oldest first (history, then screen)."""
+        return self._times()
+
+    def text_of(self, index: int) -> str:
+        """The text of line `index` held (0 = the oldest), as a search sees it."""
+        return self._line_text(self._line_at(index))
+
     def line_time(self, scroll: int) -> float:
         """When the top line shown at `scroll` was printed."""
         scroll = max(0, min(scroll, self.max_scroll))
