@@ -33,6 +33,11 @@ _MOVES = re.compile(r"\x1b(?!\[[0-9;]*[mK])")
 # feeds that the count would miss. (Looked for with `in`, one character at a
 # time: a regex character class scans a backlog a hundred times slower.)
 _MOVES_IN_SKIPPED = "\b\t\v\f\x0e\x0f"
+# Of those, what still matters when the skipped part ends with CR LF: the
+# column is 0 then whatever BS and TAB did before (tcpdump -XX indents its
+# hex rows with a TAB), but VT and FF still feed lines and SO/SI still
+# switch character sets.
+_MATTERS_AFTER_CRLF = "\v\f\x0e\x0f"
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 _SGR_RESET = re.compile(r"\x1b\[0*[;m]")  # an SGR whose first parameter resets everything
 _SGR_OR_EL = re.compile(r"\x1b\[[0-9;]*[mK]")
@@ -83,6 +88,7 @@ class _Facts:
     escapes: int
     moves: bool  # an escape sequence that may move the cursor or change modes
     plain: bool  # nothing moves the cursor but drawing, CR and LF (may be skipped)
+    plain_before_crlf: bool  # may be skipped if the skip ends with CR LF (BS, TAB allowed)
     last_cr: int  # offset of the last CR in carried + text, -1 for none
     drawn: int | None  # one-column characters drawn after the last CR; None: not all ASCII
     after_cr: str  # the text after the last CR, when `drawn` is None
@@ -99,7 +105,8 @@ class _Facts:
             body = body[:-len(open_tail)]
         escapes = body.count("\x1b")
         moves = bool(escapes) and _MOVES.search(body) is not None
-        plain = not moves and not any(control in body for control in _MOVES_IN_SKIPPED)
+        plain_before_crlf = not moves and not any(c in body for c in _MATTERS_AFTER_CRLF)
+        plain = plain_before_crlf and "\b" not in body and "\t" not in body
         last_cr = body.rfind("\r")
         drawn = _ascii_columns(body[last_cr + 1:]) if plain else None
         colours = _SGR.findall(body) if escapes else []
@@ -109,6 +116,7 @@ class _Facts:
             escapes=escapes,
             moves=moves,
             plain=plain,
+            plain_before_crlf=plain_before_crlf,
             last_cr=last_cr,
             drawn=drawn,
             after_cr=body[last_cr + 1:] if plain and drawn is None else "",
@@ -155,6 +163,20 @@ class Skip:
     colours: str  # their SGR sequences still in effect after them
 
 
+# Reads at least this long get their facts when queued (see Backlog.append).
+_LOOK_NOW = 4096
+
+
+def open_tail_of(chunk: Chunk) -> str:
+    """The unfinished escape sequence a chunk ends with: a regex on its end
+    only, without working out all its facts."""
+    if chunk._facts is not None:
+        return chunk._facts.open_tail
+    body = chunk.carried + chunk.text if chunk.carried else chunk.text
+    tail = _OPEN_ESCAPE.search(body, max(0, len(body) - _OPEN_ESCAPE_MAX))
+    return tail.group() if tail else ""
+
+
 class Backlog:
     """A queue of Chunks, with the count of chars it holds."""
 
@@ -172,9 +194,12 @@ class Backlog:
         return iter(self._chunks)
 
     def append(self, t: float, text: str) -> None:
-        carried = self._chunks[-1].facts.open_tail if self._chunks else ""
+        carried = open_tail_of(self._chunks[-1]) if self._chunks else ""
         chunk = Chunk(t, text, carried)
-        chunk.facts  # noqa: B018  # looked at now, while reading, a read's worth at a time
+        if len(text) >= _LOOK_NOW:
+            # A big read is looked at now, while reading, a read's worth at a
+            # time; small ones (a replay's events) when a skip is weighed.
+            chunk.facts  # noqa: B018
         self._chunks.append(chunk)
         self.pending += len(text)
 
@@ -229,14 +254,15 @@ class Backlog:
         pieces = [chunk.facts for chunk in chunks[:index]]
         pieces.append(_Facts.of(head.text[:offset], head.carried)
                       if offset < len(head.text) else head.facts)
-        if not all(piece.plain for piece in pieces):
+        ends_crlf = head.text[max(0, offset - 2):offset] == "\r\n" if offset >= 2 else False
+        if not all(piece.plain or (ends_crlf and piece.plain_before_crlf) for piece in pieces):
             return None
         lines = sum(piece.newlines for piece in pieces)
         if lines < cursor.rows:
             return None
         if not self._lines_after_stay_put(chunks, index, offset, cursor.rows):
             return None
-        column = self._column_after(pieces, cursor)
+        column = 0 if ends_crlf else self._column_after(pieces, cursor)
         if column is None:
             return None
         colours: tuple[str, ...] = ()
