@@ -32,7 +32,7 @@ HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
 # the recorded times, must never wait longer (issue 8: a flooding pane held
 # the others' reads up to 70 s). What is left queued is emulated in the
 # next turns; the view lags, the recording does not.
-EMULATION_PER_TURN = 0.01
+EMULATION_PER_TURN = 0.005
 # While a shown pane has a backlog, it is emulated on every turn, not only
 # for frames, with at least this long for reading (and sleeping) in between:
 # at most half the time goes to emulation.
