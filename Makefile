@@ -12,9 +12,15 @@ DEMO_CMD ?= $(BIN)/autotrace replay --speed 0.1 recordings/dns-lookup
 
 .PHONY: demo test tools lint bench clean
 
+# The demo needs autotrace and its runtime dependencies only: no test tools
+# to wait for before it plays. The tests add their extras (pytest, ruff, mypy).
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(BIN)/.test-installed: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
@@ -26,10 +32,10 @@ demo: $(BIN)/.installed
 tools:
 	bash .ci/install-tools
 
-test: tools $(BIN)/.installed
+test: tools $(BIN)/.test-installed
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.test-installed
 	$(BIN)/ruff check autotrace tests benchmarks examples
 	$(BIN)/mypy autotrace
 
