@@ -128,9 +128,12 @@ def test_recorded_times_agree_with_the_wall_clock(tmux, tmp_path):
         for printed in re.findall(r"at (\d+\.\d+)", data):
             lags.append(started + t - float(printed))
     assert len(lags) >= 30
-    # Recorded after printed, never before; the quickest read is within 5 ms.
+    # Recorded after printed, never before (the bug made every time ~160 ms
+    # early); and no constant lateness either: the quickest of 40 reads is
+    # within a millisecond here, 50 ms leaves room for a machine busy with
+    # other test runs.
     assert min(lags) > -0.005, lags
-    assert min(lags) < 0.005, lags
+    assert min(lags) < 0.05, lags
 
 
 def _panes_area(screen: str) -> list[str]:

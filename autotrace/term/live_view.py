@@ -37,6 +37,10 @@ EMULATION_PER_TURN = 0.005
 # for frames, with at least this long for reading (and sleeping) in between:
 # at most half the time goes to emulation.
 BACKLOG_PAUSE = 0.01
+# Only a backlog this large is worked on between frames: a few lines a
+# second wait for the next frame (a tenth of a second), as they did before
+# there were floods to keep up with; waking up for each cost CPU for nothing.
+BACKLOG_BIG = 16 * 1024
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[CastEvent]:
@@ -138,8 +142,8 @@ class LiveView:
     def on_event(self, event: Event) -> None:
         self.view.apply(event)
         if event.kind == OUTPUT:
-            self._backlog = True
             screen = self.view.panes[event.pane].screen
+            self._backlog = self._backlog or screen.pending > BACKLOG_BIG
             if screen.wants_reply:
                 self._catch_up(screen)  # a program waiting for its answer must not wait a frame
         elif event.kind == STATE:
@@ -379,7 +383,8 @@ class LiveView:
             if self._catch_up(pane.screen, self._emulation_left / (len(waiting) - count)):
                 pane.dirty = True
         self._emulated = True
-        self._backlog = any(self.view.panes[index].screen.pending for index in shown)
+        self._backlog = any(self.view.panes[index].screen.pending > BACKLOG_BIG
+                            for index in shown)
 
     def _render(self) -> None:
         self.terminal.draw(self.view.frame())
