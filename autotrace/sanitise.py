@@ -25,6 +25,9 @@ import re
 import unicodedata
 from typing import Callable
 
+# The width the screen model (pyte) gives a character: pyte's is wcwidth's.
+from wcwidth import wcwidth
+
 PLACEHOLDER = "\ufffd"  # shown for characters that cannot be shown at all
 
 NAME_LIMIT = 120  # characters of one word (a path, a name) in a message
@@ -42,10 +45,6 @@ def shown_as(ch: str) -> str | None:
         return PLACEHOLDER  # lone surrogates cannot even be encoded for output
     if category in ("Cf", "Zl", "Zp"):
         return None  # bidi and format controls could reorder the user's terminal
-    # The width the screen model (pyte) gives a character; imported here so
-    # that a command printing plain ASCII messages never loads it.
-    from wcwidth import wcwidth
-
     width = wcwidth(ch)
     if width > 0 or (width == 0 and unicodedata.combining(ch)):
         return ch

@@ -244,10 +244,10 @@ def terminate(pgids: Iterable[int], grace: float,
 
 # What the session's loop reads from one pane per turn: a pane that floods is
 # read again on the next turn, after the other panes (recording 1 MiB at
-# once, on a busy machine, held their reads up by 100 ms). Not much less: a
-# turn also gives the view up to EMULATION_PER_TURN, and 64 KiB a turn held
-# `seq 1 3000000` with the view on to a third of its speed.
-READ_PER_TURN = 1 << 18
+# once, on a busy machine, held their reads up by 100 ms; 256 KiB, up to
+# 180 ms with the view drawing). The price: `seq 1 3000000` with the view on
+# runs at a third of its speed (benchmarks/bench_view.py, seq).
+READ_PER_TURN = 1 << 16
 
 
 def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
