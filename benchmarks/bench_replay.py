@@ -41,7 +41,7 @@ from typing import Any
 
 from common import BenchError, Settings, Table, Target, alternate, fmt, median, ratio, require_tool
 
-from autotrace.format.recording import Recording
+from autotrace.format.reader import Recording
 from autotrace.replay.player import Player
 from autotrace.view.multipane import MultiPaneView
 

@@ -32,7 +32,7 @@ from common import (
 )
 from peers import asciinema_argv, script_argv
 
-from autotrace.format.recording import Recording, read_cast
+from autotrace.format.reader import Recording, read_cast
 
 NAME = "throughput"
 WALL_TARGET = 1.3  # autotrace wall / script wall

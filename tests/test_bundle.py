@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from autotrace.export.bundle import PercentProgress, pack
+from autotrace.format.asciicast import CastEvent
 from autotrace.format.bundle import BundleLimits, open_bundle
-from autotrace.format.recording import CastEvent, Recording, RecordingError
+from autotrace.format.errors import RecordingError
+from autotrace.format.reader import Recording
 from autotrace.format.redact import MASK, Redactor, StreamRedactor, write_redacted_cast
 
 SECRET = "hunter2"

@@ -23,14 +23,9 @@ from pathlib import Path
 import pytest
 
 from autotrace.format.bundle import BundleLimits, open_bundle
+from autotrace.format.errors import RecordingError
 from autotrace.format.limits import MAX_LINE_BYTES
-from autotrace.format.recording import (
-    PaneRecord,
-    RecordingError,
-    RecordingWriter,
-    SessionRecord,
-    prepare_directory,
-)
+from autotrace.format.recording import PaneRecord, RecordingWriter, SessionRecord, prepare_directory
 from tests.conftest import AUTOTRACE, REPO, assert_one_line_error, autotrace_env, wait_for
 
 MiB = 1024 * 1024

@@ -20,13 +20,8 @@ from pathlib import Path
 import pytest
 
 from autotrace.format.bundle import open_bundle
-from autotrace.format.recording import (
-    PaneRecord,
-    RecordingError,
-    RecordingWriter,
-    SessionRecord,
-    prepare_directory,
-)
+from autotrace.format.errors import RecordingError
+from autotrace.format.recording import PaneRecord, RecordingWriter, SessionRecord, prepare_directory
 
 Entry = tuple[tarfile.TarInfo, bytes]
 

@@ -17,13 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import trace
 
-from autotrace.format.recording import (
-    PaneRecord,
-    Recording,
-    RecordingError,
-    RecordingWriter,
-    SessionRecord,
-)
+from autotrace.format.errors import RecordingError
+from autotrace.format.reader import Recording
+from autotrace.format.recording import PaneRecord, RecordingWriter, SessionRecord
 from autotrace.replay.player import LOOKBACK_MAX, SNAPSHOT_EVERY, IdleMap, Player
 from autotrace.view.multipane import MultiPaneView
 from autotrace.view.screen import PaneScreen

@@ -20,13 +20,8 @@ from pathlib import Path
 import pytest
 
 from autotrace.commands import common
-from autotrace.format.recording import (
-    PaneRecord,
-    RecordingError,
-    RecordingWriter,
-    SessionRecord,
-    prepare_directory,
-)
+from autotrace.format.errors import RecordingError
+from autotrace.format.recording import PaneRecord, RecordingWriter, SessionRecord, prepare_directory
 from tests.conftest import assert_one_line_error, autotrace_env, run_autotrace, wait_for
 
 NOBODY = 65534

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from ptyprocess import PtyProcess
 
+from autotrace.format.errors import RecordingError
+from autotrace.format.manifest import FORMAT_VERSION
+from autotrace.format.reader import Recording
 from autotrace.format.recording import (
-    FORMAT_VERSION,
     PaneRecord,
-    Recording,
-    RecordingError,
     RecordingWriter,
     SessionRecord,
     default_directory,

@@ -23,8 +23,8 @@ import pytest
 from conftest import REPO, RecordingFiles, assert_one_line_error, autotrace_env, run_autotrace
 
 from autotrace.export.visible import StillVisible, VisibleCheck
+from autotrace.format.asciicast import CastEvent
 from autotrace.format.names import program_name
-from autotrace.format.recording import CastEvent
 from autotrace.format.redact import (
     HEADER_KEYS,
     MANIFEST_KEYS,

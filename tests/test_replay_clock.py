@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from autotrace.events import Event
-from autotrace.format.recording import PaneRecord, Recording, RecordingWriter, SessionRecord
+from autotrace.format.reader import Recording
+from autotrace.format.recording import PaneRecord, RecordingWriter, SessionRecord
 from autotrace.replay.clock import (
     EventFeed,
     Marker,

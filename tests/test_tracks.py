@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import trace
 
-from autotrace.format.recording import RecordingError
+from autotrace.format.errors import RecordingError
 from autotrace.format.tracks import SAMPLE_BYTES, PaneTrack
 
 HEADER = {"version": 2, "width": 50, "height": 10}

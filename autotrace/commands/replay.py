@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 from autotrace.commands.common import say
-from autotrace.format.recording import (
-    RecordingError,
-    default_root,
-)
+from autotrace.format.errors import RecordingError
+from autotrace.format.recording import default_root
 from autotrace.format.sources import open_recording
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 
 from autotrace.export.text import write_info, write_timeline
-from autotrace.format.recording import RecordingError
+from autotrace.format.errors import RecordingError
 from autotrace.format.sources import open_recording
 
 

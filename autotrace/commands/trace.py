@@ -17,9 +17,9 @@ from autotrace.commands.common import (
     to_stderr,
     to_stdout,
 )
+from autotrace.format.errors import RecordingError
 from autotrace.format.files import RecordingFolder
 from autotrace.format.recording import (
-    RecordingError,
     RecordingWriter,
     SessionRecord,
     default_directory,

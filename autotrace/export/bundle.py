@@ -16,13 +16,10 @@ from typing import IO, Any, Callable
 from autotrace.export.text import write_info
 from autotrace.export.visible import VisibleCheck
 from autotrace.format.bundle import LOG, resolve_recording
+from autotrace.format.errors import RecordingError
+from autotrace.format.manifest import MANIFEST
 from autotrace.format.opening import open_for_reading
-from autotrace.format.recording import (
-    MANIFEST,
-    Recording,
-    RecordingError,
-    read_cast_header,
-)
+from autotrace.format.reader import Recording, read_cast_header
 from autotrace.format.redact import Redactor, redact_manifest, write_redacted_cast
 
 SUMMARY = "SUMMARY.txt"

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, TextIO
 
 import pyte
 
-from autotrace.format.recording import Recording
+from autotrace.format.reader import Recording
 from autotrace.sanitise import printable
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from autotrace.events import pane_side
 from autotrace.export.text import TextLines, plain_lines
-from autotrace.format.recording import CastEvent, RecordingError
+from autotrace.format.asciicast import CastEvent
+from autotrace.format.errors import RecordingError
 from autotrace.format.redact import Redactor
 from autotrace.sanitise import printable
 from autotrace.view.screen import PaneScreen

@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from autotrace.format.errors import RecordingError
 from autotrace.format.limits import MAX_LINE_BYTES
-from autotrace.format.recording import (
-    MANIFEST,
-    RecordingError,
-)
+from autotrace.format.manifest import MANIFEST
 from autotrace.format.scratch import make_scratch
 from autotrace.sanitise import shorten, spelled_out
 

@@ -1,6 +1,5 @@
 """The recording on disk: the writer (format: docs/recording-format.md).
-Reading is in reader.py, manifest.py and asciicast.py; its names are
-re-exported here for the modules that import them from here.
+Reading is in reader.py, manifest.py and asciicast.py.
 
 The writer never buffers: each event is one write of one whole line, so a
 recording is readable up to the moment autotrace dies, whatever kills it, and
@@ -23,7 +22,7 @@ from typing import Any, Callable
 
 from autotrace import __version__
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
-from autotrace.format.asciicast import KNOWN_CODES, CastEvent, event_line
+from autotrace.format.asciicast import event_line
 from autotrace.format.errors import RecordingError
 from autotrace.format.files import (
     LineFile,
@@ -36,19 +35,8 @@ from autotrace.format.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
-    MANIFEST_TYPES,
-    PANE_TYPES,
-    read_manifest,
 )
 from autotrace.format.names import program_name
-from autotrace.format.reader import Recording, read_cast, read_cast_header
-
-__all__ = [  # the reading side's names, re-exported (see the docstring)
-    "KNOWN_CODES", "CastEvent", "RecordingError", "FORMAT_NAME", "FORMAT_VERSION",
-    "MANIFEST", "MANIFEST_TYPES", "PANE_TYPES", "read_manifest", "Recording",
-    "read_cast", "read_cast_header",
-]
-
 
 # ---------------------------------------------------------------- writing
 

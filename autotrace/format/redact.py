@@ -10,12 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from autotrace.format.recording import (
-    CastEvent,
-    RecordingError,
-    read_cast,
-    read_cast_header,
-)
+from autotrace.format.asciicast import CastEvent
+from autotrace.format.errors import RecordingError
+from autotrace.format.reader import read_cast, read_cast_header
 
 MASK = "«redacted»"
 NAME_MASK = "redacted"  # in file and folder names: plain ASCII, no quotes to trip a shell

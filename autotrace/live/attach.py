@@ -14,7 +14,7 @@ from typing import Callable
 
 import psutil
 
-from autotrace.format.recording import RecordingError
+from autotrace.format.errors import RecordingError
 from autotrace.live import target
 from autotrace.live.target import Action
 

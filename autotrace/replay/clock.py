@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Callable, NamedTuple
 
 from autotrace.events import MARKER, Event
-from autotrace.format.recording import Recording
+from autotrace.format.reader import Recording
 
 Clock = Callable[[], float]  # real seconds, monotonic
 

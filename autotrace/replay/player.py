@@ -24,7 +24,8 @@ from curtsies.formatstringarray import FSArray
 from autotrace.events import Event
 from autotrace.export.text import TimelineLine, describe_end, pane_lines
 from autotrace.format.asciicast import CastEvent
-from autotrace.format.recording import Recording, RecordingError
+from autotrace.format.errors import RecordingError
+from autotrace.format.reader import Recording
 from autotrace.format.tracks import PaneTrack
 from autotrace.replay.clock import Clock, Marker, ReplayClock
 from autotrace.view.multipane import Action, MultiPaneView

@@ -12,8 +12,8 @@ import psutil
 from autotrace.events import OUTPUT, STATE, Event
 from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
+from autotrace.format.errors import RecordingError
 from autotrace.format.reader import read_cast
-from autotrace.format.recording import RecordingError
 from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
 from autotrace.loop import Loop
