@@ -251,7 +251,7 @@ import json, sys, time
 from pathlib import Path
 start = time.perf_counter()
 from autotrace.replay.player import Player
-from autotrace.format.recording import Recording
+from autotrace.format.reader import Recording
 from autotrace.view.multipane import MultiPaneView
 imported = time.perf_counter()
 player = Player(Recording.open(Path(sys.argv[1])), MultiPaneView(COLS, ROWS))
