@@ -305,13 +305,36 @@ class PaneTrack:
 
     def rewind_bytes(self, number: int, lookback: int) -> int:
         """The number of an event at least `lookback` bytes of the file before
-        event `number` (at most a block more), or 0."""
+        event `number` (at most a line more), or 0."""
         block_number = self._block_of(number)
         if block_number < 0:
             return 0
-        wanted = self._offset[block_number] - lookback
+        wanted = self._offset_of(block_number, number) - lookback
+        if wanted <= self._offset[0]:
+            return 0
         earlier = bisect.bisect_right(self._offset, wanted) - 1
-        return self._first[max(0, min(earlier, block_number))]
+        if self._end[earlier] <= wanted:  # between blocks (a skipped stretch)
+            return self._first[earlier + 1] if earlier + 1 < len(self._first) else number
+        # The event whose line holds `wanted` starts at most a line before it.
+        data = self._read_block(earlier)
+        lines = data.count(b"\n", 0, wanted - self._offset[earlier])
+        return min(number, self._event_number(earlier, self._line[earlier] + lines))
+
+    def _offset_of(self, block_number: int, number: int) -> int:
+        """Where in the file event `number` (in block `block_number`) starts."""
+        skip = number - self._first[block_number]
+        if skip <= 0:
+            return self._offset[block_number]
+        data = self._read_block(block_number)
+        position = 0
+        while skip > 0:
+            end = data.find(b"\n", position)
+            if end < 0:
+                return self._end[block_number]
+            if not is_comment(data[position:end], self.cast):
+                skip -= 1
+            position = end + 1
+        return self._offset[block_number] + position
 
     def bytes_between(self, start: int, stop: int) -> int:
         """About how many bytes of the file events start..stop-1 take (to a block)."""
