@@ -320,6 +320,13 @@ class PaneTrack:
         lines = data.count(b"\n", 0, wanted - self._offset[earlier])
         return min(number, self._event_number(earlier, self._line[earlier] + lines))
 
+    def offset_of(self, number: int) -> int:
+        """Where in the file event `number` starts (the end, past the last)."""
+        if number >= self.event_count:
+            return self._end[-1] if self._end else self._header_end
+        block_number = self._block_of(number)
+        return self._offset_of(block_number, number) if block_number >= 0 else self._header_end
+
     def _offset_of(self, block_number: int, number: int) -> int:
         """Where in the file event `number` (in block `block_number`) starts."""
         skip = number - self._first[block_number]

@@ -195,6 +195,7 @@ class Player:
             snap = self._snapshot_before(target)
             if snap is not None and snap.t >= target - SNAPSHOT_EVERY * 3:
                 self._restore(snap)
+                self._rebuild_busy_panes(target)
             else:
                 self._rebuild_before(target)
         self._read_to(target)
@@ -235,6 +236,15 @@ class Player:
         for track, position in zip(self.tracks, snap.positions):
             track.seek_event(position)
         self.recorded_now = snap.t
+
+    def _rebuild_busy_panes(self, target: float) -> None:
+        """After a restore: a pane that printed more from its snapshot to
+        `target` than a rebuild reads is rebuilt instead (the same screen,
+        less to emulate)."""
+        for index, track in enumerate(self.tracks):
+            stop = track.count_until(target)
+            if track.offset_of(stop) - track.offset_of(track.position) > self.lookback_bytes:
+                self._rebuild_pane(index, target)
 
     def _rebuild_before(self, target: float) -> None:
         """Fresh screens for every pane, fed from a stretch of output before `target`."""
