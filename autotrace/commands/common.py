@@ -6,8 +6,6 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -91,6 +89,10 @@ def guarded(command: Callable[[argparse.Namespace], int], options: argparse.Name
 
 
 def _write_traceback() -> Path:
+    # Imported here: only an internal error needs them, and every start paid for them.
+    import tempfile
+    import traceback
+
     text = traceback.format_exc()
     if _log_folder is not None:
         # Made like every file of a recording (never through a planted link);
