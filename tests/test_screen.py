@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from wcwidth import wcswidth
 
+from autotrace.view.backlog import Backlog, Cursor
 from autotrace.view.screen import BLANK, Cell, PaneScreen, printable, row_text
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -706,6 +707,42 @@ def test_skipping_random_plain_output_is_exact(seed: int) -> None:
     full = flood(cols, rows, text, chunk, skip=False)
     assert skipped.rows_at() == full.rows_at()
     assert skipped.cursor == full.cursor
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_a_run_of_small_chunks_is_weighed_as_each_of_them_would_be(seed: int) -> None:
+    # A replay queues thousands of small events: the flood guard looks at a
+    # run of them as one text. What it may skip must be what looking at
+    # each chunk on its own gives, wherever the chunks are cut (inside
+    # escape sequences too).
+    import random
+
+    rng = random.Random(seed)
+    words = ["ab", "x" * 30, "漢", "\n", "\r\n", "\r", "\x1b[1;31m", "\x1b[0m", "\x1b[K",
+             "\t", "\b", "\x1b[2A", "\x0e"]
+    weights = [20, 3, 2, 10, 30, 3, 3, 3, 1, 1, 1, 1 if seed % 4 == 0 else 0,
+               1 if seed % 5 == 0 else 0]
+    text = "".join(rng.choices(words, weights, k=2000))
+    cuts = sorted(rng.sample(range(1, len(text)), 300))
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+
+    def backlog(look_at_each: bool) -> Backlog:
+        queue = Backlog()
+        for piece in pieces:
+            queue.append(0.0, piece)
+        if look_at_each:
+            for chunk in queue:
+                chunk.facts  # noqa: B018
+        return queue
+
+    merged, each = backlog(False), backlog(True)
+    assert not any(chunk.looked_at for chunk in merged)
+    for keep in (0, 40, 2000):
+        for cursor in (Cursor(0, 80, 24, True, False, True), Cursor(5, 7, 3, True, False, True),
+                       Cursor(3, 10, 4, False, False, True), Cursor(0, 20, 5, True, True, True)):
+            assert merged.skip_point(keep, cursor) == each.skip_point(keep, cursor)
+    # The budget is an estimate: escapes cut across chunks may count once more or less.
+    assert merged.affordable() == pytest.approx(each.affordable(), rel=0.01)
 
 
 @pytest.mark.parametrize("text", [
