@@ -273,14 +273,6 @@ class Player:
                 break
             lookback *= 4
         events, start_t = _from_last_clear(events)
-        if start_t is None:
-            # The index rewinds by whole blocks (64 KiB of the file): feed
-            # only the stretch asked for, so a seek emulates and queues
-            # what it needs, not up to two blocks per pane.
-            kept = _last_stretch(events, lookback, rows)
-            if kept < len(events):
-                first += kept
-                events = events[kept:]
         if first > 0 and start_t is None:
             start_t = track.time_of(first - 1)
         cols, rows = track.size_at(start_t or 0.0)
@@ -439,21 +431,6 @@ def _enough_to_rebuild(events: list[CastEvent], rows: int) -> bool:
     depends on what came before."""
     text = "".join(event.data for event in events if event.code == "o")
     return text.count("\n") >= 2 * rows or _FULL_CLEAR.search(text) is not None
-
-
-def _last_stretch(events: list[CastEvent], lookback: int, rows: int) -> int:
-    """Where the shortest stretch of `events` to their end starts that holds
-    at least `lookback` chars of output and two screenfuls of lines (what
-    _enough_to_rebuild asks), or 0 for all of them."""
-    chars, lines = 0, 0
-    for i in range(len(events) - 1, -1, -1):
-        event = events[i]
-        if event.code == "o":
-            chars += len(event.data)
-            lines += event.data.count("\n")
-            if chars >= lookback and lines >= 2 * rows:
-                return i
-    return 0
 
 
 def _from_last_clear(events: list[CastEvent]) -> tuple[list[CastEvent], float | None]:
