@@ -361,6 +361,7 @@ class Session:
     def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
         record = self._new_record(index, spec, command_run)
         record.start = round(self.now(), 6)
+        record.pid = self.main.pid  # the process it shows: a probe has none of its own
         return self._add(ProbePane(record, self.recording.add_pane(record),
                                    make_probe(spec.command)))
 
