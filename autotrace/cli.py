@@ -77,6 +77,14 @@ def _seconds(text: str) -> float:
     return _number(text, float, 0, "a number of seconds")
 
 
+# Probe refreshes faster than this cost a core and show nothing more.
+MIN_INTERVAL = 0.1
+
+
+def _interval(text: str) -> float:
+    return _number(text, float, MIN_INTERVAL, "a number of seconds")
+
+
 def _count(text: str) -> int:
     return int(_number(text, int, 1, "a whole number"))
 
@@ -122,8 +130,9 @@ def trace_parser() -> argparse.ArgumentParser:
                            "from ~/.config/autotrace/presets.toml)")
     more.add_argument("--list-presets", action="store_true",
                       help="list the presets and the commands each runs, then exit")
-    more.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
-                      help="refresh of probe panes @proc @files @net @tree (default: 1)")
+    more.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
+                      help="refresh of probe panes @proc @files @net @tree (default: 1, "
+                           f"at least {MIN_INTERVAL})")
     more.add_argument("--netns", action="store_true",
                       help="run the tracers inside the main process's network namespace "
                            "(nsenter -t PID -n), e.g. to capture inside a container")
@@ -226,6 +235,8 @@ def pack_parser() -> argparse.ArgumentParser:
                         "the names with «redacted»; repeatable; the manifest lists the "
                         "regexes. Fields the format does not define are dropped, and the "
                         "bundle is refused when a match still shows on a replayed screen")
+    p.add_argument("--force", action="store_true",
+                   help="replace the bundle file if it exists (default: refuse)")
     return p
 
 

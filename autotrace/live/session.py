@@ -32,6 +32,8 @@ from autotrace.loop import Loop, running
 # How long to keep reading a pane after its process was reaped, for output
 # still in the pty, when something else (a background child) holds it open.
 DRAIN_AFTER_EXIT = 0.3
+# Exit statuses that mean the command never ran (POSIX shells use these).
+NOT_STARTED = {126: "found but not executable", 127: "command not found"}
 # How much of a tracer's first output is searched for a permission refusal.
 HINT_SCAN_BYTES = 4096
 
@@ -262,6 +264,18 @@ class Session:
             return 0  # not our process: its status is not ours to report
         return status.shell_code if status else 1
 
+    def not_started(self) -> list[str]:
+        """A line for each pane of ours that could not run its command: exit
+        126 or 127, the shell's (and held.py's) "cannot run" and "not found"."""
+        lines = []
+        for pane in self.panes:
+            code = pane.status.code if pane.ours and pane.status else None
+            if code in NOT_STARTED:
+                what = "the main command" if pane is self.main else f"tracer pane {pane.index}"
+                lines.append(f"{what} did not start ({NOT_STARTED[code]}, exit {code}): "
+                             f"{pane.record.command}")
+        return lines
+
     def _start_panes(self) -> None:
         main_spec, tracer_specs = self.specs[0], self.specs[1:]
         attach_pid = self.options.attach_pid
@@ -336,7 +350,9 @@ class Session:
 
     def _on_exec_report(self, pane: PtyPane) -> None:
         """The held main has exec'd its program (or failed to): probes may start."""
-        finished, error = held.read_report(pane.exec_report)  # type: ignore[arg-type]
+        if pane.exec_report is None:
+            return
+        finished, error = held.read_report(pane.exec_report)
         if not finished:
             return
         self._loop.unwatch(pane.exec_report)  # type: ignore[union-attr]
@@ -594,7 +610,7 @@ class Session:
     def _look_for_refusal(self, pane: Pane, text: str) -> None:
         pane.hint_scanned += len(text)
         pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
-        hint = refusal_hint(pane.hint_buffer)
+        hint = refusal_hint(pane.hint_buffer, command=pane.record.command_run)
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
