@@ -26,6 +26,8 @@ other commands:
   autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
+  autotrace ls                    the recordings in the default location, newest first
+  autotrace prune --older-than DAYS   remove old ones (after listing them)
   autotrace -- CMD ...            trace a program whose name is one of the above
 """
 
@@ -92,7 +94,8 @@ def _count(text: str) -> int:
 def trace_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace",
-        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {replay,cat,info,pack} PATH",
+        usage="autotrace [options] MAIN [TRACER ...]\n"
+              "       autotrace {replay,cat,info,pack} PATH\n       autotrace {ls,prune}",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -240,12 +243,38 @@ def pack_parser() -> argparse.ArgumentParser:
     return p
 
 
+def ls_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace ls",
+        description="List the recordings in the default location ($XDG_STATE_HOME/"
+                    "autotrace/recordings, else ~/.local/state/autotrace/recordings), "
+                    "newest first: start time, duration, size, how the main command "
+                    "ended, the main command, the folder.",
+    )
+    return p
+
+
+def prune_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace prune",
+        description="Remove recordings in the default location started more than DAYS "
+                    "days ago, after listing them (asked on a terminal; --yes in a "
+                    "script). Only folders that are autotrace recordings are removed.",
+    )
+    p.add_argument("--older-than", type=_seconds, required=True, metavar="DAYS",
+                   help="remove recordings started more than DAYS days ago")
+    p.add_argument("-y", "--yes", action="store_true", help="remove without asking")
+    return p
+
+
 # subcommand -> (its parser, module in autotrace.commands, function there)
 SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, str]] = {
     "cat": (cat_parser, "text", "run_cat"),
     "info": (info_parser, "text", "run_info"),
     "pack": (pack_parser, "pack", "run_pack"),
     "replay": (replay_parser, "replay", "run_replay"),
+    "ls": (ls_parser, "recordings", "run_ls"),
+    "prune": (prune_parser, "recordings", "run_prune"),
 }
 
 
