@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import assert_one_line_error, run_autotrace, trace
+from tests.conftest import AUTOTRACE, REPO, assert_one_line_error, run_autotrace, trace
+from tests.tmuxdriver import Tmux
 
 
 def test_a_tracer_that_does_not_exist_is_named_at_the_end(tmp_path) -> None:
@@ -42,3 +43,17 @@ def test_pack_does_not_replace_a_bundle_without_force(tmp_path) -> None:
     forced = run_autotrace(["pack", rec.directory, "-o", bundle, "--force"])
     assert forced.returncode == 0, forced.stderr
     assert bundle.read_bytes()[:2] == b"\x1f\x8b"  # gzip
+
+
+def test_interactive_a_tracer_that_did_not_start_is_named_after_the_view(tmp_path) -> None:
+    tmux = Tmux(cols=100, rows=30)
+    try:
+        tmux.start([*AUTOTRACE, "-l", str(tmp_path / "rec"), "--exit-at-end",
+                    "sleep 1", "no-such-tracer-y"], cwd=REPO)
+        tmux.wait_for(r"no-such-tracer-y")  # the view shows the pane
+        screen = tmux.wait_for(r"\[exit \d+\]", timeout=30)  # the view has closed
+        assert ("autotrace: tracer pane 1 did not start (command not found, exit 127): "
+                "no-such-tracer-y") in screen, screen
+        assert tmux.exit_status() == 0
+    finally:
+        tmux.kill()
