@@ -57,3 +57,12 @@ def test_a_held_program_ignores_no_signal_and_holds_none_of_our_files(tmp_path) 
     result, rec = trace(tmp_path, "ls /proc/self/fd", "strace -p PID")
     assert result.returncode == 0, result.stderr
     assert rec.output(0).split() == ["0", "1", "2", "3"]  # 3: ls's own, reading the folder
+
+
+def test_an_executable_with_no_interpreter_line_runs_as_the_shell_would(tmp_path) -> None:
+    script = tmp_path / "no-hash-bang"
+    script.write_text("echo from the script\n")
+    script.chmod(0o755)
+    result, rec = trace(tmp_path, str(script), "strace -p PID")
+    assert result.returncode == 0, result.stderr
+    assert "from the script" in rec.output(0)

@@ -14,6 +14,7 @@ stopped child never reaches. Its PtyProcess is still what the pane holds
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import pty
@@ -72,7 +73,13 @@ def _child(path: str, argv: list[str], env: dict[str, str], report_w: int) -> No
         os.closerange(3, report_w)
         os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
         os.kill(os.getpid(), signal.SIGSTOP)
-        os.execve(path, argv, env)
+        try:
+            os.execve(path, argv, env)
+        except OSError as err:
+            if err.errno != errno.ENOEXEC:
+                raise
+            # An executable text with no #! line: the shell runs it as a script.
+            os.execve("/bin/sh", ["/bin/sh", path, *argv[1:]], env)
     except BaseException as err:  # noqa: BLE001 - the child must end here, whatever it was
         detail = err.strerror if isinstance(err, OSError) and err.strerror else repr(err)
         try:
