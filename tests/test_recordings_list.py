@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from tests.conftest import assert_one_line_error, autotrace_env, run_autotrace
+from tests.conftest import AUTOTRACE, REPO, assert_one_line_error, autotrace_env, run_autotrace
+from tests.tmuxdriver import Tmux
 
 
 def state(tmp_path: Path) -> dict[str, str]:
@@ -57,3 +58,22 @@ def test_ls_of_an_empty_state_folder_says_so(tmp_path) -> None:
     result = run_autotrace(["ls"], env=state(tmp_path))
     assert result.returncode == 0 and result.stdout == ""
     assert "no recordings in" in result.stderr
+
+
+def test_prune_on_a_terminal_asks_first(tmp_path) -> None:
+    env = state(tmp_path)
+    keep, old = record(env, "echo keep me"), record(env, "echo old")
+    age(old, 30)
+    tmux = Tmux(cols=200, rows=20)
+    try:
+        tmux.start([*AUTOTRACE, "prune", "--older-than", "7"], cwd=REPO,
+                   env={"XDG_STATE_HOME": env["XDG_STATE_HOME"]})
+        screen = tmux.wait_for(r"remove these 1 recordings\? \[y/N\]")
+        assert str(old) in screen and str(keep) not in screen
+        assert old.exists()  # nothing removed before the answer
+        tmux.type("y\n")
+        assert tmux.exit_status() == 0
+        assert "removed 1 recordings" in tmux.capture()
+    finally:
+        tmux.kill()
+    assert not old.exists() and keep.exists()
