@@ -80,3 +80,18 @@ def test_refused_capture_names_cap_net_raw_and_the_setcap_that_fixes_it(nobodys_
                     f"{tcpdump} has: run autotrace with sudo, or "
                     f"`sudo setcap cap_net_raw,cap_net_admin+eip {tcpdump}`"), note
     assert note in rec.output(1)
+
+
+def test_ptrace_of_a_setuid_program_says_so(nobodys_dir, marker):
+    binary = nobodys_dir / "sleep-setuid"
+    shutil.copy("/usr/bin/sleep", binary)
+    binary.chmod(0o4755)  # root's, set-user-ID: nobody runs it as root
+    proc = subprocess.Popen([*AS_NOBODY, str(binary), f"30{marker}"])
+    try:
+        wait_for(lambda: processes_with(marker), what="the setuid sleep")
+        note, _ = nobody_traces(nobodys_dir, f"strace -p {proc.pid}")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert note == (f"ptrace was refused: {binary} is set-user/group-ID, so its process is "
+                    "not yours to trace: run autotrace with sudo"), note
