@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,9 @@ from autotrace import __version__
 DESCRIPTION = """\
 Run a command and tracers pointed at it (strace, tcpdump, lsof, ...), each in
 its own pty pane, and record everything with timestamps.
+
+A command written `HOST: COMMAND` runs COMMAND on HOST over ssh (in a remote
+pty, one connection per host, BatchMode); PID there is the main's pid on HOST.
 
 In tracer commands the whole word PID becomes the main command's pid. The main
 command is held (stopped before it runs) until its tracers are attached, so
@@ -81,6 +85,17 @@ def _count(text: str) -> int:
     return int(_number(text, int, 1, "a whole number"))
 
 
+def _ssh_command(text: str) -> list[str]:
+    """--ssh's value as an argv, split as a shell would."""
+    try:
+        argv = shlex.split(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--ssh: {err}") from None
+    if not argv:
+        raise argparse.ArgumentTypeError("expected an ssh command, e.g. 'ssh -F FILE'")
+    return argv
+
+
 def trace_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace",
@@ -124,6 +139,9 @@ def trace_parser() -> argparse.ArgumentParser:
                       help="list the presets and the commands each runs, then exit")
     more.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
                       help="refresh of probe panes @proc @files @net @tree (default: 1)")
+    more.add_argument("--ssh", type=_ssh_command, default=["ssh"], metavar="COMMAND",
+                      help="the ssh command line for `HOST: COMMAND` panes, e.g. "
+                           "'ssh -F ~/.ssh/lab_config -o User=root' (default: ssh)")
     more.add_argument("--netns", action="store_true",
                       help="run the tracers inside the main process's network namespace "
                            "(nsenter -t PID -n), e.g. to capture inside a container")

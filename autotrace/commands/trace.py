@@ -30,6 +30,7 @@ from autotrace.live.presets import Privileges, list_presets_text
 from autotrace.live.presets import resolve as resolve_preset
 from autotrace.live.probes import make_probe
 from autotrace.live.session import PaneSpec, Session, SessionOptions
+from autotrace.live.ssh import SshHosts, split_remote
 
 # The main command succeeded but the recording stopped early (full disk, I/O
 # error, file size limit): sysexits' EX_IOERR.
@@ -77,6 +78,7 @@ def run_trace(options: argparse.Namespace) -> int:
                        interval=options.interval, attach_pid=plan.pid,
                        attach_held=plan.held, attach_job=plan.job, netns=options.netns),
         notify=notify,
+        ssh=SshHosts(options.ssh),
     )
     code = run_with_view(session, options, directory) if interactive else session.run()
     if writer.stopped and interactive:
@@ -116,7 +118,8 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     """Main pane first, then the tracers given, the preset's, and the skipped ones."""
     attaching = plan.pid is not None
     main = PaneSpec(plan.label or f"pid {plan.pid}", role="main") if attaching \
-        else PaneSpec(options.commands[0], role="main")
+        else PaneSpec(options.commands[0], role="main",
+                      host=split_remote(options.commands[0])[0])
     tracers = list(options.commands if attaching else options.commands[1:])
     # A job picked up after Ctrl-Z gets the default tracers, attached or re-run (`r`).
     picked_up = attaching or plan.rerun is not None
@@ -136,7 +139,11 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
                 raise UsageError(str(err)) from None
             specs.append(PaneSpec(command.split()[0], role="probe"))
         else:
-            specs.append(PaneSpec(command))
+            host, body = split_remote(command)
+            if host is not None and body.startswith("@"):
+                raise UsageError(f"{command!r}: probes run on this host only; "
+                                 f"write {body.split()[0]} without a host")
+            specs.append(PaneSpec(command, host=host))
     specs += [PaneSpec(command, skipped=reason) for command, reason in skipped]
     return specs
 

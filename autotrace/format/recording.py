@@ -112,6 +112,8 @@ class PaneRecord:
     exit_signal_name: str | None = None
     note: str | None = None
     bytes: int = 0
+    host: str | None = None  # the host it ran on over ssh; None: this one
+    remote_pid: int | None = None  # its pid there (pid is the local ssh client's)
 
     @property
     def file(self) -> str:
@@ -120,6 +122,9 @@ class PaneRecord:
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["file"] = self.file
+        for key in ("host", "remote_pid"):  # a local pane's manifest stays as it was
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -135,6 +140,7 @@ class SessionRecord:
     duration: float | None = None
     redactions: list[str] = field(default_factory=list)
     recording_stopped: dict[str, Any] | None = None  # {"t", "reason"}: a write failed
+    hosts: dict[str, Any] | None = None  # remote hosts: clock offsets (recording-format.md)
 
     def to_json(self) -> dict[str, Any]:
         started = datetime.datetime.fromtimestamp(self.started_unix).astimezone()
@@ -152,6 +158,7 @@ class SessionRecord:
             "attached": self.attached,
             "redactions": self.redactions,
             "recording_stopped": self.recording_stopped,
+            **({"hosts": self.hosts} if self.hosts is not None else {}),
             "panes": [p.to_json() for p in self.panes],
         }
 

@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 import psutil
 
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
-from autotrace.format.recording import PaneRecord, RecordingWriter
+from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
 from autotrace.live import procs
 from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
@@ -27,6 +27,16 @@ from autotrace.live.pause import Pause, Target
 from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import make_probe
 from autotrace.live.procs import ExitStatus
+from autotrace.live.remote import (
+    SSH_FAILED,
+    SSH_HINT,
+    RemotePane,
+    UnreachablePane,
+    lost_connection_line,
+    remote_command,
+    signal_remote,
+)
+from autotrace.live.ssh import CONNECT_TIMEOUT, SshHosts, split_remote
 from autotrace.loop import Loop, running
 
 # How long to keep reading a pane after its process was reaped, for output
@@ -57,6 +67,12 @@ class PaneSpec:
     command: str  # as the user gave it; PID is substituted for tracers
     role: str = "tracer"  # main, tracer or probe
     skipped: str | None = None  # why this tracer is not run (shown in its pane)
+    host: str | None = None  # `HOST: COMMAND`: run on HOST over ssh
+
+    @property
+    def runs(self) -> str:
+        """The command itself, without its `HOST: `."""
+        return split_remote(self.command)[1] if self.host else self.command
 
 
 class Phase(enum.Enum):
@@ -87,6 +103,7 @@ class Session:
     # Called once the session is over (every pane ended, the recording closed)
     # with autotrace's exit status; headless, it ends the loop.
     on_done: Callable[[int], None] | None = None
+    ssh: SshHosts | None = None  # the connections to other hosts, when a pane runs on one
 
     panes: list[Pane] = field(default_factory=list, init=False)
     phase: Phase = field(default=Phase.ATTACHING, init=False)
@@ -241,6 +258,7 @@ class Session:
         self.recording.session.started_unix = time.time()
         self._listeners.insert(0, self.recording.consume)  # recorded before it is shown
         loop.join(self)
+        self._connect_hosts()
         self._start_panes()
 
     def finish(self) -> None:
@@ -272,16 +290,19 @@ class Session:
             hold = self.options.attach_held
         else:
             hold = bool(tracers)
-            main = self._spawn(0, main_spec, main_spec.command, hold=hold)
-            if hold and not procs.wait_until_stopped(main.pid):  # type: ignore[arg-type]
+            main = self._spawn(0, main_spec, main_spec.runs, hold=hold)
+            if hold and not self._wait_held(main):
                 self.notify("the main command did not stop before exec; "
                             "tracers may miss its start")
         for i, spec in enumerate(tracer_specs, start=1):
-            command_run = self._tracer_command(spec.command, main.pid)  # type: ignore[arg-type]
-            if spec.role == "probe":
+            pid = self._main_pid_on(spec.host)
+            command_run = self._tracer_command(spec.runs, pid or 0)
+            why_not = spec.skipped or self._cannot_run(spec, pid)
+            if spec.role == "probe" and not why_not:
                 self._add_probe(i, spec, command_run)
-            elif spec.skipped:
-                self._add_skipped(i, spec, command_run)
+            elif why_not:
+                self._add_skipped(i, PaneSpec(spec.command, spec.role, why_not, spec.host),
+                                  command_run)
             else:
                 self._spawn(i, spec, command_run)
         self._next_probe = self.clock()
@@ -290,6 +311,58 @@ class Session:
             self._check_attached()
         else:
             self._enter_running()
+
+    def _wait_held(self, main: Pane) -> bool:
+        """The held main command has stopped itself (here or on its host)."""
+        if isinstance(main, RemotePane):
+            main.record.remote_pid = main.wait_for_pid(CONNECT_TIMEOUT)
+            return main.record.remote_pid is not None or main.eof
+        if main.pid is None:
+            return True  # it never started (an unreachable host): nothing to hold
+        return procs.wait_until_stopped(main.pid)
+
+    def _main_pid_on(self, host: str | None) -> int | None:
+        """The main process's pid as HOST sees it (None: it is not on HOST)."""
+        main = self.main
+        if main.record.host != host:
+            return None
+        return main.remote_pid if isinstance(main, RemotePane) else main.pid
+
+    def _cannot_run(self, spec: PaneSpec, pid: int | None) -> str | None:
+        """Why a tracer cannot run where it was asked to, if it cannot."""
+        main_host = self.main.record.host
+        where = main_host or "this host"
+        if spec.role == "probe" and main_host is not None:
+            return f"probes read this host's /proc; the main command runs on {main_host}"
+        if pid is None and procs.PID_WORD.search(spec.runs):
+            if (main_host == spec.host) or self.main.pid is None:
+                return "the main command did not start, so there is no PID"
+            return (f"PID is the main command's pid on {where}, "
+                    f"not on {spec.host or 'this host'}")
+        return None
+
+    def _connect_hosts(self) -> None:
+        """One ssh master per host named, and its clock against ours."""
+        hosts = [spec.host for spec in self.specs if spec.host]
+        if not hosts:
+            return
+        if self.ssh is None:
+            self.ssh = SshHosts()
+        self.ssh.connect(hosts)
+        for link in self.ssh.links.values():
+            if link.error:
+                self.notify(f"{link.host}: {link.error}")
+        self.ssh.measure_clocks("start")
+        self._record_hosts()
+
+    def _record_hosts(self) -> None:
+        assert self.ssh is not None
+        started = self.recording.session.started_unix
+        self.recording.session.hosts = {
+            link.host: {"error": link.error,
+                        "start": link.start.to_json(started) if link.start else None,
+                        "end": link.end.to_json(started) if link.end else None}
+            for link in self.ssh.links.values()}
 
     def _tracer_command(self, command: str, pid: int) -> str:
         if command.startswith("@"):
@@ -318,8 +391,27 @@ class Session:
     def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
         record = self._new_record(index, spec, command_run)
         writer = self.recording.add_pane(record)
+        if spec.host is not None:
+            return self._spawn_remote(record, writer, spec.host, hold)
         proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
         pane = PtyPane(record, writer, proc, spawned_at=self.clock())
+        record.pid, record.start = proc.pid, round(pane.spawned_at - self._t0, 6)
+        return self._add(pane)
+
+    def _spawn_remote(self, record: PaneRecord, writer: PaneWriter, host: str,
+                      hold: bool) -> Pane:
+        """ssh -tt over the host's master; a host that did not connect shows why."""
+        record.host = host
+        if self.ssh is None or not self.ssh.usable(host):
+            link = self.ssh.links.get(host) if self.ssh else None
+            said = (link.error if link else None) or "not connected"
+            pane = self._add(UnreachablePane(record, writer, host, said))
+            self._write(pane, f"\x1b[1;31m{host}: {said}\x1b[0m\r\n"
+                              f"\x1b[1;33mautotrace: {SSH_HINT}\x1b[0m\r\n")
+            return pane
+        argv = self.ssh.pane_argv(host, remote_command(record.command_run, hold))
+        proc = procs.spawn(shlex.join(argv), record.cols, record.rows)
+        pane = RemotePane(record, writer, proc, spawned_at=self.clock(), host=host)
         record.pid, record.start = proc.pid, round(pane.spawned_at - self._t0, 6)
         return self._add(pane)
 
@@ -393,7 +485,12 @@ class Session:
             return
         if not ready:
             self.notify("not every tracer was ready in time; starting the main command anyway")
-        self._signal(self.main, signal.SIGCONT)
+        main = self.main
+        if isinstance(main, RemotePane):
+            if main.remote_pid is not None and self.ssh is not None:
+                self.ssh.run(main.host, f"kill -CONT {main.remote_pid}")
+        elif main.pid is not None:
+            self._signal(main, signal.SIGCONT)
         self._enter_running()
 
     def _tracer_ready(self, pane: Pane, now: float) -> bool:
@@ -409,8 +506,11 @@ class Session:
         if self.paused:
             self.resume()
         for pane in self._live_panes():
+            if isinstance(pane, RemotePane) and pane.remote_pid is not None:
+                continue  # ended on its host (below): its last output still comes over ssh
             procs.signal_group(pane.pid, signal.SIGTERM)  # type: ignore[arg-type]
             procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        self._signal_remote("TERM", wait=False)
         # Probe panes (an attached main is one) have no process to wait for:
         # without this, every attached session waited out the whole kill timeout.
         for pane in self.panes:
@@ -423,6 +523,7 @@ class Session:
             with contextlib.suppress(Exception):
                 self._set_paused(False)
         self._pause.close()  # before terminate(): the guard is not a pane's process
+        self._end_remote()
         groups = [p.pid for p in self._live_panes() if p.pid is not None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.
@@ -492,6 +593,32 @@ class Session:
             elif now >= self._phase_deadline:  # type: ignore[operator]
                 self.phase = Phase.DONE  # _teardown escalates to KILL
 
+    def _signal_remote(self, sig: str, wait: bool) -> None:
+        """SIG to the remote process groups of the remote panes still running."""
+        if self.ssh is None:
+            return
+        by_host: dict[str, list[int]] = {}
+        for pane in self._live_panes():
+            if isinstance(pane, RemotePane) and pane.remote_pid is not None:
+                pane.ended_by_us = True
+                by_host.setdefault(pane.host, []).append(pane.remote_pid)
+        for host, pids in by_host.items():
+            if wait:
+                self.ssh.run(host, signal_remote(pids, sig))
+            else:
+                self.ssh.start(host, signal_remote(pids, sig))
+
+    def _end_remote(self) -> None:
+        """Before the local teardown: nothing of ours goes on running on another
+        host; each host's clock is measured again; the masters are closed."""
+        if self.ssh is None:
+            return
+        with contextlib.suppress(Exception):  # a host gone must not stop the teardown
+            self._signal_remote("KILL", wait=True)
+            self.ssh.measure_clocks("end")
+            self._record_hosts()
+        self.ssh.close()
+
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
             for pid, status in procs.reap_any():
@@ -505,8 +632,19 @@ class Session:
                 pane.status = ExitStatus.from_wait(status)
                 pane.reaped_at = self.clock()
                 pane.stopped = False
+                if isinstance(pane, RemotePane) and pane.status.code == SSH_FAILED \
+                        and not pane.ended_by_us:
+                    self._lost(pane)
                 self._finish_pane_record(pane)
                 self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+
+    def _lost(self, pane: RemotePane) -> None:
+        """ssh ended with its own failure, not ours: the pane says when."""
+        with contextlib.suppress(OSError):
+            self._read_pane(pane, limit=1 << 20)  # ssh's own words first
+        when = self.recording.session.started_unix + self.now()
+        self._write(pane, lost_connection_line(pane.host, when, SSH_FAILED))
+        pane.record.note = f"connection to {pane.host} lost at {round(self.now(), 3)} s"
 
     def _finish_pane_record(self, pane: Pane) -> None:
         record = pane.record

@@ -1,0 +1,175 @@
+"""Panes on other hosts over OpenSSH: `HOST: COMMAND`, one master per host,
+the held start and PID there, hosts that cannot be reached, teardown across
+the wire, one clock.
+
+The hosts are tests/sshlab.py's: a real sshd on loopback and network
+namespaces with host names of their own standing in for other machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autotrace.live.ssh import split_remote
+from tests.conftest import RecordingFiles, start_autotrace, trace, wait_for
+from tests.sshlab import Lab, ssh_lab
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="the test hosts are network namespaces: root only")
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with ssh_lab(tmp_path_factory.mktemp("ssh")) as made:
+        yield made
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize(("command", "host", "rest"), [
+    ("alpha: strace -p PID", "alpha", "strace -p PID"),
+    ("root@db1: tcpdump -ni any", "root@db1", "tcpdump -ni any"),
+    ("[::1]: hostname", "[::1]", "hostname"),
+    ("web-2.lan: sh -c 'a: b'", "web-2.lan", "sh -c 'a: b'"),
+    ("@net", None, "@net"),
+    ("nc localhost:80", None, "nc localhost:80"),
+    ("python3 -c 'print(1)': x", None, "python3 -c 'print(1)': x"),
+    ("A=1: env", None, "A=1: env"),
+    ("alpha:strace", None, "alpha:strace"),  # no space: a local word with a colon
+    ("alpha: ", None, "alpha: "),
+    ("echo a: b", None, "echo a: b"),
+])
+def test_host_prefix_is_only_a_destination_word_then_colon_space(command, host, rest):
+    assert split_remote(command) == ((host, rest) if host else (None, command))
+
+
+# ---------------------------------------------------------------- remote panes
+
+
+def test_remote_main_is_held_and_its_tracer_gets_its_pid_there(lab: Lab, tmp_path: Path):
+    result, rec = trace(tmp_path, "alpha: hostname; echo remote-main; exit 3",
+                        "alpha: strace -p PID", "alpha: echo tracer sees PID",
+                        "echo a local pane", options=lab.ssh_option)
+    assert result.returncode == 3, result.stderr  # ssh passes the remote status on
+    main, strace, echo, local = rec.panes
+    assert main["host"] == "alpha" and isinstance(main["remote_pid"], int)
+    assert "at-alpha" in rec.output(0) and "remote-main" in rec.output(0)
+    assert "autotrace-pid" not in rec.output(0)  # the pid line is ours, not shown
+    # The held start worked remotely: strace saw the command from its exec on.
+    out = rec.output(1)
+    assert f"Process {main['remote_pid']} attached" in out
+    assert "execve(" in out and "remote-main" in out
+    assert strace["command_run"] == f"strace -p {main['remote_pid']}"
+    assert f"tracer sees {main['remote_pid']}" in rec.output(2)
+    assert "a local pane" in rec.output(3) and "host" not in local
+    hosts = rec.manifest["hosts"]
+    assert set(hosts) == {"alpha"} and hosts["alpha"]["error"] is None
+    for when in ("start", "end"):
+        sample = hosts["alpha"][when]
+        assert sample["round_trip"] >= 0 and sample["uncertainty"] == pytest.approx(
+            sample["round_trip"] / 2, abs=2e-6)
+        assert abs(sample["offset"]) < 1.0  # the same machine's clock underneath
+
+
+def test_pid_means_the_main_pid_on_its_own_host_only(lab: Lab, tmp_path: Path):
+    result, rec = trace(tmp_path, "alpha: sleep 0.2", "beta: echo PID", "echo PID",
+                        "beta: hostname", "@net", options=lab.ssh_option)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    beta, local, hostname, probe = rec.panes[1:]
+    assert "PID is the main command's pid on alpha, not on beta" in beta["note"]
+    assert "not on this host" in local["note"]
+    assert "probes read this host's /proc" in probe["note"]
+    assert "at-beta" in rec.output(3)  # a tracer on another host without PID runs
+
+
+def test_unreachable_refused_and_unknown_hosts_show_ssh_and_the_rest_goes_on(
+        lab: Lab, tmp_path: Path):
+    result, rec = trace(tmp_path, "sleep 0.3; echo local main; exit 4", "nowhere: true",
+                        "refused: true", "strangehost: true", "alpha: echo reached",
+                        options=lab.ssh_option)
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "local main" in rec.output(0) and "reached" in rec.output(4)
+    said = {1: "Connection refused", 2: "Permission denied",
+            3: "Host key verification failed"}
+    for index, words in said.items():
+        assert words in rec.output(index)  # ssh's own message, in the pane
+        assert "BatchMode" in rec.output(index)  # and the hint
+        assert words in rec.panes[index]["note"]
+        assert rec.panes[index]["exit_status"] == 255
+    assert rec.manifest["hosts"]["nowhere"]["start"] is None
+
+
+def test_a_remote_main_that_cannot_connect_ends_as_ssh_does(lab: Lab, tmp_path: Path):
+    result, rec = trace(tmp_path, "refused: echo never", "alpha: strace -p PID",
+                        options=lab.ssh_option)
+    assert result.returncode == 255
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert "Permission denied" in rec.output(0)
+    assert "did not start" in rec.panes[1]["note"]
+
+
+# ---------------------------------------------------------------- teardown
+
+
+def start_remote_session(lab: Lab, tmp_path: Path, *commands: str):
+    directory = tmp_path / "rec"
+    proc = start_autotrace(["--headless", "-l", directory, "--kill-timeout", "1",
+                            *lab.ssh_option, *commands])
+    return proc, RecordingFiles(directory)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_to_autotrace_ends_what_it_runs_on_other_hosts(lab: Lab, tmp_path: Path,
+                                                                marker: str, sig: int):
+    # One of them ignores the hang-up a closed ssh session gives: it is ended
+    # by us, over the connection, not by luck.
+    proc, rec = start_remote_session(
+        lab, tmp_path, f"alpha: sleep 100{marker}",
+        f"alpha: trap '' HUP; sleep 200{marker}", f"beta: sleep 300{marker}")
+    wait_for(lambda: len(lab.remote_processes("alpha", marker)) >= 2
+             and lab.remote_processes("beta", marker), timeout=60, what="remote processes")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert lab.remote_processes("alpha", marker) == []
+    assert lab.remote_processes("beta", marker) == []
+
+
+def test_at_the_end_a_remote_tracer_that_ignores_hangups_is_ended(lab: Lab, tmp_path: Path,
+                                                                 marker: str):
+    result, rec = trace(tmp_path, "alpha: sleep 0.5",
+                        f"beta: trap '' HUP; sleep 200{marker}", options=lab.ssh_option)
+    assert result.returncode == 0, result.stderr
+    assert lab.remote_processes("beta", marker) == []
+    assert rec.panes[1]["end"] is not None
+
+
+def test_a_lost_connection_is_recorded_in_its_pane_with_the_time(lab: Lab, tmp_path: Path,
+                                                                 marker: str):
+    proc, rec = start_remote_session(lab, tmp_path, f"sleep 100{marker}",
+                                     f"gamma: sleep 200{marker}")
+    wait_for(lambda: lab.remote_processes("gamma", marker), timeout=60, what="remote sleep")
+    # The wire to gamma (the lab's relay under autotrace's one connection) is cut.
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(word.endswith("relay.py") for word in child.cmdline()):
+                child.kill()
+    wait_for(lambda: "lost at" in rec.output(1), timeout=30, what="the lost connection")
+    assert re.search(r"connection to gamma lost at \d\d:\d\d:\d\d\.\d{3}", rec.output(1))
+    wait_for(lambda: (rec.panes[1]["note"] or "").startswith("connection to gamma lost"),
+             timeout=10, what="the pane's note")
+    assert rec.panes[1]["exit_status"] == 255
+    assert proc.poll() is None  # the session goes on without it
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
