@@ -12,14 +12,16 @@ import contextlib
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from autotrace.live.clocks import ClockSample, best, measure
 from autotrace.live.ssh import split_remote
-from tests.conftest import RecordingFiles, start_autotrace, trace, wait_for
+from tests.conftest import RecordingFiles, run_autotrace, start_autotrace, trace, wait_for
 from tests.sshlab import Lab, ssh_lab
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -173,3 +175,82 @@ def test_a_lost_connection_is_recorded_in_its_pane_with_the_time(lab: Lab, tmp_p
     assert proc.poll() is None  # the session goes on without it
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
+
+
+# ---------------------------------------------------------------- one clock
+
+
+class FakeWire:
+    """A remote clock OFFSET ahead of ours, reached with the given one-way delays."""
+
+    def __init__(self, offset: float, delays: list[tuple[float, float]]):
+        self.now = 1000.0
+        self.offset = offset
+        self.delays = list(delays)
+
+    def clock(self) -> float:
+        return self.now
+
+    def ask(self) -> float:
+        if not self.delays:
+            raise OSError("connection closed")
+        there, back = self.delays.pop(0)
+        self.now += there
+        answer = self.now + self.offset
+        self.now += back
+        return answer
+
+
+def test_the_offset_comes_from_the_shortest_round_trip_and_is_right_within_half_of_it():
+    # Lopsided delays: the 0.3 s sample alone would be 0.1 s off.
+    wire = FakeWire(5.0, [(0.25, 0.05), (0.004, 0.016), (0.05, 0.05)])
+    sample = measure(wire.ask, wire.clock, count=3)
+    assert sample is not None
+    assert sample.round_trip == pytest.approx(0.02)
+    assert sample.uncertainty == pytest.approx(0.01)
+    assert abs(sample.offset - 5.0) <= sample.uncertainty + 1e-9
+    assert sample.offset == pytest.approx(5.0 + (0.016 - 0.004) / 2 * -1)
+    # A remote time minus the offset is a local time (within the uncertainty).
+    assert abs((wire.now + 5.0 - sample.offset) - wire.now) <= sample.uncertainty + 1e-9
+
+
+def test_a_remote_clock_behind_ours_gives_a_negative_offset():
+    wire = FakeWire(-3600.0, [(0.001, 0.001)] * 5)
+    sample = measure(wire.ask, wire.clock)
+    assert sample is not None and sample.offset == pytest.approx(-3600.0)
+
+
+def test_a_lost_wire_ends_the_measurement_with_what_it_had():
+    wire = FakeWire(1.0, [(0.002, 0.002)])
+    sample = measure(wire.ask, wire.clock, count=5)
+    assert sample is not None and sample.offset == pytest.approx(1.0)
+    assert measure(FakeWire(1.0, []).ask, time.time) is None
+
+
+def test_a_clock_step_during_a_sample_does_not_count():
+    samples = [ClockSample(10.0, 20.0, 9.0), ClockSample(10.0, 20.05, 10.1)]
+    assert best(samples) == samples[1]
+    assert best(samples[:1]) is None
+
+
+DATES = "for i in 1 2 3 4; do date +%s.%N; sleep 0.2; done"
+
+
+def test_remote_and_local_dates_line_up_on_one_clock(lab: Lab, tmp_path: Path):
+    result, rec = trace(tmp_path, DATES, f"delta: {DATES}", options=lab.ssh_option)
+    assert result.returncode == 0, result.stderr
+    started = rec.manifest["started_unix"]
+    clock = rec.manifest["hosts"]["delta"]["start"]
+    offsets = {0: 0.0, 1: clock["offset"]}
+    uncertainty = {0: 0.0, 1: clock["uncertainty"]}
+    for index in (0, 1):
+        seen = 0
+        for t, _code, data in rec.pane_file(index).events:
+            for printed in re.findall(r"\d{10}\.\d{9}", data):
+                # When the line arrived here, against when it was printed, on our clock.
+                late = (started + t) - (float(printed) - offsets[index])
+                assert -uncertainty[index] - 0.002 <= late <= 1.0, (index, late, clock)
+                seen += 1
+        assert seen == 4
+    info = run_autotrace(["info", rec.directory])
+    assert re.search(r"delta: start [+-]\d+\.\d{6}s ± \d+\.\d{6}s, end [+-]", info.stdout)

@@ -194,8 +194,38 @@ def describe_end(pane: dict[str, Any], attached: bool = False) -> str:
     return "no end recorded"
 
 
-def _seconds(value: Any) -> str:
-    return f"{value:.3f}s" if isinstance(value, (int, float)) else "-"
+def _signed(value: Any) -> str:
+    return f"{value:+.6f}s" if isinstance(value, (int, float)) else "?"
+
+
+def host_clock_lines(hosts: Any) -> list[str]:
+    """Each remote host's clock against the recording's, at start and at end.
+
+    Pane times are all this host's (remote output is timed when it arrives);
+    a time printed on HOST minus its offset is a time on this host's clock,
+    good to within the uncertainty (half the round trip)."""
+    if not isinstance(hosts, dict) or not hosts:
+        return []
+    lines = ["hosts:      clock offset (theirs minus ours) ± uncertainty"]
+    for name, host in hosts.items():
+        host = host if isinstance(host, dict) else {}
+        if host.get("error"):
+            lines.append(f"  {name}: not connected: {host['error']}")
+            continue
+        parts = []
+        for when in ("start", "end"):
+            sample = host.get(when)
+            if isinstance(sample, dict):
+                parts.append(f"{when} {_signed(sample.get('offset'))} ± "
+                             f"{_seconds(sample.get('uncertainty'), 6)}")
+            else:
+                parts.append(f"{when} not measured")
+        lines.append(f"  {name}: {', '.join(parts)}")
+    return lines
+
+
+def _seconds(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}s" if isinstance(value, (int, float)) else "-"
 
 
 class _PrintableLines:
@@ -231,11 +261,16 @@ def write_info(recording: Recording, out: TextIO) -> None:
                   f"format {m.get('format_version', '?')}\n")
     if m.get("redactions"):
         out.write(f"redacted:   {', '.join(m['redactions'])}\n")
+    for line in host_clock_lines(m.get("hosts")):
+        out.write(line + "\n")
     for pane in recording.panes:
         out.write(f"\npane {pane.get('index')} ({pane.get('role')})\n")
         out.write(f"  command:  {pane.get('command')}\n")
         if pane.get("command_run") != pane.get("command"):
             out.write(f"  ran as:   {pane.get('command_run')}\n")
+        if isinstance(pane.get("host"), str):
+            out.write(f"  host:     {pane['host']}   pid there: {pane.get('remote_pid')}"
+                      f"   (pid: ssh's here)\n")
         out.write(f"  pid:      {pane.get('pid')}\n")
         out.write(f"  start:    {_seconds(pane.get('start'))}   end: {_seconds(pane.get('end'))}\n")
         out.write(f"  status:   {describe_end(pane, bool(m.get('attached')))}\n")

@@ -94,7 +94,9 @@ class SshHosts:
         for number, host in enumerate(dict.fromkeys(hosts)):
             link = self.links[host] = HostLink(host, socket=self._folder / f"h{number}")
             link.said = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-            argv = [*self._base(host), "-o", "ControlMaster=yes", "-N", host]
+            # Keep-alives: a wire that dies silently is noticed (and recorded) in 15 s.
+            argv = [*self._base(host), "-o", "ControlMaster=yes", "-o", "ServerAliveInterval=5",
+                    "-o", "ServerAliveCountMax=3", "-N", host]
             try:
                 link.master = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
