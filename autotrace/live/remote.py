@@ -97,9 +97,11 @@ class RemotePane(PtyPane):
 
 
 def signal_remote(pids: list[int], sig: str) -> str:
-    """A remote shell command sending SIG (TERM, KILL) to those process groups, and CONT."""
+    """A remote shell command sending SIG to those process groups; after TERM
+    or KILL a CONT too, or a stopped process would sit on the TERM."""
     groups = " ".join(f"-{pid}" for pid in pids)
-    return f"kill -{sig} -- {groups} 2>/dev/null; kill -CONT -- {groups} 2>/dev/null; true"
+    then = f"kill -CONT -- {groups} 2>/dev/null; " if sig in ("TERM", "KILL") else ""
+    return f"kill -{sig} -- {groups} 2>/dev/null; {then}true"
 
 
 class UnreachablePane(SkippedPane):

@@ -170,10 +170,15 @@ class Session:
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
         panes = self._pausable_panes()
+        # A remote pane is stopped on its host: stopping its ssh client here
+        # would only leave its output waiting on the wire.
+        here = [pane for pane in panes if not isinstance(pane, RemotePane)]
         if paused:
-            self._pause.stop(self._pause_target(pane) for pane in panes)
+            self._pause.stop(self._pause_target(pane) for pane in here)
+            self._signal_remote("STOP", wait=True)
         else:
             self._pause.resume()
+            self._signal_remote("CONT", wait=True)
         for pane in panes:
             pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
@@ -185,7 +190,7 @@ class Session:
         """What the stopped processes printed before they stopped is recorded
         before the pause marker: what the paused view shows is what they did."""
         main = self.main
-        if main.ours and main.status is None:
+        if main.ours and main.status is None and not isinstance(main, RemotePane):
             procs.wait_until_stopped(main.pid, timeout=0.1)  # type: ignore[arg-type]
         for pane in self.panes:
             if isinstance(pane, PtyPane) and not pane.eof:
@@ -600,7 +605,7 @@ class Session:
         by_host: dict[str, list[int]] = {}
         for pane in self._live_panes():
             if isinstance(pane, RemotePane) and pane.remote_pid is not None:
-                pane.ended_by_us = True
+                pane.ended_by_us = pane.ended_by_us or sig in ("TERM", "KILL")
                 by_host.setdefault(pane.host, []).append(pane.remote_pid)
         for host, pids in by_host.items():
             if wait:
