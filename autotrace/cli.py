@@ -130,6 +130,9 @@ def trace_parser() -> argparse.ArgumentParser:
                       help="attach to the running process N instead of starting MAIN; all "
                            "commands given are tracers. It is never killed: at the end the "
                            "tracers detach and it goes on")
+    more.add_argument("--container", metavar="NAME",
+                      help="attach to container NAME's main process (its pid from docker, "
+                           "podman or nerdctl): as --pid PID --netns")
     more.add_argument("-y", "--yes", action="store_true",
                       help="with no command: trace the latest background job without asking")
     more.add_argument("--preset", metavar="NAME",
@@ -269,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in SUBCOMMAND_TABLE:
         make_parser, module, function = SUBCOMMAND_TABLE[args[0]]
         return guarded(_command(module, function), make_parser().parse_args(args[1:]))
-    options = trace_parser().parse_args(args)
+    parser = trace_parser()
+    options = parser.parse_args(args)
+    if options.container is not None and options.pid is not None:
+        parser.error("--container and --pid both name the process: give one")
     if options.replay is not None:
         replay_args = [str(options.replay), "--speed", str(options.replayspeed),
                        "--visible", str(options.visible)]

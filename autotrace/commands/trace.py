@@ -26,6 +26,7 @@ from autotrace.format.recording import (
     prepare_directory,
 )
 from autotrace.live.attach import AttachPlan, end_replaced_job, plan_for_latest_job, plan_for_pid
+from autotrace.live.container import find_container
 from autotrace.live.presets import Privileges, list_presets_text
 from autotrace.live.presets import resolve as resolve_preset
 from autotrace.live.probes import make_probe
@@ -107,6 +108,13 @@ def new_recording_directory(logdir: Path | None, main_command: str) -> Recording
 
 def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> AttachPlan:
     """Run a command (the usual), or attach: --pid N, or no command at all."""
+    if options.container is not None:
+        container = find_container(options.container)
+        options.netns = True  # its tracers see the container's network
+        notify(f"container {container.name}: pid {container.pid} ({container.runtime})")
+        plan = plan_for_pid(container.pid)
+        plan.label = f"container {container.name}: {plan.label}"
+        return plan
     if options.pid is not None:
         return plan_for_pid(options.pid)
     if options.commands:

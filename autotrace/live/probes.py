@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -250,7 +251,7 @@ class FilesProbe(Probe):
         refused = []
         for member in with_descendants(proc):
             try:
-                files = attempt(member.open_files)
+                files = attempt(partial(regular_files, member.pid))
             except psutil.NoSuchProcess:
                 continue
             if files is None:
@@ -261,6 +262,47 @@ class FilesProbe(Probe):
                 line = f"{member.pid:>7} {f.fd:>4} {mode:<2} {f.path}"
                 current[(member.pid, f.fd, f.path)] = line
         return current, refused
+
+
+class OpenFile(NamedTuple):
+    fd: int
+    path: str
+    mode: str
+
+
+def regular_files(pid: int) -> list[OpenFile]:
+    """PID's open regular files, judged through /proc/PID/fd itself.
+
+    psutil's open_files checks each path in *our* mount namespace, so a
+    process in a container (a mount namespace of its own) seemed to have none
+    open; a stat of the fd's own link reaches the file wherever it is."""
+    base = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(pid) from None
+    found = []
+    for name in names:
+        link = f"{base}/{name}"
+        try:
+            path = os.readlink(link)
+            if not path.startswith("/") or not stat.S_ISREG(os.stat(link).st_mode):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{name}", encoding="ascii") as info:
+                flags = next((int(line.split()[1], 8) for line in info
+                              if line.startswith("flags:")), 0)
+        except (OSError, ValueError, IndexError):
+            continue  # closed meanwhile, or not ours to read
+        found.append(OpenFile(int(name), path, _mode(flags)))
+    return sorted(found)
+
+
+def _mode(flags: int) -> str:
+    """open(2) flags as psutil writes them: r, w, a, r+, a+."""
+    mode = {os.O_RDONLY: "r", os.O_WRONLY: "w", os.O_RDWR: "r+"}.get(flags & os.O_ACCMODE, "?")
+    if flags & os.O_APPEND:
+        mode = "a" if mode == "w" else "a+" if mode == "r+" else mode
+    return mode
 
 
 def proto_of(conn) -> str:  # psutil's pconn/sconn namedtuple
