@@ -55,6 +55,7 @@ class RemotePane(PtyPane):
         self.ended_by_us = False  # TERM/KILL sent to the remote group
         self._head: bytes | None = b""  # output before the pid line; None once it is past
         self._held_back = b""  # read while waiting for the pid, still to be shown
+        self._pid_told = False
 
     def read(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
         data, eof = super().read(limit)
@@ -72,6 +73,13 @@ class RemotePane(PtyPane):
             return head, eof
         self._head = head
         return b"", False
+
+    def pid_news(self) -> bool:
+        """True once, when the remote pid has just become known (the manifest's news)."""
+        if self.remote_pid is None or self._pid_told:
+            return False
+        self._pid_told = True
+        return True
 
     def wait_for_pid(self, timeout: float) -> int | None:
         """Block until the remote pid is known (start-up only: the held main)."""

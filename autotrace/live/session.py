@@ -321,6 +321,8 @@ class Session:
         """The held main command has stopped itself (here or on its host)."""
         if isinstance(main, RemotePane):
             main.record.remote_pid = main.wait_for_pid(CONNECT_TIMEOUT)
+            if main.pid_news():
+                self._emit(Event(self.now(), main.index, STATE, main.state()))
             return main.record.remote_pid is not None or main.eof
         if main.pid is None:
             return True  # it never started (an unreachable host): nothing to hold
@@ -669,6 +671,8 @@ class Session:
 
     def _read_pane(self, pane: PtyPane, limit: int = procs.READ_PER_TURN) -> None:
         data, eof = pane.read(limit)
+        if isinstance(pane, RemotePane) and pane.pid_news():
+            self._emit(Event(self.now(), pane.index, STATE, pane.state()))  # its pid there
         self._on_output(pane, data)
         if eof:
             self._close_pane_fd(pane)
