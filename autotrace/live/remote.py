@@ -56,6 +56,7 @@ class RemotePane(PtyPane):
         self._head: bytes | None = b""  # output before the pid line; None once it is past
         self._held_back = b""  # read while waiting for the pid, still to be shown
         self._pid_told = False
+        self._running_since: float | None = None  # when ready() first saw the remote pid
 
     def read(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
         data, eof = super().read(limit)
@@ -100,8 +101,16 @@ class RemotePane(PtyPane):
 
     def ready(self, main_pid: int, now: float, settle: float) -> bool:
         # TracerPid is another host's to read; a tracer there is ready once it
-        # prints (strace's "Process N attached"), ends, or has had `settle`.
-        return self.output_seen or self.status is not None or now - self.spawned_at >= settle
+        # prints (strace's "Process N attached"), ends, or has run `settle`
+        # seconds there: counted from its pid line, since opening a session
+        # on a busy host can take longer than `settle` itself.
+        if self.output_seen or self.status is not None:
+            return True
+        if self.remote_pid is None:
+            return False
+        if self._running_since is None:
+            self._running_since = now
+        return now - self._running_since >= settle
 
 
 def signal_remote(pids: list[int], sig: str) -> str:

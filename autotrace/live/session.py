@@ -175,10 +175,10 @@ class Session:
         here = [pane for pane in panes if not isinstance(pane, RemotePane)]
         if paused:
             self._pause.stop(self._pause_target(pane) for pane in here)
-            self._signal_remote("STOP", wait=True)
+            self._signal_remote("STOP", wait=False)  # the view must not wait on the wire
         else:
             self._pause.resume()
-            self._signal_remote("CONT", wait=True)
+            self._signal_remote("CONT", wait=False)
         for pane in panes:
             pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))

@@ -60,6 +60,7 @@ class HostLink:
     end: ClockSample | None = None
     master: subprocess.Popen[bytes] | None = None
     said: IO[bytes] | None = None  # the master's stderr
+    sending: subprocess.Popen[bytes] | None = None  # the last signal sent there
 
     def words(self) -> str:
         """What ssh said (its last lines), one line."""
@@ -138,12 +139,21 @@ class SshHosts:
         return done.stdout.decode(errors="replace") if done.returncode == 0 else None
 
     def start(self, host: str, remote_command: str) -> None:
-        """Run a remote command over the master without waiting for it (a signal)."""
-        with contextlib.suppress(OSError):
-            subprocess.Popen([*self._base(host), "-o", "ControlMaster=no", "-T", host,
-                              remote_command], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+        """Run a remote command over the master without waiting for it (a signal).
+
+        One at a time per host, in order: a CONT must not overtake the STOP
+        sent before it."""
+        link = self.links[host]
+        if link.sending is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+                link.sending.wait(5)
+        try:
+            link.sending = subprocess.Popen(
+                [*self._base(host), "-o", "ControlMaster=no", "-T", host, remote_command],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            link.sending = None
 
     def measure_clocks(self, when: str) -> None:
         """Each connected host's clock offset now ('start' or 'end')."""
