@@ -22,6 +22,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -146,29 +147,31 @@ def ssh_lab(folder: Path) -> Iterator[Lab]:
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
     (folder / "relay.py").write_text(RELAY)
     namespaces: list[str] = []
-    servers = [subprocess.Popen([SSHD, "-D", "-e", "-f", str(folder / "sshd_config")],
-                                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)]
+    # The servers daemonize (no -D): they are not the test run's children,
+    # which tests of autotrace's reaping check for. Each writes its pid file.
+    pid_files = [folder / "sshd-local.pid"]
     try:
+        subprocess.run([SSHD, "-f", str(folder / "sshd_config"), "-o",
+                        f"PidFile={pid_files[0]}"], check=True, stdin=subprocess.DEVNULL)
         for name in NAMESPACE_HOSTS:
             namespace = f"{folder.name}-{name}"
             subprocess.run(["ip", "netns", "add", namespace], check=True)
             namespaces.append(namespace)
             subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
-            servers.append(subprocess.Popen(
+            pid_files.append(folder / f"sshd-{name}.pid")
+            subprocess.run(
                 ["ip", "netns", "exec", namespace, "unshare", "--uts", "sh", "-c",
-                 f"hostname at-{name}; exec {SSHD} -D -e -f {folder}/sshd_config "
-                 "-o ListenAddress=127.0.0.1:22"],
-                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+                 f"hostname at-{name}; exec {SSHD} -f {folder}/sshd_config "
+                 f"-o ListenAddress=127.0.0.1:22 -o PidFile={pid_files[-1]}"],
+                check=True, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while not _listening(port) or not all(_listening(22, ns) for ns in namespaces):
-            assert time.monotonic() < deadline and all(s.poll() is None for s in servers), \
-                "sshd did not start"
+            assert time.monotonic() < deadline, "sshd did not start"
             time.sleep(0.05)
         yield Lab(folder, config)
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(10)
+        for pid_file in pid_files:
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
         for namespace in namespaces:
             subprocess.run(["ip", "netns", "del", namespace], check=False)
