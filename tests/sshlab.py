@@ -65,7 +65,11 @@ class Lab:
 
     def ssh(self, host: str, command: str, timeout: float = 20) -> str:
         """COMMAND's output on HOST, through a connection of its own."""
-        done = subprocess.run(["ssh", "-F", str(self.config), host, command],
+        # The checks share one connection per host (not autotrace's): a new
+        # one for every look would cost a second each.
+        done = subprocess.run(["ssh", "-F", str(self.config), "-o", "ControlMaster=auto",
+                               "-o", f"ControlPath={self.folder}/check-%h",
+                               "-o", "ControlPersist=300", host, command],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
         assert done.returncode == 0, done.stderr
@@ -170,6 +174,9 @@ def ssh_lab(folder: Path) -> Iterator[Lab]:
             time.sleep(0.05)
         yield Lab(folder, config)
     finally:
+        for check in folder.glob("check-*"):
+            subprocess.run(["ssh", "-F", str(config), "-o", f"ControlPath={check}", "-O", "exit",
+                            check.name[len("check-"):]], capture_output=True, check=False)
         for pid_file in pid_files:
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
