@@ -9,9 +9,11 @@ namespaces with host names of their own standing in for other machines.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,6 +265,19 @@ def test_remote_and_local_dates_line_up_on_one_clock(lab: Lab, tmp_path: Path):
         assert seen == 4
     info = run_autotrace(["info", rec.directory])
     assert re.search(r"delta: start [+-]\d+\.\d{6}s ± \d+\.\d{6}s, end [+-]", info.stdout)
+    # A redacted bundle keeps the clock figures, not the host's name.
+    bundle = tmp_path / "shared.tar.gz"
+    packed = run_autotrace(["pack", rec.directory, "--redact", "delta", "-o", bundle])
+    assert packed.returncode == 0, packed.stderr
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile(next(n for n in names
+                                                  if n.endswith("/manifest.json"))))
+        summary = tar.extractfile(next(n for n in names if n.endswith("SUMMARY.txt"))).read()
+    (masked, kept), = manifest["hosts"].items()
+    assert "delta" not in masked and kept["start"]["offset"] == clock["offset"]
+    assert "delta" not in manifest["panes"][1]["host"]
+    assert b"delta" not in summary and b"start " in summary
 
 
 # ---------------------------------------------------------------- scale

@@ -275,7 +275,13 @@ PANE_KEYS: dict[str, tuple[type, ...]] = {
     "rows": _INT, "pid": _INT + _NULL, "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
     "exit_status": _INT + _NULL, "exit_signal": _INT + _NULL,
     "exit_signal_name": _TEXT + _NULL, "note": _TEXT + _NULL, "file": _TEXT, "bytes": _INT,
+    "host": _TEXT, "remote_pid": _INT + _NULL,
 }
+# manifest "hosts": {HOST: {"error", "start": CLOCK, "end": CLOCK}}
+HOST_KEYS: dict[str, tuple[type, ...]] = {"error": _TEXT + _NULL, "start": (dict, *_NULL),
+                                          "end": (dict, *_NULL)}
+CLOCK_KEYS: dict[str, tuple[type, ...]] = {"t": _NUMBER, "offset": _NUMBER,
+                                           "round_trip": _NUMBER, "uncertainty": _NUMBER}
 # The asciicast v2 header keys autotrace writes; `env` keeps only these variables.
 HEADER_KEYS: dict[str, tuple[type, ...]] = {
     "version": _INT, "width": _INT, "height": _INT, "timestamp": _NUMBER, "command": _TEXT,
@@ -319,6 +325,8 @@ def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, A
     result = _kept(manifest, MANIFEST_KEYS, redactor)
     if "terminal" in result:
         result["terminal"] = _kept(result["terminal"], TERMINAL_KEYS, redactor)
+    if isinstance(manifest.get("hosts"), dict):
+        result["hosts"] = _redacted_hosts(manifest["hosts"], redactor)
     result["panes"] = []
     for position, pane in enumerate(manifest["panes"]):
         kept = _kept(pane, PANE_KEYS, redactor)
@@ -326,6 +334,18 @@ def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, A
         result["panes"].append(kept)
     earlier = [p for p in manifest.get("redactions") or [] if isinstance(p, str)]
     result["redactions"] = [redactor.text(pattern) for pattern in earlier + redactor.patterns]
+    return result
+
+
+def _redacted_hosts(hosts: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """Each host's clock figures, its name and ssh's words masked."""
+    result = {}
+    for name, host in hosts.items():
+        kept = _kept(host, HOST_KEYS, redactor) if isinstance(host, dict) else {}
+        for when in ("start", "end"):
+            if isinstance(kept.get(when), dict):
+                kept[when] = _kept(kept[when], CLOCK_KEYS, redactor)
+        result[redactor.text(name)] = kept
     return result
 
 
