@@ -92,6 +92,13 @@ def test_remote_main_is_held_and_its_tracer_gets_its_pid_there(lab: Lab, tmp_pat
         assert abs(sample["offset"]) < 1.0  # the same machine's clock underneath
 
 
+def test_a_remote_process_killed_there_is_not_a_lost_connection(lab: Lab, tmp_path: Path):
+    result, rec = trace(tmp_path, "alpha: echo hi; kill -KILL $$", options=lab.ssh_option)
+    assert result.returncode == 255  # what ssh says for a signal: it does not pass it on
+    assert "lost" not in rec.output(0)
+    assert "killed by a signal there?" in rec.panes[0]["note"]
+
+
 def test_pid_means_the_main_pid_on_its_own_host_only(lab: Lab, tmp_path: Path):
     result, rec = trace(tmp_path, "alpha: sleep 0.2", "beta: echo PID", "echo PID",
                         "beta: hostname", "@net", options=lab.ssh_option)

@@ -694,9 +694,18 @@ class Session:
                 pane.stopped = False
                 if isinstance(pane, RemotePane) and pane.status.code == SSH_FAILED \
                         and not pane.ended_by_us:
-                    self._lost(pane)
+                    self._ended_255(pane)
                 self._finish_pane_record(pane)
                 self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+
+    def _ended_255(self, pane: RemotePane) -> None:
+        """ssh's 255: the connection went, or (its master still up) the remote
+        process was killed by a signal, whose number ssh does not pass on."""
+        if self.ssh is None or self.ssh.lost(pane.host):
+            self._lost(pane)
+        elif pane.record.note is None:
+            pane.record.note = (f"ended on {pane.host} without an exit status (killed by a "
+                                f"signal there?): ssh says {SSH_FAILED}")
 
     def _lost(self, pane: RemotePane) -> None:
         """ssh ended with its own failure, not ours: the pane says when."""

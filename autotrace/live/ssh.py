@@ -122,6 +122,19 @@ class SshHosts:
         link = self.links.get(host)
         return link is not None and link.error is None
 
+    def lost(self, host: str, wait: float = 0.3) -> bool:
+        """Has the host's connection gone? Its master ends when the wire does
+        (its sessions learn it from the master), so a master still up after
+        WAIT means the wire is fine."""
+        link = self.links.get(host)
+        if link is None or link.master is None:
+            return True
+        try:
+            link.master.wait(wait)  # reaped by the session already: poll() says so at once
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def pane_argv(self, host: str, remote_command: str) -> list[str]:
         """ssh running REMOTE_COMMAND in a remote pty, over the host's master."""
         # LogLevel ERROR: not "Shared connection to HOST closed." at every end.
