@@ -267,7 +267,7 @@ MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
     "format": _TEXT, "format_version": _INT, "autotrace_version": _TEXT, "host": _TEXT,
     "kernel": _TEXT, "user": _TEXT, "started_at": _TEXT, "started_unix": _NUMBER,
     "duration": _NUMBER + _NULL, "terminal": (dict,), "attached": (bool,),
-    "redactions": (list,), "panes": (list,),
+    "redactions": (list,), "panes": (list,), "hosts": (dict,),
 }
 TERMINAL_KEYS: dict[str, tuple[type, ...]] = {"cols": _INT, "rows": _INT}
 PANE_KEYS: dict[str, tuple[type, ...]] = {
@@ -325,7 +325,7 @@ def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, A
     result = _kept(manifest, MANIFEST_KEYS, redactor)
     if "terminal" in result:
         result["terminal"] = _kept(result["terminal"], TERMINAL_KEYS, redactor)
-    if isinstance(manifest.get("hosts"), dict):
+    if "hosts" in result:  # names and ssh's words masked, figures kept
         result["hosts"] = _redacted_hosts(manifest["hosts"], redactor)
     result["panes"] = []
     for position, pane in enumerate(manifest["panes"]):

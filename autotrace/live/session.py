@@ -671,7 +671,7 @@ class Session:
     def _end_remote(self) -> None:
         """Before the local teardown: nothing of ours goes on running on another
         host; each host's clock is measured again; the masters are closed."""
-        if self.ssh is None:
+        if self.ssh is None or not self.ssh.links:  # no pane on another host
             return
         with contextlib.suppress(Exception):  # a host gone must not stop the teardown
             self._signal_remote("KILL", wait=True)
