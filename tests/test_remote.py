@@ -106,6 +106,7 @@ def test_pid_means_the_main_pid_on_its_own_host_only(lab: Lab, tmp_path: Path):
     assert "Traceback" not in result.stderr
     beta, local, hostname, probe = rec.panes[1:]
     assert "PID is the main command's pid on alpha, not on beta" in beta["note"]
+    assert beta["command_run"] == "echo PID" and beta["host"] == "beta"
     assert "not on this host" in local["note"]
     assert "probes read this host's /proc" in probe["note"]
     assert "at-beta" in rec.output(3)  # a tracer on another host without PID runs

@@ -316,7 +316,9 @@ class Session:
                             "tracers may miss its start")
         for i, spec in enumerate(tracer_specs, start=1):
             pid = self._main_pid_on(spec.host)
-            command_run = self._tracer_command(spec.runs, pid or 0)
+            # No pid where it runs: the command stays as given (it is refused
+            # below if it names PID).
+            command_run = spec.runs if pid is None else self._tracer_command(spec.runs, pid)
             why_not = spec.skipped or self._cannot_run(spec, pid)
             if spec.role == "probe" and not why_not:
                 self._add_probe(i, spec, command_run)
@@ -405,7 +407,7 @@ class Session:
         if self.view is not None:
             cols, rows = self.view.pane_size(index, len(self.specs))
         return PaneRecord(index=index, role=spec.role, command=spec.command,
-                          command_run=command_run, cols=cols, rows=rows)
+                          command_run=command_run, cols=cols, rows=rows, host=spec.host)
 
     def _add(self, pane: Pane) -> Pane:
         """A new pane of any kind: listed, watched, in the manifest, announced."""
