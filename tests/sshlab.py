@@ -57,6 +57,7 @@ def free_port() -> int:
 class Lab:
     folder: Path
     config: Path  # the ssh client's config: every host above
+    port: int  # the loopback sshd's (`local`)
 
     @property
     def ssh_option(self) -> list[str]:
@@ -172,7 +173,7 @@ def ssh_lab(folder: Path) -> Iterator[Lab]:
         while not _listening(port) or not all(_listening(22, ns) for ns in namespaces):
             assert time.monotonic() < deadline, "sshd did not start"
             time.sleep(0.05)
-        yield Lab(folder, config)
+        yield Lab(folder, config, port)
     finally:
         for check in folder.glob("check-*"):
             subprocess.run(["ssh", "-F", str(config), "-o", f"ControlPath={check}", "-O", "exit",

@@ -12,8 +12,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from autotrace.live.ssh import split_remote
 from tests.conftest import (
     AUTOTRACE,
     RecordingFiles,
+    autotrace_env,
     autotrace_under,
     run_autotrace,
     start_autotrace,
@@ -137,6 +140,42 @@ def test_a_remote_main_that_cannot_connect_ends_as_ssh_does(lab: Lab, tmp_path: 
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert "Permission denied" in rec.output(0)
     assert "did not start" in rec.panes[1]["note"]
+
+
+NOBODY = 65534
+
+
+def test_under_sudo_ssh_runs_as_the_user_who_ran_it(lab: Lab, tmp_path: Path):
+    # ssh's %i is the uid it runs as: only an ssh running as nobody finds these.
+    mine = Path(tempfile.mkdtemp(prefix="autotrace-nobody-"))
+    try:
+        mine.chmod(0o755)
+        for source, name in (("id", f"id-{NOBODY}"), ("known_hosts", f"known-{NOBODY}")):
+            shutil.copy(lab.folder / source, mine / name)
+            os.chown(mine / name, NOBODY, NOBODY)
+        config = mine / "config"
+        config.write_text(f"""\
+Host local
+  HostName 127.0.0.1
+  Port {lab.port}
+  HostKeyAlias local
+  User root
+  IdentityFile {mine}/id-%i
+  IdentitiesOnly yes
+  UserKnownHostsFile {mine}/known-%i
+  StrictHostKeyChecking yes
+""")
+        config.chmod(0o644)
+        under_sudo = autotrace_env(SUDO_UID=str(NOBODY), SUDO_GID=str(NOBODY),
+                                   SUDO_USER="nobody")
+        args = ["--headless", "--ssh", f"ssh -F {config}", "local: echo remote-ok; exit 5"]
+        result = run_autotrace(["-l", tmp_path / "sudo", *args], env=under_sudo)
+        assert result.returncode == 5, result.stderr
+        assert "remote-ok" in RecordingFiles(tmp_path / "sudo").output(0)
+        as_root = run_autotrace(["-l", tmp_path / "root", *args])  # root has no id-0
+        assert as_root.returncode == 255
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- teardown

@@ -18,7 +18,7 @@ from autotrace.commands.common import (
     to_stdout,
 )
 from autotrace.format.errors import RecordingError
-from autotrace.format.files import RecordingFolder
+from autotrace.format.files import RecordingFolder, invoking_user_ids
 from autotrace.format.recording import (
     RecordingWriter,
     SessionRecord,
@@ -79,7 +79,7 @@ def run_trace(options: argparse.Namespace) -> int:
                        interval=options.interval, attach_pid=plan.pid,
                        attach_held=plan.held, attach_job=plan.job, netns=options.netns),
         notify=notify,
-        ssh=SshHosts(options.ssh),
+        ssh=SshHosts(options.ssh, user=invoking_user_ids()),
     )
     code = run_with_view(session, options, directory) if interactive else session.run()
     # Said even with -q and after the view: otherwise a typo in a tracer's

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
+import pwd
 import re
 import shutil
 import signal
@@ -20,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from autotrace.live.clocks import ClockSample, measure
 from autotrace.sanitise import one_line
@@ -77,8 +79,34 @@ class SshHosts:
     """The masters of one session, and every ssh command line built on them."""
 
     ssh: list[str] = field(default_factory=lambda: ["ssh"])
+    # Under sudo, (uid, gid) of the user who ran it: ssh runs as them, with
+    # their config, keys and known hosts, as the same `ssh HOST` would.
+    user: tuple[int, int] | None = None
     links: dict[str, HostLink] = field(default_factory=dict)
     _folder: Path | None = field(default=None, init=False)
+
+    def _as_user(self) -> dict[str, Any]:
+        """subprocess's arguments that run a command as the invoking user."""
+        if self.user is None:
+            return {}
+        uid, gid = self.user
+        try:
+            groups = os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+        except KeyError:  # a uid with no name: its own group only
+            groups = [gid]
+        return {"user": uid, "group": gid, "extra_groups": groups}
+
+    def _user_prefix(self) -> list[str]:
+        """The same for a command line (a pane's ssh, started in a pty)."""
+        if self.user is None:
+            return []
+        uid, gid = self.user
+        try:
+            pwd.getpwuid(uid)
+            groups = "--init-groups"
+        except KeyError:
+            groups = "--clear-groups"
+        return ["setpriv", f"--reuid={uid}", f"--regid={gid}", groups, "--"]
 
     def _base(self, host: str) -> list[str]:
         link = self.links[host]
@@ -92,6 +120,8 @@ class SshHosts:
         autotrace (PR_SET_PDEATHSIG), even a SIGKILLed one, and its remote
         sessions with it. It is up once its socket is there."""
         self._folder = Path(tempfile.mkdtemp(prefix="autotrace-ssh-"))  # mode 0700
+        if self.user is not None:
+            os.chown(self._folder, *self.user)  # their ssh makes the sockets
         for number, host in enumerate(dict.fromkeys(hosts)):
             link = self.links[host] = HostLink(host, socket=self._folder / f"h{number}")
             link.said = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
@@ -101,7 +131,8 @@ class SshHosts:
             try:
                 link.master = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=link.said, start_new_session=True, preexec_fn=_die_with_parent)
+                    stderr=link.said, start_new_session=True, preexec_fn=_die_with_parent,
+                    **self._as_user())
             except OSError as err:
                 link.error = f"cannot run {self.ssh[0]}: {err.strerror}"
         deadline = time.monotonic() + CONNECT_TIMEOUT + 5
@@ -138,7 +169,8 @@ class SshHosts:
     def pane_argv(self, host: str, remote_command: str) -> list[str]:
         """ssh running REMOTE_COMMAND in a remote pty, over the host's master."""
         # LogLevel ERROR: not "Shared connection to HOST closed." at every end.
-        return [*self._base(host), "-o", "ControlMaster=no", "-o", "LogLevel=ERROR", "-tt",
+        return [*self._user_prefix(), *self._base(host), "-o", "ControlMaster=no",
+                "-o", "LogLevel=ERROR", "-tt",
                 host, remote_command]
 
     def run(self, host: str, remote_command: str, timeout: float = 5.0) -> str | None:
@@ -146,7 +178,8 @@ class SshHosts:
         try:
             done = subprocess.run([*self._base(host), "-o", "ControlMaster=no", "-T", host,
                                    remote_command], stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=timeout, start_new_session=True)
+                                  capture_output=True, timeout=timeout, start_new_session=True,
+                                  **self._as_user())
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.decode(errors="replace") if done.returncode == 0 else None
@@ -164,7 +197,7 @@ class SshHosts:
             link.sending = subprocess.Popen(
                 [*self._base(host), "-o", "ControlMaster=no", "-T", host, remote_command],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True)
+                stderr=subprocess.DEVNULL, start_new_session=True, **self._as_user())
         except OSError:
             link.sending = None
 
@@ -180,7 +213,7 @@ class SshHosts:
             proc = subprocess.Popen([*self._base(host), "-o", "ControlMaster=no", "-T", host,
                                      TIME_LOOP], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    start_new_session=True, bufsize=0)
+                                    start_new_session=True, bufsize=0, **self._as_user())
         except OSError:
             return None
         assert proc.stdin is not None and proc.stdout is not None
@@ -213,7 +246,8 @@ class SshHosts:
             if link.error is None:
                 with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                     subprocess.run([*self._base(link.host), "-O", "exit", link.host],
-                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=5)
+                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=5,
+                                   **self._as_user())
             if link.master is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     link.master.wait(2)  # the session may have reaped it already
