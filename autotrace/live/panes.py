@@ -101,6 +101,7 @@ class PtyPane(Pane):
         self.spawned_at = spawned_at
         self._eof = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._typed = bytearray()  # typed input the pty would not take yet
 
     def decode(self, data: bytes, final: bool = False) -> str:
         """Bytes from the pty as text; a character split across reads comes out whole."""
@@ -138,6 +139,31 @@ class PtyPane(Pane):
         if self.status is None and not self._eof:
             with contextlib.suppress(OSError):
                 os.write(self.proc.fd, data)
+
+    def type_in(self, data: bytes) -> None:
+        """What the user typed (input mode), in order, without ever blocking the
+        loop: the pty is non-blocking, and a paste larger than its input buffer
+        waits here for the program to read (flush_typed, every turn)."""
+        self._typed += data
+        self.flush_typed()
+
+    @property
+    def typing_pending(self) -> bool:
+        return bool(self._typed)
+
+    def flush_typed(self) -> None:
+        if self.status is not None or self._eof:
+            self._typed.clear()
+            return
+        while self._typed:
+            try:
+                written = os.write(self.proc.fd, self._typed)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._typed.clear()
+                return
+            del self._typed[:written]
 
     def mark_eof(self) -> None:
         self._eof = True

@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 import psutil
 
-from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, RecordingWriter
 from autotrace.live import procs
 from autotrace.live.attach import job_group, signal_job
@@ -32,6 +32,8 @@ from autotrace.loop import Loop, running
 # How long to keep reading a pane after its process was reaped, for output
 # still in the pty, when something else (a background child) holds it open.
 DRAIN_AFTER_EXIT = 0.3
+# A paste the pane's pty could not take at once is written on this often.
+TYPED_RETRY = 0.02
 # How much of a tracer's first output is searched for a permission refusal.
 HINT_SCAN_BYTES = 4096
 
@@ -50,6 +52,7 @@ class SessionOptions:
     attach_held: bool = False  # it is stopped (Ctrl-Z): continue it once tracers are ready
     attach_job: bool = False  # it is a shell's job (Ctrl-Z pickup): pause its whole group
     netns: bool = False  # run tracers inside the main process's network namespace
+    record_input: bool = False  # what the user types into panes goes into the recording
 
 
 @dataclass
@@ -200,6 +203,26 @@ class Session:
         pane = self.panes[index] if 0 <= index < len(self.panes) else None
         if isinstance(pane, PtyPane):
             pane.write(text.encode())
+
+    def send_input(self, index: int, text: str) -> None:
+        """What the user typed into a pane (input mode, `i`): to its program's
+        pty, as bytes, so the pty's line discipline makes Ctrl-C a SIGINT.
+        Recorded only when asked (--record-input): it may hold passwords."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if not isinstance(pane, PtyPane) or not text:
+            return
+        pane.type_in(text.encode("utf-8", "surrogateescape"))
+        if self.options.record_input and not self.over:
+            self._emit(Event(self.now(), index, INPUT, text))
+
+    def can_type_into(self, index: int) -> str | None:
+        """Why the user cannot type into this pane (None: they can)."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if not isinstance(pane, PtyPane):
+            return "this pane has no program to type into (a probe's view)"
+        if pane.status is not None or pane.eof:
+            return "its program has ended"
+        return None
 
     def mark(self, label: str) -> None:
         self._emit(Event(self.now(), 0, MARKER, label))
@@ -457,6 +480,8 @@ class Session:
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
                 deadlines.append(pane.reaped_at + DRAIN_AFTER_EXIT)
+            if isinstance(pane, PtyPane) and pane.typing_pending:
+                deadlines.append(self.clock() + TYPED_RETRY)  # a paste the pty had no room for
         return min(deadlines) if deadlines else None  # type: ignore[type-var]
 
     def advance(self, now: float) -> None:
@@ -470,6 +495,8 @@ class Session:
     def _advance(self, now: float) -> None:
         self._refresh_probes(now)
         for pane in self.panes:
+            if isinstance(pane, PtyPane) and pane.typing_pending:
+                pane.flush_typed()
             drained = pane.reaped_at is not None and now >= pane.reaped_at + DRAIN_AFTER_EXIT
             if drained and not pane.eof:
                 self._close_pane_fd(pane)

@@ -18,7 +18,7 @@ from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
 from autotrace.loop import Loop
 from autotrace.term.terminal import Terminal, TerminalGone
-from autotrace.view.multipane import MultiPaneView
+from autotrace.view.multipane import Action, MultiPaneView
 from autotrace.view.screen import PaneScreen
 
 # Output is drawn at most 10 times a second, and 4 while it keeps coming:
@@ -92,6 +92,7 @@ class LiveView:
         self._emulation_left = EMULATION_PER_TURN
         self._emulated = False  # screens caught up since the last frame, not drawn yet
         self._backlog = False  # a shown pane has output queued
+        self._typing_into: int | None = None  # input mode: the pane whose program gets keys
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -150,6 +151,8 @@ class LiveView:
             pane = self.session.panes[event.pane]
             self.view.set_state(event.pane, event.data)
             self.view.panes[event.pane].command = pane.record.command_run
+            if event.pane == self._typing_into and self.session.can_type_into(event.pane):
+                self._carry_out(self.view.leave_typing())  # its program ended
             self._update_status()
         self._dirty = True
 
@@ -161,24 +164,35 @@ class LiveView:
 
     def on_input(self) -> None:
         try:
-            keys = self.terminal.pending_keys()
+            keys = self.terminal.pending_keystrokes()
         except TerminalGone:
             if self.loop is not None:
                 self.loop.unwatch(self.terminal.fileno())
             self._on_signal(signal.SIGHUP)  # as if the terminal hung up
             self.session.request_end(signal.SIGHUP)
             return
-        for key in keys:
-            action = self.view.handle_key(key)
-            self._dirty = True
-            if action is None:
+        typed: list[str] = []  # input mode: keys as the terminal sent them, in one piece
+        for name, raw in keys:
+            if self.view.typing is not None:
+                typed.append(raw)
                 continue
-            command = getattr(self, f"_do_{action.name}", None)
-            if command is not None:
-                command(action.arg)
-            self._update_status()
+            self._carry_out(self.view.handle_key(name))
+        if typed:
+            screen = self.view.panes[self.view.typing].screen  # type: ignore[index]
+            self._catch_up(screen)  # has its program asked for bracketed paste?
+            for action in self.view.handle_typed("".join(typed)):
+                self._carry_out(action)
         # Keys must show at once, not at the next frame slot: `p` is felt instantly.
         self._draw()
+
+    def _carry_out(self, action: Action | None) -> None:
+        self._dirty = True
+        if action is None:
+            return
+        command = getattr(self, f"_do_{action.name}", None)
+        if command is not None:
+            command(action.arg)
+        self._update_status()
 
     def on_resize(self) -> None:
         cols, rows = self.terminal.size()
@@ -248,6 +262,24 @@ class LiveView:
 
     def _do_mark(self, arg: str) -> None:
         self.session.mark(f"user:{arg}")
+
+    def _do_type_in(self, arg: str) -> None:
+        index = int(arg)
+        why_not = self.session.can_type_into(index)
+        if why_not is not None:
+            self.view.message = f"pane {index}: cannot type into it: {why_not}"
+            return
+        self._typing_into = index
+        self.view.start_typing(index)
+        self.terminal.typing(True)
+
+    def _do_send(self, arg: str) -> None:
+        if self._typing_into is not None:
+            self.session.send_input(self._typing_into, arg)
+
+    def _do_leave_input(self, arg: str) -> None:
+        self._typing_into = None
+        self.terminal.typing(False)
 
     def _do_search(self, arg: str) -> None:
         self.view.run_search(arg)
