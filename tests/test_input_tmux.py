@@ -48,7 +48,7 @@ def start_typing(tmux: Tmux) -> None:
 
 def test_a_repl_is_used_through_input_mode(tmux, tmp_path):
     tmux.start(autotrace(tmp_path, REPL, "strace -f -p PID", options=("--record-input",)))
-    tmux.wait_for(r">>> ")
+    tmux.wait_for(r"(?m)^>>>")
     start_typing(tmux)
     screen = tmux.capture()
     assert "Ctrl-] leave input mode" in screen  # the footer says how to leave
@@ -84,7 +84,7 @@ def test_a_repl_is_used_through_input_mode(tmux, tmp_path):
 
 def test_input_is_not_recorded_unless_asked(tmux, tmp_path):
     tmux.start(autotrace(tmp_path, REPL))
-    tmux.wait_for(r">>> ")
+    tmux.wait_for(r"(?m)^>>>")
     start_typing(tmux)
     tmux.type("print(6*7)")
     tmux.send("Enter")

@@ -119,7 +119,8 @@ TABLE: tuple[Binding, ...] = (
 
 # Footer order per mode (a command listed is shown when its binding applies).
 FOOTER_ORDER: dict[str, tuple[str, ...]] = {
-    LIVE: ("quit", "unzoom", "pause", "type_in", "zoom", "cycle", "focus_next", "search", "mark", "help"),
+    LIVE: ("quit", "unzoom", "pause", "type_in", "zoom", "cycle", "focus_next", "search",
+           "mark", "help"),
     PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "search", "search_again",
              "sync", "quit"),
     ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "search", "search_again", "sync",

@@ -19,7 +19,6 @@ from autotrace.events import MARKER, OUTPUT, RESIZE, Event, parse_size
 from autotrace.view import keymap, layout, render
 from autotrace.view.layout import Rect
 from autotrace.view.screen import PaneScreen, SearchHit
-from autotrace.view.typing import TypingTranslator
 from autotrace.view.search import (
     SEARCH_SLICE,
     RecordedHit,
@@ -31,6 +30,7 @@ from autotrace.view.search import (
     match_spans,
     pane_order,
 )
+from autotrace.view.typing import TypingTranslator
 
 # The smallest terminal the view draws into; below it a message asks for more.
 MIN_COLS, MIN_ROWS = 40, 8
