@@ -82,6 +82,8 @@ def run_trace(options: argparse.Namespace) -> int:
     code = run_with_view(session, options, directory) if interactive else session.run()
     if writer.stopped and interactive:
         say(f"recording stopped: {writer.stopped}")  # the view's message is gone with it
+    for line in session.afterwords:  # where a picked-up job is now: after the view is gone
+        say(line)
     if not options.quiet:
         report_recording(directory)
     return incomplete_status(code) if writer.stopped else code

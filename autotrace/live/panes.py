@@ -1,8 +1,11 @@
 """The kinds of pane a live session drives, behind one interface.
 
 - PtyPane: a process we started, in its own pty (the main command, a tracer);
-- AttachedPane: a process we did not start (--pid, a Ctrl-Z job): shown
-  through its @proc probe, never killed;
+- MovedPane: a job picked up after Ctrl-Z whose terminal output was moved
+  to a pty of ours (live/terminal_move.py): read like a PtyPane, never
+  killed, given back to its terminal at the end;
+- AttachedPane: a process we did not start (--pid, a Ctrl-Z job that could
+  not be moved): shown through its @proc probe, never killed;
 - ProbePane: a built-in psutil view (@proc, @files, @net, @tree);
 - SkippedPane: a tracer the privileges at hand do not allow: its pane says why.
 
@@ -80,6 +83,10 @@ class Pane:
 
     def finish(self) -> None:
         """The session is ending: nothing more is to come (probes stop refreshing)."""
+
+    def gone(self) -> bool:
+        """A process we did not start has ended (we cannot reap it to know)."""
+        return False
 
     def ready(self, main_pid: int, now: float, settle: float) -> bool:
         """Ready for the held main command to start (tracers only wait on this)."""
@@ -186,6 +193,46 @@ class PtyPane(Pane):
         self.proc.terminated = True
         with contextlib.suppress(OSError):
             self.proc.close(force=True)
+
+
+class MovedPane(PtyPane):
+    """A job picked up after Ctrl-Z, its stdio moved to this pane's pty: its
+    output is read like our own panes', and it can be typed into. The pty's
+    process is the holder (terminal_move.HOLDER), not the job; the job is
+    never killed, and is given back to the terminals in `came_from` at the end."""
+
+    def __init__(self, record: PaneRecord, writer: PaneWriter, holder: PtyProcess,
+                 spawned_at: float, pid: int, came_from: dict[int, str]):
+        super().__init__(record, writer, holder, spawned_at)
+        self._pid = pid
+        self.came_from = came_from  # fd -> the terminal it was on
+        self._finished = False
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def holder_pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def ours(self) -> bool:
+        return False
+
+    @property
+    def attached(self) -> bool:
+        return True
+
+    @property
+    def ended(self) -> bool:
+        return self._finished or (self.status is not None and self.eof)
+
+    def finish(self) -> None:
+        self._finished = True
+
+    def gone(self) -> bool:
+        return not procs.is_alive(self._pid)
 
 
 class ProbePane(Pane):

@@ -19,10 +19,10 @@ import psutil
 
 from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, RecordingWriter
-from autotrace.live import procs
+from autotrace.live import procs, terminal_move
 from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
-from autotrace.live.panes import AttachedPane, Pane, ProbePane, PtyPane, SkippedPane
+from autotrace.live.panes import AttachedPane, MovedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
 from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import make_probe
@@ -104,6 +104,10 @@ class Session:
     _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
     _pause: Pause = field(default_factory=Pause, init=False)  # what p stopped, and its guard
+    # Why a picked-up job's output still goes to the terminal (not moved to pane 0).
+    foreign_output: str | None = field(default=None, init=False)
+    handed_back: bool = field(default=False, init=False)  # a moved job went back to its terminal
+    afterwords: list[str] = field(default_factory=list, init=False)  # lines for after the view
 
     # ------------------------------------------------------------ public API
 
@@ -351,9 +355,40 @@ class Session:
         output goes to the terminal it was started from, not to us."""
         record = self._new_record(0, spec, spec.command)
         record.pid, record.start = pid, 0.0
-        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         self.recording.session.attached = True
+        if self.options.attach_job:  # a Ctrl-Z job: its output to pane 0, off the view
+            moved = terminal_move.move_in(pid, job_group(pid) or pid, record.cols, record.rows)
+            if not isinstance(moved, str):
+                holder, came_from = moved
+                return self._add(MovedPane(record, self.recording.add_pane(record), holder,
+                                           self.clock(), pid, came_from))
+            if self.view is not None and terminal_move.terminal_fds(pid):
+                self.foreign_output = moved
+                self.notify(f"its output stays on this terminal: {moved}")
+        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         return self._add(pane)
+
+    def _give_back(self, pane: MovedPane) -> None:
+        """A moved job back to the terminal it came from, once no tracer holds
+        it (gdb must attach), as it is now, running or stopped; one line says where."""
+        if pane.gone():
+            return
+        why = terminal_move.give_back(pane.pid, pane.came_from)
+        try:
+            proc = psutil.Process(pane.pid)
+            name, stopped = proc.name(), proc.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return
+        self.handed_back = True
+        if why is not None:
+            self.afterwords.append(f"{name} (pid {pane.pid}) could not be given back to "
+                                   f"its terminal: {why}")
+        elif stopped:
+            self.afterwords.append(f"{name} (pid {pane.pid}) is stopped in the background of "
+                                   "this shell: fg or bg continues it")
+        else:
+            self.afterwords.append(f"{name} (pid {pane.pid}) goes on in the background of "
+                                   "this shell: fg brings it back")
 
     def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
         record = self._new_record(index, spec, command_run)
@@ -382,10 +417,7 @@ class Session:
             return
         self._next_probe = now + self.options.interval
         main = self.main
-        if isinstance(main, AttachedPane) and main.status is None and main.gone():
-            main.status, main.reaped_at = ExitStatus(), now
-            self._finish_pane_record(main)
-            self._emit(Event(self.now(), 0, STATE, main.state()))
+        self._check_main_gone(now)
         try:
             target = psutil.Process(main.pid)
         except (psutil.Error, TypeError):
@@ -402,6 +434,14 @@ class Session:
                 pane.finish()
                 if pane is not main:
                     pane.record.end = round(self.now(), 6)
+
+    def _check_main_gone(self, now: float) -> None:
+        """An attached main (not our child: never reaped by us) that has ended."""
+        main = self.main if self.panes else None
+        if main is not None and main.attached and main.status is None and main.gone():
+            main.status, main.reaped_at = ExitStatus(), now
+            self._finish_pane_record(main)
+            self._emit(Event(self.now(), 0, STATE, main.state()))
 
     def _enter_running(self) -> None:
         self.phase, self._phase_deadline = Phase.RUNNING, None
@@ -452,6 +492,12 @@ class Session:
         waited = self.clock() - self._stopping_since if self._stopping_since is not None else 0.0
         procs.terminate(groups, max(0.0, self.options.kill_timeout - waited),
                         on_reaped=self._on_reaped)
+        for pane in self.panes:
+            if isinstance(pane, MovedPane):  # the tracers are gone: gdb may attach
+                with contextlib.suppress(Exception):
+                    self._give_back(pane)
+                self._read_pane(pane, limit=1 << 20)  # what it wrote here before it went back
+                terminal_move.end_holder(pane.proc)
         t = self.now()
         for pane in self.panes:
             if isinstance(pane, PtyPane):
@@ -523,6 +569,7 @@ class Session:
         if signum == signal.SIGCHLD:
             for pid, status in procs.reap_any():
                 self._on_reaped(pid, status)
+            self._check_main_gone(self.clock())  # a moved job's holder ends with the job
         elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.request_end(signum)
 

@@ -27,6 +27,9 @@ from autotrace.view.screen import PaneScreen
 FRAME_INTERVAL = 1 / 10
 BUSY_FRAME_INTERVAL = 1 / 4
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+# A picked-up job that could not be moved to a pane writes over the view:
+# the whole screen is repainted this often (we cannot see its writes).
+FOREIGN_REPAINT = 0.5
 # Emulation gets at most this much time per turn of the session's loop
 # (between two ticks), for all panes together: reading every pty, and so
 # the recorded times, must never wait longer (issue 8: a flooding pane held
@@ -93,6 +96,7 @@ class LiveView:
         self._emulated = False  # screens caught up since the last frame, not drawn yet
         self._backlog = False  # a shown pane has output queued
         self._typing_into: int | None = None  # input mode: the pane whose program gets keys
+        self._last_repaint = 0.0  # a whole-screen repaint (foreign output on the terminal)
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -113,7 +117,8 @@ class LiveView:
 
     def session_over(self, code: int) -> None:
         """Every pane ended: quit, or stay on the final screen until `q`."""
-        if self.exit_at_end or self._quitting:
+        # A job given back to its terminal writes there again: the view must go.
+        if self.exit_at_end or self._quitting or self.session.handed_back:
             self._stop(code)
             return
         self.view.ended = True
@@ -207,6 +212,8 @@ class LiveView:
         if self._dirty:
             frame = self._last_frame + self._frame_interval
             return min(frame, self.session.clock() + BACKLOG_PAUSE) if self._backlog else frame
+        if self.session.foreign_output and not self.session.over:
+            return self._last_repaint + FOREIGN_REPAINT
         if self.session.over:
             return None  # the final screen: nothing changes until a key
         # The status line's clock ticks once a second; nothing else is scheduled.
@@ -218,6 +225,13 @@ class LiveView:
             if self.view.search_job is None:
                 self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
             self._dirty = True
+        if self.session.foreign_output and now >= self._last_repaint + FOREIGN_REPAINT:
+            # The job writes to this terminal too: repaint every row, so the
+            # view's own rows come back over what it wrote.
+            self._last_repaint = now
+            self.terminal.forget_screen()
+            self.view.chrome_dirty = True
+            self._render()
         second = int(now - self._t0())
         if second != self._clock_second:
             self._clock_second = second
@@ -376,6 +390,9 @@ class LiveView:
                 state = "stopped (by a signal, not by autotrace)"
             self.view.status_right = (f"session over, main: {state}; q quits" if over
                                       else f"main: {state} (pid {main.pid})")
+            if self.session.foreign_output and not over:
+                self.view.status_right += (" · its output is on this terminal, not in pane 0: "
+                                           f"{self.session.foreign_output}")
         if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
             self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
                                      f"{self._recording_label}")

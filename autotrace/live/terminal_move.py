@@ -1,0 +1,171 @@
+"""Moving a picked-up job's stdio to a pty of ours and back (gdb's dup2 technique).
+
+After Ctrl-Z and plain `autotrace`, the job still writes to the shell's
+terminal, which the view is drawn on. So its descriptors 0-2 that point at
+that terminal are pointed at a pane's pty instead, and at the end back at
+the terminal they came from: gdb attaches for a moment, calls
+`open(path, O_RDWR|O_NOCTTY)`, `dup2` onto each descriptor and `close`, and
+detaches (a stopped job stays stopped).
+
+Why gdb and not reptyr: reptyr makes the process the leader of a new
+session on reptyr's own pty, and reptyr stays as a proxy between the two;
+the job then belongs to no job of the shell (`fg` fails), and giving it back
+leaves a reptyr proxy reading the shell's terminal. dup2 keeps the job in
+its shell's session and process group, so after the give-back it is the
+same job, `fg` and `bg` work. What dup2 cannot move is the controlling
+terminal, so the keys that make signals (Ctrl-C, Ctrl-Z, Ctrl-\\) reach the
+pane's pty and its foreground process: the pane's holder (HOLDER below),
+which hands those signals on to the job's process group, as a terminal does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+
+from ptyprocess import PtyProcess
+
+from autotrace.live import procs
+
+MOVE_TIMEOUT = 20.0  # gdb attaching to a large process on a loaded machine
+STDIO = (0, 1, 2)
+_O_RDWR_NOCTTY = os.O_RDWR | os.O_NOCTTY
+
+# The process that holds the pane's pty while the job writes to it: it does
+# nothing but hand on the signals the pty's line discipline and size changes
+# make (the pty's foreground process group is the holder's) to the job's
+# group, and ends when the job has. Standard library only, no site: it must
+# start fast and never import the user's modules.
+HOLDER = """\
+import os, signal, sys, time
+pid, group = int(sys.argv[1]), int(sys.argv[2])
+def hand_on(signum, frame):
+    try:
+        os.killpg(group, signum)
+    except OSError:
+        pass
+for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGWINCH):
+    signal.signal(signum, hand_on)
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+def alive():
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+while alive():
+    time.sleep(0.2)
+"""
+
+
+def terminal_fds(pid: int, terminal: str | None = None) -> dict[int, str]:
+    """Which of PID's fds 0-2 are on a terminal (`terminal`, or any tty), by path."""
+    found: dict[int, str] = {}
+    for fd in STDIO:
+        try:
+            path = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if path == terminal or (terminal is None and _is_tty_path(path)):
+            found[fd] = path
+    return found
+
+
+def _is_tty_path(path: str) -> bool:
+    return path.startswith(("/dev/pts/", "/dev/tty")) and path != "/dev/tty"
+
+
+def pty_path(holder_pid: int) -> str | None:
+    """The path of a pane's pty, from its holder's stdin."""
+    try:
+        return os.readlink(f"/proc/{holder_pid}/fd/0")
+    except OSError:
+        return None
+
+
+def move(pid: int, fds: list[int], path: str) -> str | None:
+    """Point PID's `fds` at the terminal `path`. None when done, else why not
+    (one line: gdb missing, ptrace refused, the process gone...)."""
+    if not fds:
+        return "none of its stdin, stdout, stderr is on a terminal"
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "gdb is not installed (apt-get install gdb)"
+    quoted = path.replace("\\", "\\\\").replace('"', '\\"')
+    script = [f'call (int)open("{quoted}", {_O_RDWR_NOCTTY})']
+    script += [f"call (int)dup2($1, {fd})" for fd in fds]
+    script += ["call (int)close($1)", "detach", "quit"]
+    argv = [gdb, "-nx", "-batch", "-q", "-p", str(pid)]
+    for line in script:
+        argv += ["-ex", line]
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=MOVE_TIMEOUT, errors="replace")
+    except subprocess.TimeoutExpired:
+        return "gdb did not finish in time"
+    except OSError as err:
+        return f"gdb cannot run: {err.strerror}"
+    if all(terminal_fds(pid, path).get(fd) == path for fd in fds):
+        return None
+    return _why(result.stdout + result.stderr)
+
+
+def _why(output: str) -> str:
+    for line in output.splitlines():
+        if "ptrace" in line or "Operation not permitted" in line or "No such process" in line:
+            return f"gdb could not attach: {line.strip()}"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return f"gdb could not move it: {lines[-1] if lines else 'no reason given'}"
+
+
+def let_open(path: str, pid: int) -> None:
+    """Under sudo the pty is root's: the job (the user's) must be able to open it."""
+    with contextlib.suppress(OSError):
+        uid = os.stat(f"/proc/{pid}").st_uid
+        if os.geteuid() == 0 and uid != 0:
+            os.chown(path, uid, -1)
+
+
+def move_in(pid: int, group: int, cols: int, rows: int) -> tuple[PtyProcess, dict[int, str]] | str:
+    """A pty for the job (its holder started in it) with the job's terminal
+    fds moved onto it: (holder, where each fd came from), or why not."""
+    came_from = terminal_fds(pid)
+    if not came_from:
+        return "none of its stdin, stdout, stderr is on a terminal"
+    holder = procs.spawn(shlex.join([sys.executable, "-I", "-S", "-c", HOLDER, str(pid),
+                                     str(group)]), cols, rows)
+    path = pty_path(holder.pid)
+    why = "its pty has no name" if path is None else None
+    if path is not None:
+        let_open(path, pid)
+        why = move(pid, list(came_from), path)
+    if why is not None:
+        end_holder(holder)
+        return why
+    return holder, came_from
+
+
+def give_back(pid: int, came_from: dict[int, str]) -> str | None:
+    """Point the fds back at the terminals they came from; None when done, else why not."""
+    by_terminal: dict[str, list[int]] = {}
+    for fd, path in came_from.items():
+        by_terminal.setdefault(path, []).append(fd)
+    for path, fds in by_terminal.items():
+        why = move(pid, fds, path)
+        if why is not None:
+            return why
+    return None
+
+
+def end_holder(holder: PtyProcess) -> None:
+    """The holder is ours: killed and reaped (the job it held for is not touched)."""
+    with contextlib.suppress(OSError):
+        os.kill(holder.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.waitpid(holder.pid, 0)
+    holder.terminated = True
