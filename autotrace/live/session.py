@@ -362,7 +362,7 @@ class Session:
                 holder, came_from = moved
                 return self._add(MovedPane(record, self.recording.add_pane(record), holder,
                                            self.clock(), pid, came_from))
-            if self.view is not None and terminal_move.terminal_fds(pid):
+            if self.view is not None and moved != terminal_move.NOT_ON_A_TERMINAL:
                 self.foreign_output = moved
                 self.notify(f"its output stays on this terminal: {moved}")
         pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)

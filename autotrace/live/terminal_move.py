@@ -63,12 +63,19 @@ while alive():
 """
 
 
-def terminal_fds(pid: int, terminal: str | None = None) -> dict[int, str]:
-    """Which of PID's fds 0-2 are on a terminal (`terminal`, or any tty), by path."""
+NOT_ON_A_TERMINAL = "none of its stdin, stdout, stderr is on a terminal"
+NO_PTRACE = "ptrace not permitted"
+
+
+def terminal_fds(pid: int, terminal: str | None = None) -> dict[int, str] | None:
+    """Which of PID's fds 0-2 are on a terminal (`terminal`, or any tty), by
+    path; None when we may not look (the same permission as ptrace)."""
     found: dict[int, str] = {}
     for fd in STDIO:
         try:
             path = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except PermissionError:
+            return None
         except OSError:
             continue
         if path == terminal or (terminal is None and _is_tty_path(path)):
@@ -92,7 +99,7 @@ def move(pid: int, fds: list[int], path: str) -> str | None:
     """Point PID's `fds` at the terminal `path`. None when done, else why not
     (one line: gdb missing, ptrace refused, the process gone...)."""
     if not fds:
-        return "none of its stdin, stdout, stderr is on a terminal"
+        return NOT_ON_A_TERMINAL
     gdb = shutil.which("gdb")
     if gdb is None:
         return "gdb is not installed (apt-get install gdb)"
@@ -110,14 +117,16 @@ def move(pid: int, fds: list[int], path: str) -> str | None:
         return "gdb did not finish in time"
     except OSError as err:
         return f"gdb cannot run: {err.strerror}"
-    if all(terminal_fds(pid, path).get(fd) == path for fd in fds):
+    if all((terminal_fds(pid, path) or {}).get(fd) == path for fd in fds):
         return None
     return _why(result.stdout + result.stderr)
 
 
 def _why(output: str) -> str:
     for line in output.splitlines():
-        if "ptrace" in line or "Operation not permitted" in line or "No such process" in line:
+        if "Operation not permitted" in line:
+            return NO_PTRACE
+        if "ptrace" in line or "No such process" in line:
             return f"gdb could not attach: {line.strip()}"
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return f"gdb could not move it: {lines[-1] if lines else 'no reason given'}"
@@ -135,8 +144,10 @@ def move_in(pid: int, group: int, cols: int, rows: int) -> tuple[PtyProcess, dic
     """A pty for the job (its holder started in it) with the job's terminal
     fds moved onto it: (holder, where each fd came from), or why not."""
     came_from = terminal_fds(pid)
+    if came_from is None:
+        return NO_PTRACE  # its descriptors are not ours to see, nor to move
     if not came_from:
-        return "none of its stdin, stdout, stderr is on a terminal"
+        return NOT_ON_A_TERMINAL  # nothing of it goes to the view's terminal
     holder = procs.spawn(shlex.join([sys.executable, "-I", "-S", "-c", HOLDER, str(pid),
                                      str(group)]), cols, rows)
     path = pty_path(holder.pid)

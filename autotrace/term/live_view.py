@@ -391,7 +391,7 @@ class LiveView:
             self.view.status_right = (f"session over, main: {state}; q quits" if over
                                       else f"main: {state} (pid {main.pid})")
             if self.session.foreign_output and not over:
-                self.view.status_right += (" · its output is on this terminal, not in pane 0: "
+                self.view.status_right += (" · output not in pane 0: "
                                            f"{self.session.foreign_output}")
         if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
             self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
