@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import psutil
+from ptyprocess import PtyProcess
 
 from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, RecordingWriter
@@ -107,6 +108,8 @@ class Session:
     # Why a picked-up job's output still goes to the terminal (not moved to pane 0).
     foreign_output: str | None = field(default=None, init=False)
     handed_back: bool = field(default=False, init=False)  # a moved job went back to its terminal
+    # A Ctrl-Z job moved onto a pty of ours: (holder, where its fds were), or why not.
+    _moved_in: tuple[PtyProcess, dict[int, str]] | str | None = field(default=None, init=False)
     afterwords: list[str] = field(default_factory=list, init=False)  # lines for after the view
 
     # ------------------------------------------------------------ public API
@@ -262,6 +265,7 @@ class Session:
         procs.become_subreaper()
         self._loop = loop
         loop.on_signal(self._on_signal)
+        self._move_in_job()  # a gdb attach, up to seconds: before the clock starts
         # The time origin and the wall clock it stands for are read together:
         # event times plus started_unix must agree with other logs.
         self._t0 = self.clock()
@@ -356,8 +360,8 @@ class Session:
         record = self._new_record(0, spec, spec.command)
         record.pid, record.start = pid, 0.0
         self.recording.session.attached = True
-        if self.options.attach_job:  # a Ctrl-Z job: its output to pane 0, off the view
-            moved = terminal_move.move_in(pid, job_group(pid) or pid, record.cols, record.rows)
+        moved = self._moved_in
+        if moved is not None:  # a Ctrl-Z job: its output to pane 0, off the view
             if not isinstance(moved, str):
                 holder, came_from = moved
                 return self._add(MovedPane(record, self.recording.add_pane(record), holder,
@@ -367,6 +371,16 @@ class Session:
                 self.notify(f"its output stays on this terminal: {moved}")
         pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         return self._add(pane)
+
+    def _move_in_job(self) -> None:
+        """A Ctrl-Z job's terminal output onto a pty of ours (terminal_move.py)."""
+        pid = self.options.attach_pid
+        if not self.options.attach_job or pid is None:
+            return
+        cols, rows = self.options.cols, self.options.rows
+        if self.view is not None:
+            cols, rows = self.view.pane_size(0, len(self.specs))
+        self._moved_in = terminal_move.move_in(pid, job_group(pid) or pid, cols, rows)
 
     def _give_back(self, pane: MovedPane) -> None:
         """A moved job back to the terminal it came from, once no tracer holds
