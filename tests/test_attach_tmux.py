@@ -142,16 +142,20 @@ def assert_left_running(job: Job, pid: int) -> None:
     assert job.pid() == pid
 
 
-def assert_traced(rec: RecordingFiles, job: Job, pid: int) -> None:
+def assert_traced(rec: RecordingFiles, job: Job, pid: int, moved: bool = True) -> None:
     """The recording shows the job's own system calls and its @proc frames."""
     main, strace = rec.panes[0], rec.panes[1]
     assert main["pid"] == pid and main["role"] == "main"
     assert str(job.script) in main["command"]
     assert rec.manifest["attached"] is True
     assert "the process goes on" in main["note"]
-    # Pane 0 is the job's own terminal output, moved to autotrace's pty (the
-    # ticker writes to a file, so nothing): not a probe's view of it.
-    assert "@proc" not in rec.output(0)
+    if moved:
+        # A Ctrl-Z job's pane 0 is its own terminal output, moved to autotrace's
+        # pty (the ticker writes to a file, so nothing): not a probe's view of it.
+        assert "@proc" not in rec.output(0)
+    else:  # --pid: the process is not moved, pane 0 is its @proc view
+        assert f"@proc  pid {pid}" in rec.output(0)
+        assert re.search(r"^state\s+\w+", rec.output(0), re.M)
     assert strace["command"] == "strace -f -tt -p PID"
     assert strace["command_run"] == f"strace -f -tt -p {pid}"
     strace_text = rec.output(1)
@@ -284,7 +288,7 @@ def test_pid_attaches_to_any_process_and_leaves_it_running(tmp_path, job):
                                 "--pid", proc.pid, "strace -f -tt -p PID"])
         assert result.returncode == 0, result.stderr
         rec = RecordingFiles(rec_dir)
-        assert_traced(rec, job, proc.pid)
+        assert_traced(rec, job, proc.pid, moved=False)
         assert [p["command"] for p in rec.panes] == [job.command, "strace -f -tt -p PID"]
         assert_left_running(job, proc.pid)
     finally:
