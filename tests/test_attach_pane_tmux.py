@@ -16,7 +16,7 @@ import pytest
 from test_attach_tmux import autotrace_bin, open_shell  # noqa: F401 - the fixture too
 from tmuxdriver import Tmux
 
-from tests.conftest import wait_for
+from tests.conftest import autotrace_under, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -145,3 +145,18 @@ def test_without_ptrace_the_view_keeps_its_rows_and_says_why(tmux, tmp_path):
         time.sleep(0.5)
     tmux.send("q")
     tmux.wait_for(r"\[status \d+\]", timeout=30)
+
+
+def test_a_sigkilled_autotrace_still_gives_the_job_back(tmux, tmp_path):
+    open_shell(tmux)
+    pid = start_ping(tmux)
+    pick_up(tmux, tmp_path)
+    tmux.wait_for(r"strace -f -tt -p")
+    autotrace_under(tmux.pane_pid()).kill()  # SIGKILL: no teardown of ours runs
+    tmux.wait_for(r"\[status 137\]", timeout=30)
+    # The pane's pty hung up; its holder moved the job back to this terminal.
+    terminal = os.readlink(f"/proc/{tmux.pane_pid()}/fd/0")
+    wait_for(lambda: all(os.readlink(f"/proc/{pid}/fd/{fd}") == terminal for fd in (0, 1, 2)),
+             timeout=30, what="the job back on its terminal")
+    wait_for(lambda: state_of(pid) in "SR", what="the job running, not stopped or traced")
+    tmux.wait_for(r"\[status 137\][\s\S]*icmp_seq=\d+ ttl")

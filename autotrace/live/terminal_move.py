@@ -15,12 +15,14 @@ its shell's session and process group, so after the give-back it is the
 same job, `fg` and `bg` work. What dup2 cannot move is the controlling
 terminal, so the keys that make signals (Ctrl-C, Ctrl-Z, Ctrl-\\) reach the
 pane's pty and its foreground process: the pane's holder (HOLDER below),
-which hands those signals on to the job's process group, as a terminal does.
+which hands those signals on to the job's process group, as a terminal does,
+and gives the job back itself if autotrace dies without doing it (SIGKILL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -39,18 +41,36 @@ _O_RDWR_NOCTTY = os.O_RDWR | os.O_NOCTTY
 # The process that holds the pane's pty while the job writes to it: it does
 # nothing but hand on the signals the pty's line discipline and size changes
 # make (the pty's foreground process group is the holder's) to the job's
-# group, and ends when the job has. Standard library only, no site: it must
-# start fast and never import the user's modules.
+# group, and ends when the job has. If autotrace dies without giving the job
+# back (SIGKILL), the pty hangs up and the holder gets SIGHUP: it gives the
+# job back itself (the gdb commands it was given, once no tracer holds the
+# job). Standard library only, no site: it must start fast and never import
+# the user's modules.
 HOLDER = """\
-import os, signal, sys, time
-pid, group = int(sys.argv[1]), int(sys.argv[2])
+import json, os, signal, subprocess, sys, time
+pid, group, give_back = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 def hand_on(signum, frame):
     try:
         os.killpg(group, signum)
     except OSError:
         pass
+def traced():
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return any(l.split()[1:] != ["0"] for l in f if l.startswith("TracerPid:"))
+    except OSError:
+        return False
+def hung_up(signum, frame):
+    deadline = time.monotonic() + 10
+    while traced() and time.monotonic() < deadline:
+        time.sleep(0.05)  # strace lost its pty too: it detaches as it goes
+    for argv in give_back:
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+    os._exit(0)
 for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGWINCH):
     signal.signal(signum, hand_on)
+signal.signal(signal.SIGHUP, hung_up)
 signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 def alive():
     try:
@@ -100,20 +120,9 @@ def move(pid: int, fds: list[int], path: str) -> str | None:
     (one line: gdb missing, ptrace refused, the process gone...)."""
     if not fds:
         return NOT_ON_A_TERMINAL
-    gdb = shutil.which("gdb")
-    if gdb is None:
+    argv = gdb_argv(pid, fds, path)
+    if argv is None:
         return "gdb is not installed (apt-get install gdb)"
-    quoted = path.replace("\\", "\\\\").replace('"', '\\"')
-    script = [f'call (int)open("{quoted}", {_O_RDWR_NOCTTY})']
-    script += [f"call (int)dup2($1, {fd})" for fd in fds]
-    script += ["call (int)close($1)", "detach", "quit"]
-    # Only libc's symbols are needed (open, dup2, close): reading every
-    # library's (a python's) took 2-3 s on a loaded machine, this 0.6 s.
-    argv = [gdb, "-nx", "-batch", "-q", "-iex", "set auto-solib-add off", "-iex",
-            "set auto-load off", "-iex", "set debuginfod enabled off", "-p", str(pid),
-            "-ex", "sharedlibrary libc\\."]
-    for line in script:
-        argv += ["-ex", line]
     try:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=MOVE_TIMEOUT, errors="replace")
@@ -124,6 +133,32 @@ def move(pid: int, fds: list[int], path: str) -> str | None:
     if all((terminal_fds(pid, path) or {}).get(fd) == path for fd in fds):
         return None
     return _why(result.stdout + result.stderr)
+
+
+def gdb_argv(pid: int, fds: list[int], path: str) -> list[str] | None:
+    """The gdb command that points PID's `fds` at `path` (None: no gdb)."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return None
+    quoted = path.replace("\\", "\\\\").replace('"', '\\"')
+    script = [f'call (int)open("{quoted}", {_O_RDWR_NOCTTY})']
+    script += [f"call (int)dup2($1, {fd})" for fd in fds]
+    script += ["call (int)close($1)", "detach", "quit"]
+    # Only libc's symbols are needed (open, dup2, close): reading every
+    # library's (a python's) took 1.6-2.9 s on a loaded machine, this 0.6 s.
+    argv = [gdb, "-nx", "-batch", "-q", "-iex", "set auto-solib-add off", "-iex",
+            "set auto-load off", "-iex", "set debuginfod enabled off", "-p", str(pid),
+            "-ex", "sharedlibrary libc\\."]
+    for line in script:
+        argv += ["-ex", line]
+    return argv
+
+
+def _by_terminal(came_from: dict[int, str]) -> dict[str, list[int]]:
+    by_terminal: dict[str, list[int]] = {}
+    for fd, path in came_from.items():
+        by_terminal.setdefault(path, []).append(fd)
+    return by_terminal
 
 
 def _why(output: str) -> str:
@@ -152,8 +187,9 @@ def move_in(pid: int, group: int, cols: int, rows: int) -> tuple[PtyProcess, dic
         return NO_PTRACE  # its descriptors are not ours to see, nor to move
     if not came_from:
         return NOT_ON_A_TERMINAL  # nothing of it goes to the view's terminal
+    give_back_argv = [gdb_argv(pid, fds, path) for path, fds in _by_terminal(came_from).items()]
     holder = procs.spawn(shlex.join([sys.executable, "-I", "-S", "-c", HOLDER, str(pid),
-                                     str(group)]), cols, rows)
+                                     str(group), json.dumps(give_back_argv)]), cols, rows)
     path = pty_path(holder.pid)
     why = "its pty has no name" if path is None else None
     if path is not None:
@@ -167,10 +203,7 @@ def move_in(pid: int, group: int, cols: int, rows: int) -> tuple[PtyProcess, dic
 
 def give_back(pid: int, came_from: dict[int, str]) -> str | None:
     """Point the fds back at the terminals they came from; None when done, else why not."""
-    by_terminal: dict[str, list[int]] = {}
-    for fd, path in came_from.items():
-        by_terminal.setdefault(path, []).append(fd)
-    for path, fds in by_terminal.items():
+    for path, fds in _by_terminal(came_from).items():
         why = move(pid, fds, path)
         if why is not None:
             return why
