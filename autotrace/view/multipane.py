@@ -733,8 +733,9 @@ class MultiPaneView:
             return " any key: close help"
         if self.typing is not None:
             entries = keymap.footer(keymap.INPUT, self.modes(), set(), self.sync)
-            return (f" typing into pane {self.typing}: keys, Ctrl-C, Ctrl-Z, Ctrl-D and paste "
-                    f"go to its program   " + "  ".join(entries))
+            # How to leave first: it must fit even at 80 columns.
+            return (" " + "  ".join(entries) + f"   keys, Ctrl-C/Z/D, paste: to pane "
+                    f"{self.typing}'s program")
         primary = keymap.REPLAY if self.replay else keymap.ENDED if self.ended \
             else keymap.PAUSED if self.paused else keymap.LIVE
         states = set()
