@@ -135,7 +135,7 @@ def test_without_ptrace_the_view_keeps_its_rows_and_says_why(tmux, tmp_path):
     tmux.type(f"autotrace -l {tmp_path / 'rec'}; echo \"[status $?]\"\n")
     tmux.wait_for(r"(?m)^=>", timeout=30)
     tmux.send("Enter")
-    tmux.wait_for(r"output not in pane 0: ptrace not permitted")
+    tmux.wait_for(r"main: running \(pid \d+\), not moved: ptrace not permitted")
     # The job writes over the view; the view repaints itself: its footer comes
     # back to the bottom row, and its header to the top, again and again.
     for _ in range(3):

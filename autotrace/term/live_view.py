@@ -391,8 +391,8 @@ class LiveView:
             self.view.status_right = (f"session over, main: {state}; q quits" if over
                                       else f"main: {state} (pid {main.pid})")
             if self.session.foreign_output and not over:
-                self.view.status_right += (" · output not in pane 0: "
-                                           f"{self.session.foreign_output}")
+                # Its output is on this terminal, not in pane 0 (short: 80 columns).
+                self.view.status_right += f", not moved: {self.session.foreign_output}"
         if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
             self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
                                      f"{self._recording_label}")
