@@ -38,9 +38,9 @@ def tmux(autotrace_bin):  # noqa: F811 - the fixture imported above
             os.kill(pid, signal.SIGKILL)
 
 
-def start_ping(tmux: Tmux, prefix: str = "") -> int:
+def start_ping(tmux: Tmux, prefix: str = "", suffix: str = "") -> int:
     """Type ping into the shell, see it print, Ctrl-Z it; its pid."""
-    tmux.type(f"{prefix} {PING}\n".lstrip())
+    tmux.type(f"{prefix} {PING}{suffix}\n".lstrip())
     tmux.wait_for(r"icmp_seq=3 ")
     pane = psutil.Process(tmux.pane_pid())  # tmux's wrapper, above the shell
     pid = wait_for(lambda: next((p.pid for p in pane.children(recursive=True)
@@ -71,13 +71,10 @@ def state_of(pid: int) -> str:
         return f.read().rsplit(")", 1)[1].split()[0]
 
 
-def test_the_job_prints_in_pane_0_only_and_goes_back_to_its_terminal(tmux, tmp_path):
-    open_shell(tmux)
-    pid = start_ping(tmux)
-    pick_up(tmux, tmp_path)
-    tmux.wait_for(r"strace -f -tt -p")
+def assert_only_in_pane_zero(tmux: Tmux, seconds: float) -> int:
+    """For `seconds`, no ping line outside pane 0; the last icmp_seq seen."""
     seen = 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rows = tmux.capture_lines()
         inside = pane_zero_rows(rows)
@@ -86,6 +83,15 @@ def test_the_job_prints_in_pane_0_only_and_goes_back_to_its_terminal(tmux, tmp_p
                 assert number in inside, f"a ping line on row {number}:\n" + "\n".join(rows)
                 seen = max(seen, int(match.group(1)))
         time.sleep(0.2)
+    return seen
+
+
+def test_the_job_prints_in_pane_0_only_and_goes_back_to_its_terminal(tmux, tmp_path):
+    open_shell(tmux)
+    pid = start_ping(tmux)
+    pick_up(tmux, tmp_path)
+    tmux.wait_for(r"strace -f -tt -p")
+    seen = assert_only_in_pane_zero(tmux, 5)
     assert seen > 10  # it went on printing, into pane 0
     tmux.send("q")
     screen = tmux.wait_for(r"\[status \d+\]", timeout=30)
@@ -99,6 +105,23 @@ def test_the_job_prints_in_pane_0_only_and_goes_back_to_its_terminal(tmux, tmp_p
     assert max(int(n) for n in PING_LINE.findall(tail)) > seen
     assert all(os.readlink(f"/proc/{pid}/fd/{fd}") == os.readlink(
         f"/proc/{tmux.pane_pid()}/fd/0") for fd in (0, 1, 2))
+
+
+def test_every_process_of_a_pipeline_job_is_moved_and_given_back(tmux, tmp_path):
+    # ping's stdout is a pipe: the lines reach the terminal through cat.
+    open_shell(tmux)
+    pid = start_ping(tmux, suffix=" | cat")
+    cat = next(p.pid for p in psutil.Process(tmux.pane_pid()).children(recursive=True)
+               if p.name() == "cat")
+    tmux.pings.append(cat)
+    pick_up(tmux, tmp_path)
+    assert assert_only_in_pane_zero(tmux, 2) > 0
+    tmux.send("q")
+    screen = tmux.wait_for(r"\[status 0\][\s\S]*icmp_seq=\d+ ttl", timeout=30)
+    assert f"(pid {pid}) goes on in the background" in screen
+    terminal = os.readlink(f"/proc/{tmux.pane_pid()}/fd/0")
+    assert [os.readlink(f"/proc/{cat}/fd/{fd}") for fd in (1, 2)] == [terminal, terminal]
+    assert os.readlink(f"/proc/{pid}/fd/2") == terminal
 
 
 def test_ctrl_c_typed_into_its_pane_reaches_the_job(tmux, tmp_path):

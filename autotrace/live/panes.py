@@ -213,13 +213,15 @@ class MovedPane(PtyPane):
     """A job picked up after Ctrl-Z, its stdio moved to this pane's pty: its
     output is read like our own panes', and it can be typed into. The pty's
     process is the holder (terminal_move.HOLDER), not the job; the job is
-    never killed, and is given back to the terminals in `came_from` at the end."""
+    never killed, and is given back to the terminals in `came_from` at the end
+    (with any child born since, which inherited the pty)."""
 
     def __init__(self, record: PaneRecord, writer: PaneWriter, holder: PtyProcess,
-                 spawned_at: float, pid: int, came_from: dict[int, str]):
+                 spawned_at: float, pid: int, pty: str, came_from: dict[int, dict[int, str]]):
         super().__init__(record, writer, holder, spawned_at)
         self._pid = pid
-        self.came_from = came_from  # fd -> the terminal it was on
+        self.pty = pty  # the path of the pane's pty, the job's terminal now
+        self.came_from = came_from  # each process of the job moved: fd -> the terminal it was on
         self._finished = False
 
     @property

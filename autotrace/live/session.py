@@ -110,8 +110,9 @@ class Session:
     # Why a picked-up job's output still goes to the terminal (not moved to pane 0).
     foreign_output: str | None = field(default=None, init=False)
     handed_back: bool = field(default=False, init=False)  # a moved job went back to its terminal
-    # A Ctrl-Z job moved onto a pty of ours: (holder, where its fds were), or why not.
-    _moved_in: tuple[PtyProcess, dict[int, str]] | str | None = field(default=None, init=False)
+    # A Ctrl-Z job moved onto a pty of ours: (holder, the pty, where its fds were), or why not.
+    _moved_in: tuple[PtyProcess, str, dict[int, dict[int, str]]] | str | None = field(
+        default=None, init=False)
     afterwords: list[str] = field(default_factory=list, init=False)  # lines for after the view
     _after_exec: list[Pane] = field(default_factory=list, init=False)  # samplers held for the main
 
@@ -405,9 +406,9 @@ class Session:
         moved = self._moved_in
         if moved is not None:  # a Ctrl-Z job: its output to pane 0, off the view
             if not isinstance(moved, str):
-                holder, came_from = moved
+                holder, pty, came_from = moved
                 return self._add(MovedPane(record, self.recording.add_pane(record), holder,
-                                           self.clock(), pid, came_from))
+                                           self.clock(), pid, pty, came_from))
             if self.view is not None and moved != terminal_move.NOT_ON_A_TERMINAL:
                 self.foreign_output = moved
                 self.notify(f"its output stays on this terminal: {moved}")
@@ -429,7 +430,8 @@ class Session:
         it (gdb must attach), as it is now, running or stopped; one line says where."""
         if pane.gone():
             return
-        why = terminal_move.give_back(pane.pid, pane.came_from)
+        why = terminal_move.give_back(pane.pid, job_group(pane.pid) or pane.pid, pane.pty,
+                                      pane.came_from)
         try:
             proc = psutil.Process(pane.pid)
             name, stopped = proc.name(), proc.status() == psutil.STATUS_STOPPED

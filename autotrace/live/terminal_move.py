@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from ptyprocess import PtyProcess
 
@@ -179,35 +180,76 @@ def let_open(path: str, pid: int) -> None:
             os.chown(path, uid, -1)
 
 
-def move_in(pid: int, group: int, cols: int, rows: int) -> tuple[PtyProcess, dict[int, str]] | str:
-    """A pty for the job (its holder started in it) with the job's terminal
-    fds moved onto it: (holder, where each fd came from), or why not."""
-    came_from = terminal_fds(pid)
-    if came_from is None:
-        return NO_PTRACE  # its descriptors are not ours to see, nor to move
+def job_members(pid: int, group: int) -> list[int]:
+    """The job's processes: PID first, then the others of its process group
+    (a pipeline's, a make's children), each of which may hold the terminal."""
+    members = [pid]
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != pid:
+                with contextlib.suppress(OSError):
+                    if os.getpgid(int(entry)) == group:
+                        members.append(int(entry))
+    return members
+
+
+Moves = list[tuple[int, list[int], str]]  # (pid, its fds, the terminal they go to)
+
+
+def _move_all(moves: Moves) -> list[str | None]:
+    """Each move's outcome (see move); gdb runs for every process at once."""
+    if not moves:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(moves))) as pool:
+        return list(pool.map(lambda m: move(*m), moves))
+
+
+def move_in(pid: int, group: int, cols: int, rows: int
+            ) -> tuple[PtyProcess, str, dict[int, dict[int, str]]] | str:
+    """A pty for the job (its holder started in it) with the terminal fds of
+    every process of the job moved onto it: (holder, the pty's path, where
+    each process's fds came from), or why not."""
+    came_from: dict[int, dict[int, str]] = {}
+    for member in job_members(pid, group):
+        fds = terminal_fds(member)
+        if fds is None and member == pid:
+            return NO_PTRACE  # its descriptors are not ours to see, nor to move
+        if fds:
+            came_from[member] = fds
     if not came_from:
         return NOT_ON_A_TERMINAL  # nothing of it goes to the view's terminal
-    give_back_argv = [gdb_argv(pid, fds, path) for path, fds in _by_terminal(came_from).items()]
+    back = [(member, fds, path) for member, where in came_from.items()
+            for path, fds in _by_terminal(where).items()]
     holder = procs.spawn(shlex.join([sys.executable, "-I", "-S", "-c", HOLDER, str(pid),
-                                     str(group), json.dumps(give_back_argv)]), cols, rows)
+                                     str(group), json.dumps([gdb_argv(*m) for m in back])]),
+                         cols, rows)
     path = pty_path(holder.pid)
-    why = "its pty has no name" if path is None else None
-    if path is not None:
-        let_open(path, pid)
-        why = move(pid, list(came_from), path)
-    if why is not None:
+    if path is None:
         end_holder(holder)
-        return why
-    return holder, came_from
+        return "its pty has no name"
+    for member in came_from:
+        let_open(path, member)
+    outcomes = dict(zip(came_from, _move_all([(m, list(fds), path)
+                                              for m, fds in came_from.items()])))
+    moved = {m: came_from[m] for m, why in outcomes.items() if why is None}
+    if not moved:  # one that could not be moved stays on the terminal, as before
+        end_holder(holder)
+        return next(why for why in outcomes.values() if why is not None)
+    return holder, path, moved
 
 
-def give_back(pid: int, came_from: dict[int, str]) -> str | None:
-    """Point the fds back at the terminals they came from; None when done, else why not."""
-    for path, fds in _by_terminal(came_from).items():
-        why = move(pid, fds, path)
-        if why is not None:
-            return why
-    return None
+def give_back(pid: int, group: int, pty: str, came_from: dict[int, dict[int, str]]
+              ) -> str | None:
+    """Every process of the job with fds on our pty (those moved, and children
+    born since, who inherited it) back to the terminal it came from; None
+    when done, else why not."""
+    home = next(iter(next(iter(came_from.values())).values()))  # the shell's terminal
+    moves: Moves = []
+    for member in job_members(pid, group):
+        on_pty = terminal_fds(member, pty) or {}
+        targets = {fd: came_from.get(member, {}).get(fd, home) for fd in on_pty}
+        moves += [(member, fds, path) for path, fds in _by_terminal(targets).items()]
+    return next((why for why in _move_all(moves) if why is not None), None)
 
 
 def end_holder(holder: PtyProcess) -> None:
