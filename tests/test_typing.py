@@ -51,3 +51,27 @@ def test_i_in_a_replay_says_it_is_not_available() -> None:
     view.replay = True
     assert view.handle_key("i") is None
     assert "a replay cannot be typed into" in view.message
+
+
+def test_a_paste_larger_than_the_pty_takes_never_blocks_the_loop() -> None:
+    # The program reads nothing for a second: the pty's input buffer fills up.
+    import time
+
+    from autotrace.live import procs
+    from autotrace.live.panes import PtyPane
+
+    proc = procs.spawn("sleep 1; stty raw -echo; exec cat >/dev/null", 80, 24)
+    pane = PtyPane(None, None, proc, 0.0)  # type: ignore[arg-type]
+    try:
+        started = time.monotonic()
+        pane.type_in(b"x" * 200_000)
+        assert time.monotonic() - started < 0.5  # queued, not waited for
+        assert pane.typing_pending
+        deadline = time.monotonic() + 30
+        while pane.typing_pending and time.monotonic() < deadline:
+            pane.flush_typed()  # what the session does every turn
+            procs.read_available(proc.fd)
+            time.sleep(0.01)
+        assert not pane.typing_pending  # all of it written once the program reads
+    finally:
+        proc.terminate(force=True)
