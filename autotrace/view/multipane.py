@@ -18,6 +18,7 @@ from curtsies.formatstringarray import FSArray
 from autotrace.events import MARKER, OUTPUT, RESIZE, Event, parse_size
 from autotrace.view import keymap, layout, render
 from autotrace.view.layout import Rect
+from autotrace.view.lenses import Lens, lens_for, row_text
 from autotrace.view.screen import PaneScreen, SearchHit
 from autotrace.view.search import (
     SEARCH_SLICE,
@@ -62,6 +63,8 @@ class PaneState:
     # Drawn rows by their cells: output that scrolls moves rows, it rarely
     # changes them, so most rows of a new frame are already drawn.
     line_cache: dict[tuple[Any, ...], tuple[list[Any], FmtStr]] = field(default_factory=dict)
+    # What the pane's output means, drawn over it while colours are on (strace, tcpdump).
+    lens: Lens | None = None
 
     @property
     def shown(self) -> PaneScreen:
@@ -134,7 +137,8 @@ class MultiPaneView:
             if self.reply:
                 self.reply(index, text)
 
-        pane = PaneState(index, command, PaneScreen(cols, rows, self.history, reply=answer))
+        pane = PaneState(index, command, PaneScreen(cols, rows, self.history, reply=answer),
+                         lens=lens_for(command))
         while len(self.panes) <= index:
             self.panes.append(pane)
         self.panes[index] = pane
@@ -604,7 +608,8 @@ class MultiPaneView:
             if len(pane.line_cache) > 4 * max(cols, 100):
                 pane.line_cache.clear()  # bounded: a screenful or two is all that repeats
             marks = match_spans(self.search, cells[:cols]) if self.search else ()
-            line = render.cells_to_line(cells, cols, self.colours, marks)
+            spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
+            line = render.cells_to_line(cells, cols, self.colours, marks, spans)
             hit = pane.line_cache[key] = (cells, line if border is None else border + line)
         return hit[1]
 
