@@ -50,8 +50,12 @@ def test_pid_prefix_and_time_stamps_are_skipped() -> None:
 
 
 def test_resumed_calls_and_strace_messages() -> None:
-    row = '<... recvfrom resumed>"x", 1, 0, NULL, NULL) = -1 EAGAIN (Resource unavailable)'
-    assert words(row, strace_lens(row))[0] == ("recvfrom", FAILED_CALL)
+    row = '<... connect resumed>) = -1 ECONNREFUSED (Connection refused)'
+    assert words(row, strace_lens(row))[0] == ("connect", FAILED_CALL)
+    # Would block is no failure: a non-blocking connect under way, a read with nothing yet.
+    for errno in ("EINPROGRESS (Operation now in progress)", "EAGAIN (Resource unavailable)"):
+        row = f'connect(14, {{sa_family=AF_INET}}, 16) = -1 {errno}'
+        assert words(row, strace_lens(row)) == [("connect", CALL)]
     assert strace_lens("strace: Process 42 attached") == ()
     assert strace_lens("+++ exited with 0 +++") == ()
     assert strace_lens("--- SIGCHLD {si_signo=SIGCHLD} ---") == ()

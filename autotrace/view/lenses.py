@@ -42,19 +42,23 @@ _STRACE_CALL = re.compile(
     r"^(?:\[pid\s+\d+\] |\d+ +)?(?:[\d:.]+ +)*(?:(?P<name>[a-z_][a-z0-9_]*)\(|"
     r"<\.\.\. (?P<resumed>[a-z_][a-z0-9_]*) resumed>)")
 # A failed call's result: `= -1 ENOENT (No such file or directory)`, also `= ? ERESTART...`.
-_STRACE_FAILED = re.compile(r"= -1 (?P<errno>E[A-Z0-9]+)(?: \([^)]*\))?| = \? (E[A-Z0-9]+)")
+_STRACE_FAILED = re.compile(r"= -1 (?P<errno>E[A-Z0-9]+)(?: \([^)]*\))?")
+# A non-blocking call that would block has not failed: a connect under way,
+# a read with nothing yet. Drawn red they would drown the real failures.
+_NOT_FAILURES = frozenset({"EINPROGRESS", "EAGAIN", "EWOULDBLOCK"})
 
 
 def strace_lens(text: str) -> tuple[Span, ...]:
     spans: list[Span] = []
     failed = _STRACE_FAILED.search(text)
+    if failed and failed.group("errno") in _NOT_FAILURES:
+        failed = None
     call = _STRACE_CALL.match(text)
     if call:
         group = "name" if call.group("name") else "resumed"
         spans.append(Span(call.start(group), call.end(group), FAILED_CALL if failed else CALL))
     if failed:
-        start = failed.start() + (1 if text[failed.start()] == " " else 0)
-        spans.append(Span(start, failed.end(), FAILED))
+        spans.append(Span(failed.start(), failed.end(), FAILED))
     return tuple(spans)
 
 
