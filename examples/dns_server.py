@@ -257,6 +257,8 @@ def serve(address: str, port: int, netns: str | None = None) -> int:
             print(f"dns_server.py: cannot enter the network namespace {netns}: "
                   f"{error.strerror}", file=sys.stderr)
             return 1
+        print(f"entered network namespace {os.readlink('/proc/thread-self/ns/net')} ({netns})",
+              flush=True)
     try:
         udp, tcp = bind(address, port)
     except OSError as error:
