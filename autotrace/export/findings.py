@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import heapq
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from autotrace.events import FINDING, Event
 from autotrace.findings.engine import PaneInfo, findings_of
-from autotrace.findings.model import Finding
+from autotrace.findings.model import Finding, counts
 from autotrace.format.reader import Recording
 from autotrace.sanitise import printable
 
@@ -53,3 +54,33 @@ def finding_lines(finding: Finding, panes: dict[int, PaneInfo] | None = None,
                 where += f" ({panes[item.pane].command[:30]})"
             lines.append(printable(f"           {item.t:.3f} {where}: {item.line}"))
     return lines
+
+
+def count_text(findings: Sequence[Finding]) -> str:
+    """"3 findings: 2 errors, 1 warning" (severities with none left out)."""
+    if not findings:
+        return "no findings"
+    parts = [f"{n} {severity}{'s' if n > 1 and severity != 'info' else ''}"
+             for severity, n in counts(list(findings)).items() if n]
+    return f"{len(findings)} finding{'s' if len(findings) > 1 else ''}: {', '.join(parts)}"
+
+
+def write_findings(findings: Sequence[Finding], out: TextIO,
+                   panes: dict[int, PaneInfo] | None = None) -> None:
+    """What `autotrace findings` prints: each finding, its detail and evidence."""
+    for finding in findings:
+        for line in finding_lines(finding, panes):
+            out.write(line + "\n")
+    out.write(count_text(findings) + "\n")
+
+
+def write_findings_summary(findings: Sequence[Finding], out: TextIO,
+                           panes: dict[int, PaneInfo] | None = None) -> None:
+    """SUMMARY.txt's part: a line per finding, its first evidence's pane and time."""
+    out.write(f"\nfindings ({count_text(findings)})\n")
+    for finding in findings:
+        out.write(finding_lines(finding, panes, evidence=False)[0] + "\n")
+        if finding.evidence:
+            first = finding.evidence[0]
+            out.write(printable(f"           evidence: pane {first.pane} at {first.t:.3f}: "
+                                f"{first.line[:120]}") + "\n")
