@@ -85,7 +85,8 @@ def _count(text: str) -> int:
 def trace_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace",
-        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {replay,cat,info,findings,pack} PATH",
+        usage="autotrace [options] MAIN [TRACER ...]\n"
+              "       autotrace {replay,cat,info,findings,pack} PATH",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

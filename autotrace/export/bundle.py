@@ -15,8 +15,8 @@ from typing import IO, Any, Callable
 
 from autotrace.export.findings import pane_infos, recording_findings, write_findings_summary
 from autotrace.export.text import write_info
-from autotrace.findings.model import Finding
 from autotrace.export.visible import VisibleCheck
+from autotrace.findings.model import Finding
 from autotrace.format.bundle import LOG, resolve_recording
 from autotrace.format.errors import RecordingError, decode_json
 from autotrace.format.manifest import FINDINGS, MANIFEST
@@ -191,12 +191,12 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
     # needs its size before its data.
     with tempfile.TemporaryFile() as staged:
         if path.name == FINDINGS:
-            with open_for_reading(path) as lines:
-                for number, line in enumerate(lines, start=1):
-                    counted(len(line))
-                    if not line.endswith(b"\n"):
+            with open_for_reading(path) as findings:
+                for number, raw in enumerate(findings, start=1):
+                    counted(len(raw))
+                    if not raw.endswith(b"\n"):
                         break  # torn: not a finding
-                    kept = redact_finding(decode_json(line, f"{path}:{number}", "finding"),
+                    kept = redact_finding(decode_json(raw, f"{path}:{number}", "finding"),
                                           redactor)
                     if kept is not None:
                         staged.write(json.dumps(kept, ensure_ascii=False).encode() + b"\n")
