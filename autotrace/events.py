@@ -8,6 +8,7 @@ OUTPUT = "o"  # data: text the pane printed
 RESIZE = "r"  # data: "COLSxROWS"
 MARKER = "m"  # data: label (pause, resume, user:NAME, end)
 STATE = "s"  # data: the pane's new state, e.g. "running", "exited 0" (not recorded)
+FINDING = "f"  # data: a finding as one line of JSON (findings/model.py); recorded in findings.jsonl
 
 
 class Event(NamedTuple):

@@ -21,6 +21,7 @@ from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, RecordingWriter
 from autotrace.live import procs
 from autotrace.live.attach import job_group, signal_job
+from autotrace.live.dns_capture import probe_command
 from autotrace.live.hints import refusal_hint
 from autotrace.live.panes import AttachedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
@@ -115,6 +116,10 @@ class Session:
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
+
+    def publish(self, event: Event) -> None:
+        """An event a consumer made (a finding): to every consumer, as the session's own."""
+        self._emit(event)
 
     @property
     def main(self) -> Pane:
@@ -292,6 +297,8 @@ class Session:
             self._enter_running()
 
     def _tracer_command(self, command: str, pid: int) -> str:
+        if command.startswith("@dns"):  # a process of ours; it enters the namespace itself
+            return probe_command(command, pid)
         if command.startswith("@"):
             return command
         command = procs.substitute_pid(command, pid)
