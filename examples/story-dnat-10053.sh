@@ -14,7 +14,8 @@
 #   pane 1  strace: connect(... htons(53) ... "127.0.0.1"), UDP then TCP
 #   pane 2  tcpdump (-T domain decodes port 10053): queries to
 #           127.0.0.1.10053, answers from 127.0.0.1.53
-#   pane 3  once the lookups are over: the nft rules with their packet
+#   pane 3  @dns (ports 53 and 10053): the queries decoded, with their pids
+#   pane 4  once the lookups are over: the nft rules with their packet
 #           counts, and `ss`: who listens on 10053
 #
 # Usage: sudo examples/story-dnat-10053.sh [RECORDING_DIR]  (default: recordings/story-dnat-10053)
@@ -47,15 +48,19 @@ DNS_ADDRESS=127.0.0.1 DNS_PORT=10053 start_dns_server ip netns exec "$NS"
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:2\n' >"$WORK/resolv.conf"
 lookups="getent hosts small.test; getent hosts big.test | head -n 2; \
 dig +tries=2 +time=2 small.test | grep -E \"^small.test|^;; SERVER\""
-with_private_resolver env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LC_ALL=C \
-  "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
-  "ip netns exec $NS sh -c '$lookups'" \
+# autotrace and every pane run in the namespace: tcpdump and @dns see its lo.
+with_private_resolver ip netns exec "$NS" env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+  LC_ALL=C "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
+  "sh -c '$lookups'" \
   'strace -f -qq -e signal=none -e trace=socket,connect -p PID' \
-  "ip netns exec $NS tcpdump -l --immediate-mode -n -K -T domain -i lo port 53 or port 10053" \
+  'tcpdump -l --immediate-mode -n -K -T domain -i lo port 53 or port 10053' \
+  '@dns:10053' \
   "sh -c 'while kill -0 PID 2>/dev/null; do sleep 0.2; done; \
-ip netns exec $NS nft list ruleset; ip netns exec $NS ss -Hlntup sport = :10053'"
+nft list ruleset; ss -Hlntup sport = :10053'"
 
 show "the lookups" "$dir" '\[0\] '
 show "tcpdump: sent to 10053 (first four)" "$dir" '127\.0\.0\.1\.10053' 4
 show "the rule that did it, and who listens" "$dir" 'dnat to|10053.*users'
+echo "== findings"
+"$AUTOTRACE" findings "$dir" | grep -E '^ +[0-9.]+ (ERROR|WARNING|INFO) ' | grep -iE '10053' | head -n 4
 done_message "$dir"

@@ -18,7 +18,8 @@
 #   pane 3  tcpdump in the container (-T domain decodes port 40053 too):
 #           each query goes to 127.0.0.11.40053 after the DNAT, each answer
 #           comes back from 127.0.0.11.53 (conntrack undoes the DNAT)
-#   pane 4  the nat rules and their packet counts once the lookups are over
+#   pane 4  @dns (ports 53 and 40053): the queries decoded, with their pids
+#   pane 5  the nat rules and their packet counts once the lookups are over
 #
 # Usage: sudo examples/story-embedded-dns.sh [RECORDING_DIR]  (default: recordings/story-embedded-dns)
 set -euo pipefail
@@ -50,18 +51,24 @@ lookups="readlink /proc/self/ns/net; \
 while ! grep -q \":$(printf '%04X' "$PORT") \" /proc/net/udp; do sleep 0.1; done; \
 getent hosts small.test; \
 dig +tries=2 +time=2 small.test | grep -E \"^small.test|^;; SERVER\""
-with_private_resolver env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LC_ALL=C \
-  "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
-  "ip netns exec $NS sh -c '$lookups'" \
+# autotrace and every pane run in the container's namespace, except the
+# helper: nsenter puts it back in this script's (the host's) namespace, from
+# where it enters the container's itself.
+host_netns=/proc/$$/ns/net
+with_private_resolver ip netns exec "$NS" env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+  LC_ALL=C "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
+  "sh -c '$lookups'" \
   'strace -f -qq -e signal=none -e trace=connect -p PID' \
-  "strace -f -qq -e signal=none -y -e trace=setns,bind,recvfrom,sendto \
+  "nsenter --net=$host_netns -- strace -f -qq -e signal=none -y -e trace=setns,bind,recvfrom,sendto \
 $python $EXAMPLES/dns_server.py --netns /run/netns/$NS --address 127.0.0.11 --port $PORT" \
-  "ip netns exec $NS tcpdump -l --immediate-mode -n -K -T domain -i lo port 53 or port $PORT" \
-  "sh -c 'while kill -0 PID 2>/dev/null; do sleep 0.2; done; \
-ip netns exec $NS iptables -t nat -nvL OUTPUT'"
+  "tcpdump -l --immediate-mode -n -K -T domain -i lo port 53 or port $PORT" \
+  "@dns:$PORT" \
+  "sh -c 'while kill -0 PID 2>/dev/null; do sleep 0.2; done; iptables -t nat -nvL OUTPUT'"
 
 show "the lookups" "$dir" '\[0\] '
 show "the helper entered the container's namespace, then listened" "$dir" 'setns\(|bind\(|entered'
 show "tcpdump: after the DNAT" "$dir" "127\\.0\\.0\\.11\\.$PORT" 4
 show "the rules that did it" "$dir" 'DNAT'
+echo "== findings"
+"$AUTOTRACE" findings "$dir" | grep -E '^ +[0-9.]+ (ERROR|WARNING|INFO) ' | grep -iE 'setns|127.0.0.11|40053' | head -n 4
 done_message "$dir"

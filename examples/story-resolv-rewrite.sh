@@ -15,9 +15,10 @@
 #           127.0.0.2:53 (refused), later to 127.0.0.1:53
 #   pane 2  tcpdump: queries to 127.0.0.2.53 answered by ICMP `port 53
 #           unreachable`, then queries to 127.0.0.1.53 and their answers
-#   pane 3  the resolver file as the loop sees it (/proc/PID/root), printed
-#           with the time whenever it changes
+#   pane 3  @resolv: the resolver files as the loop sees them (/proc/PID/root);
+#           the findings give the change with its diff
 #   pane 4  the stand-in for resolvconf, saying when it rewrites the file
+#   pane 5  @dns: the queries, decoded; none is answered before the change
 #
 # Usage: sudo examples/story-resolv-rewrite.sh [RECORDING_DIR]  (default: recordings/story-resolv-rewrite)
 set -euo pipefail
@@ -40,23 +41,26 @@ start_dns_server ip netns exec "$NS"
 printf 'nameserver 127.0.0.2\noptions timeout:1 attempts:1\n' >"$WORK/resolv.conf"
 rewrite="sleep 3; echo \"\$(date +%T) resolvconf: /etc/resolv.conf now names 127.0.0.1\"; \
 printf \"nameserver 127.0.0.1\\\\noptions timeout:1 attempts:1\\\\n\" >$WORK/resolv.conf"
-# Prints the file the traced loop sees each time it changes, until the loop ends.
-watch_file="old=; while kill -0 PID 2>/dev/null; do \
-new=\$(cat /proc/PID/root/etc/resolv.conf 2>/dev/null); \
-if [ \"\$new\" != \"\$old\" ]; then date +%T; echo \"\$new\"; old=\$new; fi; sleep 0.2; done"
-with_private_resolver env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+# autotrace and every pane run in the namespace: tcpdump and @dns see its lo.
+with_private_resolver ip netns exec "$NS" env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
   "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
-  "env LC_ALL=C ip netns exec $NS sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do \
+  "env LC_ALL=C sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do \
 if out=\$(getent hosts small.test); then echo \"lookup \$i: \$out\"; \
 else echo \"lookup \$i: failed (exit \$?)\"; fi; sleep 0.5; done'" \
   'strace -f -qq -e signal=none -e trace=openat,connect -p PID' \
-  "ip netns exec $NS tcpdump -l --immediate-mode -n -K -i lo port 53 or icmp" \
-  "sh -c '$watch_file'" \
-  "sh -c '$rewrite'"
+  'tcpdump -l --immediate-mode -n -K -i lo port 53 or icmp' \
+  '@resolv' \
+  "sh -c '$rewrite'" \
+  '@dns'
 
 show "the loop" "$dir" '\[0\] lookup'
-show "the file changed" "$dir" 'resolvconf:|nameserver'
+show "the file changed" "$dir" 'resolvconf:'
 show "strace: lookups before the change went to 127.0.0.2 (first two)" "$dir" \
   'connect\(.*htons\(53\).*"127\.0\.0\.2"' 2
 show "strace: after it, to 127.0.0.1 (first two)" "$dir" 'connect\(.*htons\(53\).*"127\.0\.0\.1"' 2
+echo "== findings"
+"$AUTOTRACE" findings "$dir" >"$WORK/findings"
+for what in 'ICMP port unreachable' 'no answer for' 'resolv.conf changed'; do
+  grep -E "^ +[0-9.]+ (ERROR|WARNING|INFO) .*$what" "$WORK/findings" | head -n 1
+done
 done_message "$dir"

@@ -17,6 +17,9 @@
 #           SOCK_STREAM socket and connects to port 53 again
 #   pane 2  tcpdump: both truncated answers (`|` after the flags, shown as
 #           TRUNCATED in the view), then one TCP exchange, not two
+#   pane 3  @dns: every query and answer decoded (TC, rcode, latency); the
+#           findings name the truncated answer retried over TCP and the one
+#           that was not (`autotrace findings DIR`)
 #
 # Usage: sudo examples/story-truncation.sh [RECORDING_DIR]  (default: recordings/story-truncation)
 set -euo pipefail
@@ -34,15 +37,19 @@ dir=$(recording_dir "${1:-}" "$REPO/recordings/story-truncation")
 make_netns
 DNS_ADDRESS=127.0.0.1
 start_dns_server ip netns exec "$NS"
-with_private_resolver "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
-  "ip netns exec $NS sh -c 'echo \"== dig big.test: truncated over UDP, retried over TCP\"; \
+# autotrace and every pane run in the namespace: tcpdump and @dns see its lo.
+with_private_resolver ip netns exec "$NS" "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
+  "sh -c 'echo \"== dig big.test: truncated over UDP, retried over TCP\"; \
 dig +tries=1 +time=5 big.test | grep -E \"^;; (Truncated|flags|SERVER)|^big.test.* A 198.51.100.(1|100)\$\"; \
 sleep 1.5; echo \"== dig +ignore big.test: truncated, no retry\"; \
 dig +tries=1 +time=5 +ignore big.test | grep -E \"^;; (flags|SERVER)\"'" \
   'strace -f -e trace=socket,connect -p PID' \
-  "ip netns exec $NS tcpdump -l --immediate-mode -n -K -i lo port 53"
+  'tcpdump -l --immediate-mode -n -K -i lo port 53' \
+  '@dns'
 
 show "dig" "$dir" '== |Truncated|flags:|SERVER:'
 show "strace: UDP twice, TCP once" "$dir" 'socket\(AF_INET, SOCK_(DGRAM|STREAM)'
 show "tcpdump: truncated answers (| after the flags)" "$dir" '[0-9]\*-\| '
+echo "== findings"
+"$AUTOTRACE" findings "$dir" | grep -iE 'trunc|retry' || echo "   (none)"
 done_message "$dir"
