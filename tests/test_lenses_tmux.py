@@ -83,3 +83,29 @@ def test_strace_failures_stand_out_live_and_l_turns_the_lens_off(tmux, tmp_path:
     strace_file = RecordingFiles(record).output(1)
     assert call in strace_file and " TRUNCATED" not in strace_file
     assert "\x1b[" not in strace_file
+
+
+def test_replay_spells_out_tc_in_tcpdump_panes_and_l_shows_the_raw_flag(tmux) -> None:
+    # The shipped story: two truncated answers, `59949*-| 0/0/1` in tcpdump's pane.
+    recording = Path(__file__).resolve().parent.parent / "recordings" / "story-truncation"
+    tmux.start([sys.executable, "-m", "autotrace", "replay", str(recording)])
+    tmux.wait_for(r"PLAY|END")
+    tmux.send("2")  # zoom the tcpdump pane: whole rows
+    deadline = time.monotonic() + 30
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = capture_attributes(tmux)
+        plain = SGR.sub("", screen)
+        # The second truncated answer, the one dig +ignore did not retry.
+        if re.search(r"\d+\*- TRUNCATED 0/0/1 \(37\)\s*\n(.*\n)*.*packets captured", plain):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"no TRUNCATED answers on the replay's screen:\n{screen}")
+    row = row_with(screen, "TRUNCATED 0/0/1") or ""
+    assert {"1", "30", "43"} <= attributes_before(row, "TRUNCATED")  # bold black on yellow
+    tmux.send("l")
+    plain = SGR.sub("", tmux.wait_for(r"\d+\*-\| 0/0/1 \(37\)", timeout=20))
+    assert "TRUNCATED" not in plain
+    tmux.send("q")
+    assert tmux.exit_status(timeout=30) == 0
