@@ -104,7 +104,7 @@ TABLE: tuple[Binding, ...] = (
     _b("mark", ("M",), "M", "insert a named marker into the recording", {LIVE, PAUSED},
        "M mark"),
     _b("redraw", ("r",), "r", "redraw the screen", EVERYWHERE),
-    _b("colours", ("l",), "l", "colours on/off", EVERYWHERE),
+    _b("colours", ("l",), "l", "colours and lenses on/off", EVERYWHERE),
     _b("help", ("h", "?"), "h  ?", "this help (any key closes it)", EVERYWHERE, "h help"),
 )
 
