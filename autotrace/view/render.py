@@ -111,10 +111,17 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
     """
     chunks: list[Chunk] = []
     marked_cols = {x for start, end in marks for x in range(start, end)}
-    span_at = {x: span for span in spans for x in range(span.start, span.end)}
     cells = cells[:width]
     # The screen model's Cell has `char`; a plain pyte Char has `data`.
     text_of = _CHAR if cells and hasattr(cells[0], "char") else _DATA
+    if not spans:  # most rows: no lens, or nothing for it on the row
+        for (style, marked), group in itertools.groupby(
+                enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols)):
+            text = "".join(text_of(cell) for _, cell in group)
+            if text:
+                chunks.append(Chunk(cell_text(text), style_atts(style, colours, marked)))
+        return _fit(FmtStr(*chunks), width)
+    span_at = {x: span for span in spans for x in range(span.start, span.end)}
     replaced: set[lenses.Span] = set()
     for (style, marked, span), group in itertools.groupby(
             enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols,
