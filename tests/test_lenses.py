@@ -13,6 +13,7 @@ from autotrace.view.lenses import (
     RCODE,
     TRUNCATED,
     Span,
+    dns_record_lens,
     lens_for,
     strace_lens,
     tcpdump_lens,
@@ -95,6 +96,21 @@ def test_tcp_dns_and_plain_lines_are_left_alone() -> None:
                 "listening on lo, link-type EN10MB (Ethernet), snapshot length 262144 bytes",
                 "IP 10.0.0.1.22 > 10.0.0.2.5000: Flags [P.], seq 1|2, length 0"):
         assert tcpdump_lens(row) == (), row
+
+
+def test_dns_probe_lines_mark_tc_and_error_rcodes() -> None:
+    answer = ("22:59:38.873908 udp 127.0.0.1:53 > 127.0.0.1:54632 answer id 59949 big.test. A "
+              "NOERROR flags QR,AA,TC,RD answers 0 latency 1.6ms pid 16436 (dig)")
+    assert words(answer, dns_record_lens(answer)) == [("TC", TRUNCATED)]
+    nxdomain = answer.replace("NOERROR", "NXDOMAIN").replace("TC,", "")
+    assert words(nxdomain, dns_record_lens(nxdomain)) == [("NXDOMAIN", RCODE)]
+    icmp = ("22:58:39.771015 icmp 127.0.0.2 > 127.0.0.1 port-unreachable udp "
+            "127.0.0.1:35087 > 127.0.0.2:53")
+    assert words(icmp, dns_record_lens(icmp)) == [("port-unreachable", RCODE)]
+    query = ("22:59:38.872305 udp 127.0.0.1:54632 > 127.0.0.1:53 query id 59949 big.test. A "
+             "flags RD pid 16436 (dig)")
+    assert dns_record_lens(query) == ()
+    assert lens_for("@dns") is dns_record_lens and lens_for("@dns:10053") is dns_record_lens
 
 
 # ---------------------------------------------------------------- which pane

@@ -8,7 +8,8 @@ ServFail, Refused...) is coloured. Display only: the recording keeps the raw
 bytes, and the view draws lenses only while colours are on (`l`,
 `--colorsoff`).
 
-The pane's kind comes from its command (`lens_for`). Rows are drawn once and
+The @dns probe's decoded lines get the same marks for TC and rcodes. The
+pane's kind comes from its command (`lens_for`). Rows are drawn once and
 cached by their cells (view/multipane.py), so a lens runs once per new row; a
 row with nothing to show costs one regex search.
 """
@@ -90,6 +91,32 @@ def tcpdump_lens(text: str) -> tuple[Span, ...]:
     return tuple(spans)
 
 
+# ------------------------------------------------------------------ @dns
+
+# The @dns probe's lines (findings/dnsrecord.py): `... answer id 7 big.test. A
+# NOERROR flags QR,AA,TC,RD answers 0 ...`: TC and an error rcode as in tcpdump.
+_DNS_RECORD = re.compile(
+    r" answer id \d+ \S+ \S+ (?P<rcode>[A-Z0-9]+) flags (?P<flags>[A-Z,]+)"
+    r"|(?P<icmp> port-unreachable )")
+
+
+def dns_record_lens(text: str) -> tuple[Span, ...]:
+    match = _DNS_RECORD.search(text)
+    if match is None:
+        return ()
+    if match.group("icmp"):
+        return (Span(match.start("icmp") + 1, match.end("icmp") - 1, RCODE),)
+    spans: list[Span] = []
+    if match.group("rcode") != "NOERROR":
+        spans.append(Span(match.start("rcode"), match.end("rcode"), RCODE))
+    flags = match.group("flags")
+    tc = f",{flags},".find(",TC,")
+    if tc >= 0:
+        start = match.start("flags") + tc
+        spans.append(Span(start, start + 2, TRUNCATED))
+    return tuple(spans)
+
+
 # ------------------------------------------------------------------ which lens
 
 LENSES: dict[str, Lens] = {"strace": strace_lens, "tcpdump": tcpdump_lens}
@@ -100,6 +127,8 @@ _WRAPPERS = frozenset({"sudo", "doas", "env", "nice", "ionice", "nohup", "stdbuf
 
 def lens_for(command: str) -> Lens | None:
     """The lens for a pane running `command`: by the program it runs."""
+    if command.startswith("@dns"):
+        return dns_record_lens
     try:
         words = shlex.split(command)
     except ValueError:
