@@ -107,6 +107,7 @@ make_netns() {
   ip netns add "$NS" || die "cannot make a network namespace (ip netns add $NS)"
   NETNS="$NETNS $NS"
   ip netns exec "$NS" ip link set lo up
+  echo "network namespace: $NS (removed at the end)"
 }
 
 # real_python: the interpreter's own path (not a pyenv or venv shim that forks
