@@ -73,7 +73,7 @@ def test_dns_probe_decodes_each_message_and_the_findings_follow(tmp_path) -> Non
     assert re.search(r"\[F\] ERROR: truncated answer \(TC\) for big\.test\. A and no TCP retry",
                      timeline)
     plain = run_autotrace(["findings", rec.directory]).stdout
-    assert "NXDOMAIN for nope.test. A" in plain and f"pane 1 (@dns:10053,10054)" in plain
+    assert "NXDOMAIN for nope.test. A" in plain and "pane 1 (@dns:10053,10054)" in plain
     bundle = tmp_path / "b.tar.gz"
     packed = run_autotrace(["pack", rec.directory, "-o", bundle, "--redact", "nope"])
     assert packed.returncode == 0, packed.stderr
@@ -101,3 +101,42 @@ def test_a_bad_port_is_a_usage_error(tmp_path) -> None:
     result = run_autotrace(["--headless", "-l", tmp_path / "r", "true", "@dns:http"])
     assert result.returncode == 2
     assert "@dns: 'http' is not a port" in result.stderr and "Traceback" not in result.stderr
+
+
+PRECISION_SCRIPT = r"""
+set -e
+ip link set lo up
+mount --bind "$RESOLV" /etc/resolv.conf
+"$PYTHON" "$SERVER" --address 127.0.0.153 --port 53 > "$READY" 2>&1 &
+trap "kill $!" EXIT
+for i in $(seq 100); do grep -q ready "$READY" && break; sleep 0.1; done
+"$PYTHON" -m autotrace --headless -q -l "$REC" --preset dns "$MAIN"
+"""
+# 67 rounds of getent, dig and curl, one A query each (no IPv6 here: no AAAA); 192.0.2.1
+# has no route in this namespace, so curl fails to connect, which is no DNS matter.
+PRECISION_MAIN = ("for i in $(seq 67); do getent ahostsv4 small.test >/dev/null; "
+                  "dig +short +tries=1 small.test >/dev/null; "
+                  "curl -s -o /dev/null --connect-timeout 1 http://small.test:9/ || true; done")
+
+
+def test_a_busy_session_of_good_lookups_finds_no_error(tmp_path) -> None:
+    """Precision: 200 ordinary lookups that succeed, under the dns preset's rules
+    (strace, tcpdump, @dns, @resolv), in a network namespace of their own."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.153\noptions timeout:2 attempts:1\n")
+    directory = tmp_path / "rec"
+    env = {"RESOLV": str(resolv), "PYTHON": sys.executable, "SERVER": str(SERVER),
+           "READY": str(tmp_path / "ready"), "REC": str(directory), "MAIN": PRECISION_MAIN,
+           "PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    result = subprocess.run(["unshare", "-m", "-n", "sh", "-c", PRECISION_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=240,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((directory / "manifest.json").read_text())
+    dns_pane = next(p for p in manifest["panes"] if p["command"] == "@dns")
+    lines = (directory / dns_pane["file"]).read_text()
+    assert len(re.findall(r" query id ", lines)) >= 200
+    assert len(re.findall(r" answer id \d+ small\.test\. A+ NOERROR", lines)) >= 200
+    found = findings_of(directory)
+    assert found, "the loopback server is worth a warning: the rules ran"
+    assert [f["title"] for f in found if f["severity"] == "error"] == []
