@@ -27,16 +27,14 @@ NS_TYPES = {"CLONE_NEWNET": "network", "CLONE_NEWNS": "mount", "CLONE_NEWPID": "
 
 
 class StraceRules(Rules):
+    trigger = re.compile(r"= -1 E|setns|htons\(53\)|/ns/|<unfinished|resumed>")
+
     def __init__(self, engine) -> None:
         super().__init__(engine)
         self.unfinished: dict[tuple[int, str | None], tuple[str, float, str]] = {}
         self.opened: dict[tuple[int, str | None, int], str] = {}  # (pane, pid, fd) -> path
 
     def line(self, pane: PaneInfo, t: float, text: str) -> None:
-        # Cheap first: almost every line of a busy strace needs none of this.
-        if not ("= -1 " in text or "setns" in text or "htons(53)" in text
-                or "/ns/" in text or "unfinished" in text or "resumed>" in text):
-            return
         match = CALL.match(text)
         if match is None:
             return
