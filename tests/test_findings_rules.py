@@ -258,12 +258,14 @@ def test_setns_names_the_namespace_it_enters():
 def test_port_53_from_a_process_other_than_the_target():
     connect = ('connect(7, {sa_family=AF_INET, sin_port=htons(53), '
                'sin_addr=inet_addr("10.0.0.1")}, 16) = 0')
-    found = strace_findings(f"[pid  {MAIN_PID}] 12:00:00.1 {connect}",
-                            f"[pid  2000] 12:00:00.2 {connect}",
-                            f"[pid  2000] 12:00:00.3 {connect}")
+    lines = [f"[pid  {MAIN_PID}] 12:00:00.1 {connect}", f"[pid  2000] 12:00:00.2 {connect}",
+             f"[pid  2000] 12:00:00.3 {connect}"]
+    assert strace_findings(*lines) == []  # the target and its children: its own lookups
+    helper = {**PANES, 2: PaneInfo(2, "strace -f -tt -p 2000", "tracer", MAIN_PID)}
+    found = findings_of([Event(1.0, 2, OUTPUT, "\n".join(lines[1:]) + "\n")], helper.get)
     [other] = found
     assert other.rule == "strace.other-process-dns" and "pid 2000" in other.title
-    assert "10.0.0.1:53" in other.title
+    assert "10.0.0.1:53" in other.title and "not the target" in other.title
 
 
 # --- tcpdump ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ queries left unanswered, ICMP refusals, unexpected servers and clients."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from autotrace.findings.dnsrecord import (
@@ -43,6 +44,8 @@ class _Pending:
 
 
 class DnsRules(Rules):
+    trigger = re.compile(r" (?:query|answer) id | port-unreachable ")
+
     def __init__(self, engine) -> None:  # FindingsEngine; untyped to keep the import one-way
         super().__init__(engine)
         self.queries: dict[tuple[str, str, int], _Pending] = {}  # (transport, client, id)

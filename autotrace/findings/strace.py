@@ -27,16 +27,14 @@ NS_TYPES = {"CLONE_NEWNET": "network", "CLONE_NEWNS": "mount", "CLONE_NEWPID": "
 
 
 class StraceRules(Rules):
+    trigger = re.compile(r"= -1 E|setns|htons\(53\)|/ns/|<unfinished|resumed>")
+
     def __init__(self, engine) -> None:
         super().__init__(engine)
         self.unfinished: dict[tuple[int, str | None], tuple[str, float, str]] = {}
         self.opened: dict[tuple[int, str | None, int], str] = {}  # (pane, pid, fd) -> path
 
     def line(self, pane: PaneInfo, t: float, text: str) -> None:
-        # Cheap first: almost every line of a busy strace needs none of this.
-        if not ("= -1 " in text or "setns" in text or "htons(53)" in text
-                or "/ns/" in text or "unfinished" in text or "resumed>" in text):
-            return
         match = CALL.match(text)
         if match is None:
             return
@@ -79,15 +77,18 @@ class StraceRules(Rules):
                 self.opened[(pane.index, pid, int(ret))] = opened.group(1)
         if name == "setns" and ret == "0":
             self.setns(pane, t, pid, args, evidence)
-        if name in ("connect", "sendto", "sendmsg") and PORT_53.search(args) and not errno:
-            main = pane.main_pid
-            if pid is not None and main is not None and int(pid) != main:
-                self.engine.report(Finding(
-                    t, "strace.other-process-dns", WARNING,
-                    f"pid {pid}, not the traced process {main}, sends to port 53 "
-                    f"({_address(args) or 'a DNS server'})",
-                    "a helper or a daemon resolves on its behalf", evidence),
-                    once=f"{pane.index}:{pid}")
+        if name in ("connect", "sendto", "sendmsg") and PORT_53.search(args) and not errno \
+                and "PID" not in pane.command.split():
+            # This strace follows another process than the target (`strace -p 4242`,
+            # a daemon): what it sends to port 53 is resolving on someone's behalf.
+            # (The target's own children, under -f, are the target's lookups.)
+            who = f"pid {pid}" if pid else "the process"
+            self.engine.report(Finding(
+                t, "strace.other-process-dns", WARNING,
+                f"{who}, traced in pane {pane.index} and not the target, sends to port 53 "
+                f"({_address(args) or 'a DNS server'})",
+                "a helper or a daemon resolves on its behalf", evidence),
+                once=f"{pane.index}:{pid}")
 
     def setns(self, pane: PaneInfo, t: float, pid: str | None, args: str,
               evidence: tuple[Evidence, ...]) -> None:

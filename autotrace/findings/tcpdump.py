@@ -13,6 +13,8 @@ DNS_PORTS = {"53", "domain", "10053", "5353", "mdns"}
 
 
 class TcpdumpRules(Rules):
+    trigger = re.compile("unreachable")
+
     def line(self, pane: PaneInfo, t: float, text: str) -> None:
         if "unreachable" not in text:
             return

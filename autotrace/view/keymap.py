@@ -26,6 +26,7 @@ EVERYWHERE = EVERY_LIVE | {REPLAY}
 
 # Footer entries shown only when the view is in such a state.
 WHEN_ZOOMED, WHEN_MORE_PANES, WHEN_SEARCHED = "zoomed", "more panes", "searched"
+WHEN_FINDINGS = "findings"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ TABLE: tuple[Binding, ...] = (
        "back to the start); next / previous match", EVERYWHERE, "/ search"),
     _b("search_again", ("n",), "n", None, EVERYWHERE, "n/N next/prev", WHEN_SEARCHED),
     _b("search_reverse", ("N",), "N", None, EVERYWHERE),
+    _b("findings", ("F",), "F", "findings: what went wrong; Enter moves every pane to it "
+       "and highlights the evidence", EVERYWHERE, "F findings", WHEN_FINDINGS),
     _b("mark", ("M",), "M", "insert a named marker into the recording", {LIVE, PAUSED},
        "M mark"),
     _b("redraw", ("r",), "r", "redraw the screen", EVERYWHERE),
@@ -110,13 +113,14 @@ TABLE: tuple[Binding, ...] = (
 
 # Footer order per mode (a command listed is shown when its binding applies).
 FOOTER_ORDER: dict[str, tuple[str, ...]] = {
-    LIVE: ("quit", "unzoom", "pause", "zoom", "cycle", "focus_next", "search", "mark", "help"),
+    LIVE: ("quit", "unzoom", "pause", "zoom", "cycle", "focus_next", "search", "findings",
+           "mark", "help"),
     PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "search", "search_again",
              "sync", "quit"),
-    ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "search", "search_again", "sync",
-            "zoom", "help"),
+    ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "search", "search_again", "findings",
+            "sync", "zoom", "help"),
     REPLAY: ("quit", "unzoom", "play_pause", "faster", "seek_back", "marker_previous",
-             "start", "go_to", "search", "search_again", "zoom", "help"),
+             "start", "go_to", "search", "search_again", "findings", "zoom", "help"),
 }
 
 
