@@ -194,3 +194,14 @@ def test_the_view_draws_a_lens_only_for_its_kind_of_pane_and_only_with_colours()
     assert "8948 NXDomain*- TRUNCATED 0/0/0" in frame_text(tcpdump)
     tcpdump.handle_key("l")
     assert "8948 NXDomain*-| 0/0/0" in frame_text(tcpdump)
+
+
+def test_colours_off_from_the_start_means_no_lenses() -> None:
+    # `--colorsoff` builds the view with colours=False (commands/trace.py, replay.py).
+    view = MultiPaneView(100, 10, visible=1, colours=False)
+    view.add_pane(0, "strace -p PID", 98, 8)
+    view.apply(Event(0.0, 0, OUTPUT, 'stat("/x") = -1 ENOENT (No such file or directory)\r\n'))
+    view.panes[0].screen.catch_up()
+    assert bold_red_runs(view) == []
+    view.handle_key("l")
+    assert bold_red_runs(view) == ["stat", "= -1 ENOENT (No such file or directory)"]
