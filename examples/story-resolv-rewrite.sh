@@ -4,7 +4,7 @@
 # Like dnsmasq started before resolvconf has written its upstream file:
 # /etc/resolv.conf first names 127.0.0.2, where nothing listens, so every
 # lookup fails at once (ICMP port unreachable, getent exits 2). After about
-# three seconds a stand-in for resolvconf rewrites the file in place to name
+# two seconds a stand-in for resolvconf rewrites the file in place to name
 # 127.0.0.1, where examples/dns_server.py answers, and the lookups work.
 # All of it in a network namespace of its own; the file is a private copy
 # bind-mounted over /etc/resolv.conf (the machine's own is never touched).
@@ -39,14 +39,14 @@ start_dns_server ip netns exec "$NS"
 # timeout:1 attempts:1: a server that never answers costs a second, not five
 # times five (here it is quicker still: ICMP port unreachable).
 printf 'nameserver 127.0.0.2\noptions timeout:1 attempts:1\n' >"$WORK/resolv.conf"
-rewrite="sleep 3; echo \"\$(date +%T) resolvconf: /etc/resolv.conf now names 127.0.0.1\"; \
+rewrite="sleep 2; echo \"\$(date +%T) resolvconf: /etc/resolv.conf now names 127.0.0.1\"; \
 printf \"nameserver 127.0.0.1\\\\noptions timeout:1 attempts:1\\\\n\" >$WORK/resolv.conf"
 # autotrace and every pane run in the namespace: tcpdump and @dns see its lo.
 with_private_resolver ip netns exec "$NS" env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
   "$AUTOTRACE" --headless --quiet --size 100x30 -l "$dir" \
-  "env LC_ALL=C sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do \
+  "env LC_ALL=C sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do \
 if out=\$(getent hosts small.test); then echo \"lookup \$i: \$out\"; \
-else echo \"lookup \$i: failed (exit \$?)\"; fi; sleep 0.5; done'" \
+else echo \"lookup \$i: failed (exit \$?)\"; fi; sleep 0.4; done'" \
   'strace -f -qq -e signal=none -e trace=openat,connect -p PID' \
   'tcpdump -l --immediate-mode -n -K -i lo port 53 or icmp' \
   '@resolv' \
