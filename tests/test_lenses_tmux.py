@@ -109,3 +109,4 @@ def test_replay_spells_out_tc_in_tcpdump_panes_and_l_shows_the_raw_flag(tmux) ->
     assert "TRUNCATED" not in plain
     tmux.send("q")
     assert tmux.exit_status(timeout=30) == 0
+
