@@ -159,4 +159,4 @@ def test_a_resolver_file_rewritten_mid_session_is_a_finding_with_its_diff(tmp_pa
     assert changed["severity"] == "warning" and "/etc/resolv.conf" in changed["title"]
     assert "-nameserver 127.0.0.1" in changed["detail"]
     assert "+nameserver 10.0.0.53" in changed["detail"]
-    assert 0.8 <= changed["t"] and changed["evidence"][0]["pane"] == 1
+    assert changed["t"] >= 0.8 and changed["evidence"][0]["pane"] == 1
