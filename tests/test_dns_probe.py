@@ -140,3 +140,23 @@ def test_a_busy_session_of_good_lookups_finds_no_error(tmp_path) -> None:
     found = findings_of(directory)
     assert found, "the loopback server is worth a warning: the rules ran"
     assert [f["title"] for f in found if f["severity"] == "error"] == []
+
+
+def test_a_resolver_file_rewritten_mid_session_is_a_finding_with_its_diff(tmp_path) -> None:
+    """The target's own /etc/resolv.conf (a private mount namespace, as in a
+    container) is rewritten while it runs: @resolv sees it, the rule diffs it."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1\n")
+    main = f"sleep 0.8; echo 'nameserver 10.0.0.53' > {resolv}; sleep 1"
+    directory = tmp_path / "rec"
+    result = run_autotrace(["--headless", "-q", "-l", directory, "--interval", "0.2", main,
+                            "@resolv"],
+                           prefix=["unshare", "-m", "sh", "-c",
+                                   'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                                   str(resolv)])
+    assert result.returncode == 0, result.stderr
+    [changed] = [f for f in findings_of(directory) if f["rule"] == "resolver.changed"]
+    assert changed["severity"] == "warning" and "/etc/resolv.conf" in changed["title"]
+    assert "-nameserver 127.0.0.1" in changed["detail"]
+    assert "+nameserver 10.0.0.53" in changed["detail"]
+    assert changed["t"] >= 0.8 and changed["evidence"][0]["pane"] == 1

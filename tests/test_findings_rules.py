@@ -176,8 +176,9 @@ def test_icmp_port_unreachable_for_a_dns_query():
     wire.send(1.0, refused)
     [line] = wire.send(1.0, ip)
     assert "port-unreachable" in line
-    found = wire.findings(end=2.0)
+    found = wire.findings(extra=[Event(9.0, 0, OUTPUT, "later\r\n")], end=10.0)
     assert "dns.icmp-unreachable" in rules(found)
+    assert "dns.no-answer" not in rules(found)  # refused is its answer
     assert "127.0.0.1:10053" in next(f.title for f in found if f.rule == "dns.icmp-unreachable")
 
 

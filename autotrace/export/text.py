@@ -248,6 +248,9 @@ def write_info(recording: Recording, out: TextIO) -> None:
                   f"format {m.get('format_version', '?')}\n")
     if m.get("redactions"):
         out.write(f"redacted:   {', '.join(m['redactions'])}\n")
+    findings = m.get("findings")
+    if isinstance(findings, dict) and isinstance(findings.get("count"), int):
+        out.write(f"findings:   {findings['count']} (autotrace findings PATH lists them)\n")
     for pane in recording.panes:
         out.write(f"\npane {pane.get('index')} ({pane.get('role')})\n")
         out.write(f"  command:  {pane.get('command')}\n")

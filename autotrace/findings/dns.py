@@ -68,8 +68,9 @@ class DnsRules(Rules):
 
     def query(self, record: DnsRecord, evidence: Evidence, t: float) -> None:
         timeout = self.engine.resolver.timeout
-        self.queries[(record.transport, record.client, record.ident)] = \
-            _Pending(record, evidence, t + timeout)
+        key = (record.transport, record.client, record.ident)
+        self.queries.pop(key, None)  # asked again: its deadline starts again, in order
+        self.queries[key] = _Pending(record, evidence, t + timeout)
         if record.transport == "tcp":
             for waiting in list(self.truncated):
                 if (waiting.record.name, waiting.record.qtype) == (record.name, record.qtype):
@@ -140,6 +141,9 @@ class DnsRules(Rules):
             f"retried over TCP {after:.0f} ms later", "", (waiting.evidence, evidence)))
 
     def icmp(self, record: IcmpUnreachable, evidence: Evidence) -> None:
+        # The refused query has its answer: this. It is not "unanswered" too.
+        for key in [k for k in self.queries if k[1] == record.original_src]:
+            del self.queries[key]
         self.engine.report(Finding(
             evidence.t, "dns.icmp-unreachable", ERROR,
             f"ICMP port unreachable for a DNS query to {record.original_dst}: "
@@ -157,11 +161,13 @@ class DnsRules(Rules):
                 f"and no TCP retry within {RETRY_WITHIN:.0f} s: the client got no answer",
                 "a resolver that ignores TC (musl before 1.2.4, dig +ignore) returns nothing",
                 (waiting.evidence,)))
-        if not self.queries:
-            return
-        late = [key for key, pending in self.queries.items() if pending.deadline <= t]
-        for key in late:
-            pending = self.queries.pop(key)
+        # Queries are kept in the order they were asked, so their deadlines come
+        # in order too: only the oldest are looked at, however many wait.
+        while self.queries:
+            key, pending = next(iter(self.queries.items()))
+            if pending.deadline > t:
+                break
+            del self.queries[key]
             timeout = pending.deadline - pending.evidence.t
             self.engine.report(Finding(
                 pending.evidence.t, "dns.no-answer", ERROR,

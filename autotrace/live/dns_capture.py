@@ -20,7 +20,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import IO
 
 from autotrace.findings.dnsrecord import (
     ANSWER,
@@ -309,15 +311,36 @@ def main(argv: list[str] | None = None) -> int:
     # session it is ready, and the held main command must not start before.
     import dns.message  # noqa: F401  (0.3 s: before the first packet, not on it)
 
+    # tcpdump's own lines wait until then too (the session takes a pane's first
+    # output for "ready"), unless it ends first: a refusal then reaches the pane.
+    said = threading.Event()
+    held: list[str] = []
+
     def ready() -> None:
         print(f"@dns: ports {', '.join(map(str, ports))} in the network namespace of pid "
               f"{args.pid} ({_netns(args.pid)})", flush=True)
+        said.set()
+        for line in held:
+            print(line, end="", flush=True)
+
+    def forward(stream: IO[str]) -> None:
+        for line in stream:
+            if said.is_set():
+                print(line, end="", flush=True)
+            else:
+                held.append(line)
 
     try:
-        capture = subprocess.Popen(command, stdout=subprocess.PIPE)
+        capture = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=False)
     except OSError as err:
         print(f"@dns: cannot run {command[0]}: {err.strerror}", flush=True)
         return 1
+    import io
+
+    errors = threading.Thread(target=forward, daemon=True, args=(
+        io.TextIOWrapper(capture.stderr, errors="replace"),))  # type: ignore[arg-type]
+    errors.start()
     decoder = Decoder(args.pid, ports)
     try:
         for packet in packets(capture.stdout, ready):  # type: ignore[arg-type]
@@ -331,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         if capture.poll() is None:
             capture.terminate()
         code = capture.wait()
+        errors.join(timeout=1)
+        if not said.is_set():
+            for line in held:
+                print(line, end="", flush=True)
     return code if code > 0 else 0
 
 

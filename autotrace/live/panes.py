@@ -153,10 +153,7 @@ class PtyPane(Pane):
         if procs.is_ptrace_tool(self.record.command_run):
             return procs.tracer_pid_of(main_pid) != 0
         if self.record.command.startswith("@dns"):
-            # It says when its capture runs (live/dns_capture.py); its start (Python,
-            # dnspython, tcpdump) can take longer than `settle` on a busy machine, and
-            # the queries sent before it would be lost. The phase deadline bounds this.
-            return False
+            return False  # it says when its capture has begun (live/dns_capture.py)
         return now - self.spawned_at >= settle
 
     def close(self) -> None:

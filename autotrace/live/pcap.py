@@ -18,7 +18,8 @@ MAGIC_MICRO, MAGIC_NANO = 0xA1B2C3D4, 0xA1B23C4D
 LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_RAW_OLD = 0, 1, 101, 12
 LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_IPV4, LINKTYPE_IPV6 = 113, 276, 228, 229
 ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN = 0x0800, 0x86DD, 0x8100
-PACKET_OUTGOING = 4  # sll_pkttype: a packet we sent (lo shows each packet twice)
+PACKET_OUTGOING = 4  # sll_pkttype: a packet we sent
+ARPHRD_LOOPBACK = 772  # on lo, -i any shows each packet twice: sent, then received
 MAX_RECORD = 1 << 18  # a record over 256 KiB is not a packet: the stream is broken
 
 
@@ -29,7 +30,7 @@ class PcapError(ValueError):
 class Packet(NamedTuple):
     time: float  # seconds since the epoch
     ip: bytes  # from the IP header on
-    outgoing: bool  # a copy of a packet sent on this host (LINUX_SLL*: pkttype 4)
+    outgoing: bool  # the sent copy of a packet on lo, which shows again as received
 
 
 def read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -77,11 +78,15 @@ def packets(stream: BinaryIO, on_header: Callable[[], None] = lambda: None
 def ip_of(linktype: int, data: bytes) -> tuple[bytes, bool] | None:
     """The IP packet in a link-layer frame, and whether it is an outgoing copy."""
     if linktype == LINKTYPE_LINUX_SLL2 and len(data) >= 20:
-        ethertype, outgoing, rest = int.from_bytes(data[0:2], "big"), data[10], data[20:]
+        ethertype, rest = int.from_bytes(data[0:2], "big"), data[20:]
+        outgoing = data[10] == PACKET_OUTGOING and \
+            int.from_bytes(data[8:10], "big") == ARPHRD_LOOPBACK
     elif linktype == LINKTYPE_LINUX_SLL and len(data) >= 16:
-        ethertype, outgoing, rest = int.from_bytes(data[14:16], "big"), data[1], data[16:]
+        ethertype, rest = int.from_bytes(data[14:16], "big"), data[16:]
+        outgoing = int.from_bytes(data[0:2], "big") == PACKET_OUTGOING and \
+            int.from_bytes(data[2:4], "big") == ARPHRD_LOOPBACK
     elif linktype == LINKTYPE_ETHERNET and len(data) >= 14:
-        ethertype, outgoing, rest = int.from_bytes(data[12:14], "big"), 0, data[14:]
+        ethertype, outgoing, rest = int.from_bytes(data[12:14], "big"), False, data[14:]
         if ethertype == ETHERTYPE_VLAN and len(rest) >= 4:
             ethertype, rest = int.from_bytes(rest[2:4], "big"), rest[4:]
     elif linktype == LINKTYPE_NULL and len(data) >= 4:
@@ -92,4 +97,4 @@ def ip_of(linktype: int, data: bytes) -> tuple[bytes, bool] | None:
         return None
     if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
         return None
-    return rest, outgoing == PACKET_OUTGOING
+    return rest, outgoing

@@ -473,4 +473,4 @@ def make_probe(name: str) -> Probe:
         return PROBES[name.strip()]()
     except KeyError:
         raise ValueError(f"unknown probe {name.strip()!r}: the probes are "
-                         f"{', '.join(PROBE_NAMES)}") from None
+                         f"{', '.join(PROBE_NAMES)}, @dns") from None

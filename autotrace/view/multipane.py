@@ -301,8 +301,8 @@ class MultiPaneView:
         if first is None:
             return Action("moment", repr(finding.t)) if self.replay else Action("none")
         self.show_pane(first.pane)
-        if self.replay:
-            return Action("moment", repr(first.t))
+        if self.replay:  # to the last of its evidence: every line of it is on screen
+            return Action("moment", repr(max(e.t for e in evidence)))
         pane = self.panes[first.pane]
         pane.drop_archives()
         hit = pane.screen.search(self.search, 0) if self.search else None
