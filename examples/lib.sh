@@ -132,6 +132,19 @@ show() {
   grep -E -m "${4:-1000000}" -- "$3" "$WORK/timeline" | cut -c1-160 || echo "   (none)"
 }
 
+# key_findings DIR PATTERN...: for each PATTERN, the first finding of the
+# recording (its title line) that matches it.
+key_findings() {
+  local dir=$1 pattern
+  shift
+  echo "== findings"
+  "$AUTOTRACE" findings "$dir" >"$WORK/findings" || true
+  for pattern in "$@"; do
+    grep -E -m 1 -- "^ +[0-9.]+ (ERROR|WARNING|INFO) +.*($pattern)" "$WORK/findings" ||
+      echo "   (none for /$pattern/)"
+  done
+}
+
 # finish DIR STATUS SECONDS: print where the recording went and exit. A
 # session that --duration ended is no failure of the example, though
 # autotrace reports the main command's SIGTERM (143).

@@ -61,6 +61,5 @@ nft list ruleset; ss -Hlntup sport = :10053'"
 show "the lookups" "$dir" '\[0\] '
 show "tcpdump: sent to 10053 (first four)" "$dir" '127\.0\.0\.1\.10053' 4
 show "the rule that did it, and who listens" "$dir" 'dnat to|10053.*users'
-echo "== findings"
-"$AUTOTRACE" findings "$dir" | grep -E '^ +[0-9.]+ (ERROR|WARNING|INFO) ' | grep -iE '10053' | head -n 4
+key_findings "$dir" '127.0.0.1:10053' 'retried over TCP'
 done_message "$dir"

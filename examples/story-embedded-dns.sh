@@ -69,6 +69,5 @@ show "the lookups" "$dir" '\[0\] '
 show "the helper entered the container's namespace, then listened" "$dir" 'setns\(|bind\(|entered'
 show "tcpdump: after the DNAT" "$dir" "127\\.0\\.0\\.11\\.$PORT" 4
 show "the rules that did it" "$dir" 'DNAT'
-echo "== findings"
-"$AUTOTRACE" findings "$dir" | grep -E '^ +[0-9.]+ (ERROR|WARNING|INFO) ' | grep -iE 'setns|127.0.0.11|40053' | head -n 4
+key_findings "$dir" 'setns' "Docker's embedded DNS"
 done_message "$dir"

@@ -58,9 +58,5 @@ show "the file changed" "$dir" 'resolvconf:'
 show "strace: lookups before the change went to 127.0.0.2 (first two)" "$dir" \
   'connect\(.*htons\(53\).*"127\.0\.0\.2"' 2
 show "strace: after it, to 127.0.0.1 (first two)" "$dir" 'connect\(.*htons\(53\).*"127\.0\.0\.1"' 2
-echo "== findings"
-"$AUTOTRACE" findings "$dir" >"$WORK/findings"
-for what in 'ICMP port unreachable' 'no answer for' 'resolv.conf changed'; do
-  grep -E "^ +[0-9.]+ (ERROR|WARNING|INFO) .*$what" "$WORK/findings" | head -n 1
-done
+key_findings "$dir" 'ICMP port unreachable' 'resolv.conf changed'
 done_message "$dir"

@@ -50,6 +50,5 @@ dig +tries=1 +time=5 +ignore big.test | grep -E \"^;; (flags|SERVER)\"'" \
 show "dig" "$dir" '== |Truncated|flags:|SERVER:'
 show "strace: UDP twice, TCP once" "$dir" 'socket\(AF_INET, SOCK_(DGRAM|STREAM)'
 show "tcpdump: truncated answers (| after the flags)" "$dir" '[0-9]\*-\| '
-echo "== findings"
-"$AUTOTRACE" findings "$dir" | grep -iE 'trunc|retry' || echo "   (none)"
+key_findings "$dir" 'retried over TCP' 'no TCP retry'
 done_message "$dir"
