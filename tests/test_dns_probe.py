@@ -160,3 +160,23 @@ def test_a_resolver_file_rewritten_mid_session_is_a_finding_with_its_diff(tmp_pa
     assert "-nameserver 127.0.0.1" in changed["detail"]
     assert "+nameserver 10.0.0.53" in changed["detail"]
     assert changed["t"] >= 0.8 and changed["evidence"][0]["pane"] == 1
+
+
+def test_a_damaged_or_planted_findings_file_is_one_line(tmp_path) -> None:
+    from conftest import assert_one_line_error
+
+    result, rec = trace(tmp_path, "true")
+    assert result.returncode == 0, result.stderr
+    findings = rec.directory / "findings.jsonl"
+    findings.write_text('{"t": 1.0, "rule": "x"\n')
+    line = assert_one_line_error(run_autotrace(["findings", rec.directory]))
+    assert line.endswith("findings.jsonl:1: corrupt finding: Expecting ',' delimiter")
+    findings.unlink()
+    findings.symlink_to("/etc/shadow")
+    for command in (["findings"], ["cat", "--findings"]):
+        line = assert_one_line_error(run_autotrace([*command, rec.directory]))
+        assert "findings.jsonl: refused: it is a symbolic link" in line
+    findings.unlink()
+    findings.write_text('{"t": 1.0, "rule": "from.a.newer.autotrace"}\n{"t": 2.0, "rule": "x", '
+                        '"severity": "error", "title": "kept", "future": 1}\n{"torn')
+    assert [f["title"] for f in findings_of(rec.directory)] == ["kept"]
