@@ -112,10 +112,12 @@ trap "kill $!" EXIT
 for i in $(seq 100); do grep -q ready "$READY" && break; sleep 0.1; done
 "$PYTHON" -m autotrace --headless -q -l "$REC" --preset dns "$MAIN"
 """
-# 67 rounds of getent, dig and curl, one A query each (no IPv6 here: no AAAA); 192.0.2.1
-# has no route in this namespace, so curl fails to connect, which is no DNS matter.
-PRECISION_MAIN = ("for i in $(seq 67); do getent ahostsv4 small.test >/dev/null; "
-                  "dig +short +tries=1 small.test >/dev/null; "
+# 10 rounds of getent (1 name), dig (18 names) and curl (1; 192.0.2.1 has no
+# route in this namespace, so curl fails to connect, which is no DNS matter):
+# 200 A queries, all answered, from 30 processes (each process under strace -f
+# costs more than its lookups).
+PRECISION_MAIN = ("for i in $(seq 10); do getent ahostsv4 small.test >/dev/null; "
+                  f"dig +short +tries=1 {' '.join(['small.test'] * 18)} >/dev/null; "
                   "curl -s -o /dev/null --connect-timeout 1 http://small.test:9/ || true; done")
 
 
@@ -160,3 +162,23 @@ def test_a_resolver_file_rewritten_mid_session_is_a_finding_with_its_diff(tmp_pa
     assert "-nameserver 127.0.0.1" in changed["detail"]
     assert "+nameserver 10.0.0.53" in changed["detail"]
     assert changed["t"] >= 0.8 and changed["evidence"][0]["pane"] == 1
+
+
+def test_a_damaged_or_planted_findings_file_is_one_line(tmp_path) -> None:
+    from conftest import assert_one_line_error
+
+    result, rec = trace(tmp_path, "true")
+    assert result.returncode == 0, result.stderr
+    findings = rec.directory / "findings.jsonl"
+    findings.write_text('{"t": 1.0, "rule": "x"\n')
+    line = assert_one_line_error(run_autotrace(["findings", rec.directory]))
+    assert line.endswith("findings.jsonl:1: corrupt finding: Expecting ',' delimiter")
+    findings.unlink()
+    findings.symlink_to("/etc/shadow")
+    for command in (["findings"], ["cat", "--findings"]):
+        line = assert_one_line_error(run_autotrace([*command, rec.directory]))
+        assert "findings.jsonl: refused: it is a symbolic link" in line
+    findings.unlink()
+    findings.write_text('{"t": 1.0, "rule": "from.a.newer.autotrace"}\n{"t": 2.0, "rule": "x", '
+                        '"severity": "error", "title": "kept", "future": 1}\n{"torn')
+    assert [f["title"] for f in findings_of(rec.directory)] == ["kept"]

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from autotrace.live.hints import PTRACE_SCOPE
 from autotrace.live.presets import (
     BUILTIN_PRESETS,
     CAP_NET_RAW,
     CAPTURE,
     LSOF_LOOP,
     PTRACE,
-    PTRACE_SCOPE,
     RESOLVER_VIEW,
     Preset,
     PresetError,
