@@ -27,6 +27,7 @@ nothing is missed.
 other commands:
   autotrace cat PATH [--pane N]   the recording as one time-ordered text timeline
   autotrace info PATH             commands, pids, times, exit status, bytes per pane
+  autotrace findings PATH         what went wrong (DNS, resolver files), with evidence
   autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
@@ -110,7 +111,8 @@ def trace_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace",
         usage="autotrace [options] MAIN [TRACER ...]\n"
-              "       autotrace {replay,cat,info,pack} PATH\n       autotrace {ls,prune}",
+              "       autotrace {replay,cat,info,findings,pack} PATH\n"
+              "       autotrace {ls,prune}",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -198,6 +200,22 @@ def cat_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path,
                    help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
     p.add_argument("--pane", type=int, metavar="N", help="only pane N (0 is the main command)")
+    p.add_argument("--findings", action="store_true",
+                   help="interleave the findings (marked [F]) with the timeline")
+    return p
+
+
+def findings_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace findings",
+        description="Print what autotrace found in a recording (DNS errors, truncation "
+                    "without retry, failed resolver files, ...), each with its evidence: "
+                    "pane, time and line. A recording made before findings existed is "
+                    "read through the rules now.",
+    )
+    p.add_argument("path", type=Path,
+                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
 
 
@@ -294,6 +312,7 @@ def prune_parser() -> argparse.ArgumentParser:
 # subcommand -> (its parser, module in autotrace.commands, function there)
 SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, str]] = {
     "cat": (cat_parser, "text", "run_cat"),
+    "findings": (findings_parser, "text", "run_findings"),
     "info": (info_parser, "text", "run_info"),
     "pack": (pack_parser, "pack", "run_pack"),
     "replay": (replay_parser, "replay", "run_replay"),

@@ -17,6 +17,8 @@ from autotrace.commands.common import (
     to_stderr,
     to_stdout,
 )
+from autotrace.export.findings import finding_event
+from autotrace.findings.engine import FindingsEngine, PaneInfo
 from autotrace.format.errors import RecordingError
 from autotrace.format.files import RecordingFolder, invoking_user_ids
 from autotrace.format.recording import (
@@ -27,7 +29,8 @@ from autotrace.format.recording import (
 )
 from autotrace.live.attach import AttachPlan, end_replaced_job, plan_for_latest_job, plan_for_pid
 from autotrace.live.container import find_container
-from autotrace.live.presets import Privileges, list_presets_text
+from autotrace.live.dns_capture import parse_ports
+from autotrace.live.presets import Privileges, list_presets_text, why_not
 from autotrace.live.presets import resolve as resolve_preset
 from autotrace.live.probes import make_probe
 from autotrace.live.session import PaneSpec, Session, SessionOptions
@@ -82,6 +85,7 @@ def run_trace(options: argparse.Namespace) -> int:
         notify=notify,
         ssh=SshHosts(options.ssh, user=invoking_user_ids()),
     )
+    watch_for_findings(session)
     code = run_with_view(session, options, directory) if interactive else session.run()
     # Said even with -q and after the view: otherwise a typo in a tracer's
     # name ends as an empty pane and exit 0.
@@ -94,6 +98,19 @@ def run_trace(options: argparse.Namespace) -> int:
     if not options.quiet:
         report_recording(directory)
     return incomplete_status(code) if writer.stopped else code
+
+
+def watch_for_findings(session: Session) -> None:
+    """The findings engine as one more consumer of the session's events; each
+    finding goes back into the stream, so the recording and the view get it."""
+    def pane_info(index: int) -> PaneInfo | None:
+        if not 0 <= index < len(session.panes):
+            return None
+        record = session.panes[index].record
+        return PaneInfo(index, record.command, record.role, session.main.pid)
+
+    engine = FindingsEngine(pane_info, lambda finding: session.publish(finding_event(finding)))
+    session.subscribe(engine.consume)
 
 
 def incomplete_status(code: int) -> int:
@@ -151,7 +168,14 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
         tracers = [t for t in tracers if t.split()[:1] != ["@proc"]]  # the main pane is @proc
     specs = [main]
     for command in tracers:
-        if command.startswith("@"):
+        if command.startswith("@dns"):  # a probe with a process: tcpdump, decoded
+            try:
+                parse_ports(command.split()[0])
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+            reason = why_not(command, Privileges.detect(plan.pid))
+            specs.append(PaneSpec(command.split()[0], skipped=reason))
+        elif command.startswith("@"):
             try:
                 make_probe(command.split()[0])
             except ValueError as err:

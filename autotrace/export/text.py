@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TextIO
 
 import pyte
 
+from autotrace.findings.model import Finding
 from autotrace.format.reader import Recording
 from autotrace.sanitise import printable
 
@@ -172,11 +173,27 @@ def merged_lines(recording: Recording, panes: Iterable[int]) -> Iterator[Timelin
     return heapq.merge(*(pane_lines(recording, i) for i in panes), key=lambda line: line.t)
 
 
-def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -> None:
+def write_timeline(recording: Recording, out: TextIO, pane: int | None = None,
+                   findings: Sequence[Finding] = ()) -> None:
+    """The timeline; FINDINGS (`cat --findings`) come in at their times, marked [F]."""
     indexes = range(len(recording.panes)) if pane is None else [pane]
+    pending = iter(findings)
+    finding = next(pending, None)
     for line in merged_lines(recording, indexes):
+        while finding is not None and finding.t <= line.t:
+            out.write(finding_line(finding))
+            finding = next(pending, None)
         text = "\t".join(printable(part) for part in line.text.split("\t"))  # tabs are text
         out.write(f"{line.t:10.3f} [{line.pane}] {text}\n")
+    while finding is not None:
+        out.write(finding_line(finding))
+        finding = next(pending, None)
+
+
+def finding_line(finding: Finding) -> str:
+    first = f" (pane {finding.pane})" if finding.evidence else ""
+    return printable(f"{finding.t:10.3f} [F] {finding.severity.upper()}: "
+                     f"{finding.title}{first}") + "\n"
 
 
 def describe_end(pane: dict[str, Any], attached: bool = False) -> str:
@@ -263,6 +280,9 @@ def write_info(recording: Recording, out: TextIO) -> None:
         out.write(f"redacted:   {', '.join(m['redactions'])}\n")
     for line in host_clock_lines(m.get("hosts")):
         out.write(line + "\n")
+    findings = m.get("findings")
+    if isinstance(findings, dict) and isinstance(findings.get("count"), int):
+        out.write(f"findings:   {findings['count']} (autotrace findings PATH lists them)\n")
     for pane in recording.panes:
         out.write(f"\npane {pane.get('index')} ({pane.get('role')})\n")
         out.write(f"  command:  {pane.get('command')}\n")

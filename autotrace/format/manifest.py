@@ -17,6 +17,7 @@ from autotrace.sanitise import shorten, spelled_out
 FORMAT_NAME = "autotrace-recording"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+FINDINGS = "findings.jsonl"  # one finding a line (docs/recording-format.md, Findings)
 # A manifest is a few KiB; a bigger one is not ours to hold in memory.
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_NAME_BYTES = 255  # a file name on Linux

@@ -1,4 +1,5 @@
-"""Built-in probe panes (`@proc`, `@files`, `@net`, `@tree`), from psutil only.
+"""Built-in probe panes (`@proc`, `@files`, `@net`, `@tree`, `@resolv`), from psutil
+(and /proc/PID/root for @resolv).
 
 A probe turns a process into a text frame. The session calls `frame()` at
 each refresh and feeds the result into the pane like a tracer's output: a
@@ -466,8 +467,39 @@ def entry(proc: psutil.Process) -> str:
     return f"{proc.pid} {command_of(proc)}{marks.get(status or '', '')}"
 
 
+class ResolverProbe(Probe):
+    """The resolver files the process sees, through /proc/PID/root (its own
+    mount namespace: a container's, not the host's). Drawn whole, never cut,
+    so the findings rules (findings/resolver.py) can diff one frame with the next."""
+
+    name = "@resolv"
+    FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf")
+
+    def render(self, proc: psutil.Process, width: int, height: int | None = None) -> str:
+        return super().render(proc, 0, None)
+
+    def body(self, proc: psutil.Process) -> list[str]:
+        lines: list[str] = []
+        for path in self.FILES:
+            lines.append(f"# {path}")
+            try:
+                with open(f"/proc/{proc.pid}/root{path}", encoding="utf-8",
+                          errors="replace") as f:
+                    text = f.read(65536)
+            except OSError as err:
+                lines.append(f"({NA}: {err.strerror})")
+                continue
+            if path == "/etc/nsswitch.conf":  # only the line that steers lookups
+                text = "\n".join(line for line in text.splitlines()
+                                 if line.startswith("hosts:"))
+            lines += text.splitlines()
+            lines.append("")
+        return lines
+
+
 PROBES: dict[str, type[Probe]] = {
-    probe.name: probe for probe in (ProcProbe, FilesProbe, NetProbe, TreeProbe)
+    probe.name: probe
+    for probe in (ProcProbe, FilesProbe, NetProbe, TreeProbe, ResolverProbe)
 }
 PROBE_NAMES = tuple(PROBES)
 
@@ -483,4 +515,4 @@ def make_probe(name: str) -> Probe:
         return PROBES[name.strip()]()
     except KeyError:
         raise ValueError(f"unknown probe {name.strip()!r}: the probes are "
-                         f"{', '.join(PROBE_NAMES)}") from None
+                         f"{', '.join(PROBE_NAMES)}, @dns") from None

@@ -22,6 +22,7 @@ from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
 from autotrace.live import held, procs, terminal_move
 from autotrace.live.attach import job_group, signal_job
+from autotrace.live.dns_capture import probe_command
 from autotrace.live.hints import refusal_hint
 from autotrace.live.panes import AttachedPane, MovedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
@@ -146,6 +147,10 @@ class Session:
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
+
+    def publish(self, event: Event) -> None:
+        """An event a consumer made (a finding): to every consumer, as the session's own."""
+        self._emit(event)
 
     @property
     def main(self) -> Pane:
@@ -426,6 +431,8 @@ class Session:
             for link in self.ssh.links.values()}
 
     def _tracer_command(self, command: str, pid: int) -> str:
+        if command.startswith("@dns"):  # a process of ours; it enters the namespace itself
+            return probe_command(command, pid)
         if command.startswith("@"):
             return command
         command = procs.substitute_pid(command, pid)
@@ -859,7 +866,9 @@ class Session:
     def _look_for_refusal(self, pane: Pane, text: str) -> None:
         pane.hint_scanned += len(text)
         pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
-        hint = refusal_hint(pane.hint_buffer, command=pane.record.command_run)
+        # A @dns pane's capture tool is the tcpdump its helper runs.
+        tool = "tcpdump" if pane.record.command.startswith("@dns") else pane.record.command_run
+        hint = refusal_hint(pane.hint_buffer, command=tool)
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
