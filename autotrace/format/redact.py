@@ -10,9 +10,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from autotrace.format.asciicast import CastEvent
+from autotrace.format.asciicast import KNOWN_CODES, CastEvent
 from autotrace.format.errors import RecordingError
+from autotrace.format.manifest import FINDINGS
 from autotrace.format.reader import read_cast, read_cast_header
+from autotrace.sanitise import printable
 
 MASK = "«redacted»"
 NAME_MASK = "redacted"  # in file and folder names: plain ASCII, no quotes to trip a shell
@@ -267,15 +269,28 @@ MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
     "format": _TEXT, "format_version": _INT, "autotrace_version": _TEXT, "host": _TEXT,
     "kernel": _TEXT, "user": _TEXT, "started_at": _TEXT, "started_unix": _NUMBER,
     "duration": _NUMBER + _NULL, "terminal": (dict,), "attached": (bool,),
-    "redactions": (list,), "panes": (list,),
+    "redactions": (list,), "panes": (list,), "hosts": (dict,), "findings": (dict,),
 }
+# The manifest's `findings` object, and each line of findings.jsonl.
+FINDINGS_KEYS: dict[str, tuple[type, ...]] = {"file": _TEXT, "version": _INT, "count": _INT}
+FINDING_KEYS: dict[str, tuple[type, ...]] = {
+    "t": _NUMBER, "rule": _TEXT, "severity": _TEXT, "title": _TEXT, "detail": _TEXT,
+    "evidence": (list,),
+}
+EVIDENCE_KEYS: dict[str, tuple[type, ...]] = {"pane": _INT, "t": _NUMBER, "line": _TEXT}
 TERMINAL_KEYS: dict[str, tuple[type, ...]] = {"cols": _INT, "rows": _INT}
 PANE_KEYS: dict[str, tuple[type, ...]] = {
     "index": _INT, "role": _TEXT, "command": _TEXT, "command_run": _TEXT, "cols": _INT,
     "rows": _INT, "pid": _INT + _NULL, "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
     "exit_status": _INT + _NULL, "exit_signal": _INT + _NULL,
     "exit_signal_name": _TEXT + _NULL, "note": _TEXT + _NULL, "file": _TEXT, "bytes": _INT,
+    "host": _TEXT, "remote_pid": _INT + _NULL,
 }
+# manifest "hosts": {HOST: {"error", "start": CLOCK, "end": CLOCK}}
+HOST_KEYS: dict[str, tuple[type, ...]] = {"error": _TEXT + _NULL, "start": (dict, *_NULL),
+                                          "end": (dict, *_NULL)}
+CLOCK_KEYS: dict[str, tuple[type, ...]] = {"t": _NUMBER, "offset": _NUMBER,
+                                           "round_trip": _NUMBER, "uncertainty": _NUMBER}
 # The asciicast v2 header keys autotrace writes; `env` keeps only these variables.
 HEADER_KEYS: dict[str, tuple[type, ...]] = {
     "version": _INT, "width": _INT, "height": _INT, "timestamp": _NUMBER, "command": _TEXT,
@@ -319,13 +334,30 @@ def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, A
     result = _kept(manifest, MANIFEST_KEYS, redactor)
     if "terminal" in result:
         result["terminal"] = _kept(result["terminal"], TERMINAL_KEYS, redactor)
+    if "hosts" in result:  # names and ssh's words masked, figures kept
+        result["hosts"] = _redacted_hosts(manifest["hosts"], redactor)
     result["panes"] = []
     for position, pane in enumerate(manifest["panes"]):
         kept = _kept(pane, PANE_KEYS, redactor)
         kept["file"] = pane_file_name(position)
         result["panes"].append(kept)
+    if "findings" in result:
+        result["findings"] = _kept(result["findings"], FINDINGS_KEYS, redactor)
+        result["findings"]["file"] = FINDINGS
     earlier = [p for p in manifest.get("redactions") or [] if isinstance(p, str)]
     result["redactions"] = [redactor.text(pattern) for pattern in earlier + redactor.patterns]
+    return result
+
+
+def _redacted_hosts(hosts: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """Each host's clock figures, its name and ssh's words masked."""
+    result = {}
+    for name, host in hosts.items():
+        kept = _kept(host, HOST_KEYS, redactor) if isinstance(host, dict) else {}
+        for when in ("start", "end"):
+            if isinstance(kept.get(when), dict):
+                kept[when] = _kept(kept[when], CLOCK_KEYS, redactor)
+        result[redactor.text(name)] = kept
     return result
 
 
@@ -341,6 +373,34 @@ def _cast_line(item: Any) -> bytes:
     return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+INPUT = "i"  # what the user typed (--record-input): one key or a paste an event
+
+
+def masked_input(source: Path, redactor: Redactor, window: int = 64 * 1024) -> Iterator[str]:
+    """Each input event's text, in order, masked as part of the line it was
+    typed in: a password is typed one key (one event) at a time, so no single
+    event holds a match. A line ends at Enter (CR or LF) or after `window`
+    characters (a match longer than that, across the cut, may be missed)."""
+    line: list[str] = []
+    length = 0
+    for event in read_cast(source, codes=(INPUT,)):
+        line.append(event.data)
+        length += len(event.data)
+        if event.data.endswith(("\r", "\n")) or length > window:
+            yield from _masked_pieces(line, redactor)
+            line, length = [], 0
+    yield from _masked_pieces(line, redactor)
+
+
+def _masked_pieces(pieces: list[str], redactor: Redactor) -> Iterator[str]:
+    text = "".join(pieces)
+    spans = redactor.spans(text)
+    start = 0
+    for piece in pieces:
+        yield _masked(text, start, start + len(piece), spans)
+        start += len(piece)
+
+
 def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
                         counted: Callable[[int], None] = lambda n: None,
                         written: Callable[[CastEvent], None] = lambda event: None,
@@ -349,8 +409,9 @@ def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
     write (see redact_header) and every event redacted; `written` sees each
     event as it goes out. Returns the header written.
 
-    Event codes we do not know are dropped: we cannot tell whether they
-    carry a secret. So are resizes whose data is not COLSxROWS."""
+    Input ("i", recorded with --record-input) is masked line by line (see
+    masked_input). Event codes we do not know are dropped: we cannot tell
+    whether they carry a secret. So are resizes whose data is not COLSxROWS."""
     header = redact_header(read_cast_header(source), redactor)
     out.write(_cast_line(header))
 
@@ -359,11 +420,37 @@ def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
         written(event)
 
     stream = StreamRedactor(redactor, write)
-    for event in read_cast(source):
+    typed = masked_input(source, redactor)
+    for event in read_cast(source, codes=KNOWN_CODES + (INPUT,)):
         counted(len(event.data) + 24)  # about the line's size, for progress only
         if event.code == "r" and not _RESIZE.fullmatch(event.data):
             continue
+        if event.code == INPUT:
+            event = CastEvent(event.t, INPUT, next(typed, ""))
         stream.feed(event)
     stream.close()
     return header
 
+
+
+def redact_finding(data: Any, redactor: Redactor) -> dict[str, Any] | None:
+    """A findings.jsonl line's object with only the keys the format defines, every
+    string masked in the form a terminal shows it (`printable`: a NUL inside a
+    secret must not hide it from the regex); None for a line of another shape."""
+    if not isinstance(data, dict):
+        return None
+    shown = _printable_strings(data)
+    result = _kept(shown, FINDING_KEYS, redactor)
+    result["evidence"] = [_kept(item, EVIDENCE_KEYS, redactor)
+                          for item in result.get("evidence", []) if isinstance(item, dict)]
+    return result
+
+
+def _printable_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: _printable_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable_strings(item) for item in value]
+    return value

@@ -16,22 +16,36 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import psutil
+from ptyprocess import PtyProcess
 
-from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
-from autotrace.format.recording import PaneRecord, RecordingWriter
-from autotrace.live import held, procs
+from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
+from autotrace.live import held, procs, terminal_move
 from autotrace.live.attach import job_group, signal_job
+from autotrace.live.dns_capture import probe_command
 from autotrace.live.hints import refusal_hint
-from autotrace.live.panes import AttachedPane, Pane, ProbePane, PtyPane, SkippedPane
+from autotrace.live.panes import AttachedPane, MovedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
 from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import make_probe
 from autotrace.live.procs import ExitStatus
+from autotrace.live.remote import (
+    SSH_FAILED,
+    SSH_HINT,
+    RemotePane,
+    UnreachablePane,
+    lost_connection_line,
+    remote_command,
+    signal_remote,
+)
+from autotrace.live.ssh import CONNECT_TIMEOUT, SshHosts, split_remote
 from autotrace.loop import Loop, running
 
 # How long to keep reading a pane after its process was reaped, for output
 # still in the pty, when something else (a background child) holds it open.
 DRAIN_AFTER_EXIT = 0.3
+# A paste the pane's pty could not take at once is written on this often.
+TYPED_RETRY = 0.02
 # Exit statuses that mean the command never ran (POSIX shells use these).
 NOT_STARTED = {126: "found but not executable", 127: "command not found"}
 # How much of a tracer's first output is searched for a permission refusal.
@@ -52,6 +66,7 @@ class SessionOptions:
     attach_held: bool = False  # it is stopped (Ctrl-Z): continue it once tracers are ready
     attach_job: bool = False  # it is a shell's job (Ctrl-Z pickup): pause its whole group
     netns: bool = False  # run tracers inside the main process's network namespace
+    record_input: bool = False  # what the user types into panes goes into the recording
 
 
 @dataclass
@@ -59,6 +74,12 @@ class PaneSpec:
     command: str  # as the user gave it; PID is substituted for tracers
     role: str = "tracer"  # main, tracer or probe
     skipped: str | None = None  # why this tracer is not run (shown in its pane)
+    host: str | None = None  # `HOST: COMMAND`: run on HOST over ssh
+
+    @property
+    def runs(self) -> str:
+        """The command itself, without its `HOST: `."""
+        return split_remote(self.command)[1] if self.host else self.command
 
 
 class Phase(enum.Enum):
@@ -89,6 +110,7 @@ class Session:
     # Called once the session is over (every pane ended, the recording closed)
     # with autotrace's exit status; headless, it ends the loop.
     on_done: Callable[[int], None] | None = None
+    ssh: SshHosts | None = None  # the connections to other hosts, when a pane runs on one
 
     panes: list[Pane] = field(default_factory=list, init=False)
     phase: Phase = field(default=Phase.ATTACHING, init=False)
@@ -103,6 +125,13 @@ class Session:
     _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
     _pause: Pause = field(default_factory=Pause, init=False)  # what p stopped, and its guard
+    # Why a picked-up job's output still goes to the terminal (not moved to pane 0).
+    foreign_output: str | None = field(default=None, init=False)
+    handed_back: bool = field(default=False, init=False)  # a moved job went back to its terminal
+    # A Ctrl-Z job moved onto a pty of ours: (holder, the pty, where its fds were), or why not.
+    _moved_in: tuple[PtyProcess, str, dict[int, dict[int, str]]] | str | None = field(
+        default=None, init=False)
+    afterwords: list[str] = field(default_factory=list, init=False)  # lines for after the view
     _after_exec: list[Pane] = field(default_factory=list, init=False)  # samplers held for the main
 
     # ------------------------------------------------------------ public API
@@ -118,6 +147,10 @@ class Session:
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
+
+    def publish(self, event: Event) -> None:
+        """An event a consumer made (a finding): to every consumer, as the session's own."""
+        self._emit(event)
 
     @property
     def main(self) -> Pane:
@@ -156,10 +189,15 @@ class Session:
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
         panes = self._pausable_panes()
+        # A remote pane is stopped on its host: stopping its ssh client here
+        # would only leave its output waiting on the wire.
+        here = [pane for pane in panes if not isinstance(pane, RemotePane)]
         if paused:
-            self._pause.stop(self._pause_target(pane) for pane in panes)
+            self._pause.stop(self._pause_target(pane) for pane in here)
+            self._signal_remote("STOP", wait=False)  # the view must not wait on the wire
         else:
             self._pause.resume()
+            self._signal_remote("CONT", wait=False)
         for pane in panes:
             pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
@@ -171,7 +209,7 @@ class Session:
         """What the stopped processes printed before they stopped is recorded
         before the pause marker: what the paused view shows is what they did."""
         main = self.main
-        if main.ours and main.status is None:
+        if main.ours and main.status is None and not isinstance(main, RemotePane):
             procs.wait_until_stopped(main.pid, timeout=0.1)  # type: ignore[arg-type]
         for pane in self.panes:
             if isinstance(pane, PtyPane) and not pane.eof:
@@ -203,6 +241,26 @@ class Session:
         pane = self.panes[index] if 0 <= index < len(self.panes) else None
         if isinstance(pane, PtyPane):
             pane.write(text.encode())
+
+    def send_input(self, index: int, text: str) -> None:
+        """What the user typed into a pane (input mode, `i`): to its program's
+        pty, as bytes, so the pty's line discipline makes Ctrl-C a SIGINT.
+        Recorded only when asked (--record-input): it may hold passwords."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if not isinstance(pane, PtyPane) or not text:
+            return
+        pane.type_in(text.encode("utf-8", "surrogateescape"))
+        if self.options.record_input and not self.over:
+            self._emit(Event(self.now(), index, INPUT, text))
+
+    def can_type_into(self, index: int) -> str | None:
+        """Why the user cannot type into this pane (None: they can)."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if not isinstance(pane, PtyPane):
+            return "this pane has no program to type into (a probe's view)"
+        if pane.status is not None or pane.eof:
+            return "its program has ended"
+        return None
 
     def mark(self, label: str) -> None:
         self._emit(Event(self.now(), 0, MARKER, label))
@@ -238,12 +296,14 @@ class Session:
         procs.become_subreaper()
         self._loop = loop
         loop.on_signal(self._on_signal)
+        self._move_in_job()  # a gdb attach, up to seconds: before the clock starts
         # The time origin and the wall clock it stands for are read together:
         # event times plus started_unix must agree with other logs.
         self._t0 = self.clock()
         self.recording.session.started_unix = time.time()
         self._listeners.insert(0, self.recording.consume)  # recorded before it is shown
         loop.join(self)
+        self._connect_hosts()
         self._start_panes()
 
     def finish(self) -> None:
@@ -287,17 +347,23 @@ class Session:
             hold = self.options.attach_held
         else:
             hold = bool(tracers)
-            main = self._spawn(0, main_spec, main_spec.command, hold=hold)
-            if hold and not procs.wait_until_stopped(main.pid):  # type: ignore[arg-type]
+            main = self._spawn(0, main_spec, main_spec.runs, hold=hold)
+            if hold and not self._wait_held(main):
                 self.notify("the main command did not stop before exec; "
                             "tracers may miss its start")
         for i, spec in enumerate(tracer_specs, start=1):
-            command_run = self._tracer_command(spec.command, main.pid)  # type: ignore[arg-type]
-            if spec.role == "probe":
+            pid = self._main_pid_on(spec.host)
+            # No pid where it runs: the command stays as given (it is refused
+            # below if it names PID).
+            command_run = spec.runs if pid is None else self._tracer_command(spec.runs, pid)
+            why_not = spec.skipped or self._cannot_run(spec, pid)
+            if spec.role == "probe" and not why_not:
                 self._add_probe(i, spec, command_run)
-            elif spec.skipped:
-                self._add_skipped(i, spec, command_run)
-            elif hold and procs.is_sampler(command_run):
+            elif why_not:
+                self._add_skipped(i, PaneSpec(spec.command, spec.role, why_not, spec.host),
+                                  command_run)
+            elif hold and spec.host is None and self.main.record.host is None \
+                    and procs.is_sampler(command_run):
                 # Held too, continued once the main has exec'd: its first
                 # sample is of the program (lsof -p PID), not of our child.
                 self._after_exec.append(self._spawn(i, spec, command_run, hold=True))
@@ -310,7 +376,63 @@ class Session:
         else:
             self._enter_running()
 
+    def _wait_held(self, main: Pane) -> bool:
+        """The held main command has stopped itself (here or on its host)."""
+        if isinstance(main, RemotePane):
+            main.record.remote_pid = main.wait_for_pid(CONNECT_TIMEOUT)
+            if main.pid_news():
+                self._emit(Event(self.now(), main.index, STATE, main.state()))
+            return main.record.remote_pid is not None or main.eof
+        if main.pid is None:
+            return True  # it never started (an unreachable host): nothing to hold
+        return procs.wait_until_stopped(main.pid)
+
+    def _main_pid_on(self, host: str | None) -> int | None:
+        """The main process's pid as HOST sees it (None: it is not on HOST)."""
+        main = self.main
+        if main.record.host != host:
+            return None
+        return main.remote_pid if isinstance(main, RemotePane) else main.pid
+
+    def _cannot_run(self, spec: PaneSpec, pid: int | None) -> str | None:
+        """Why a tracer cannot run where it was asked to, if it cannot."""
+        main_host = self.main.record.host
+        where = main_host or "this host"
+        if spec.role == "probe" and main_host is not None:
+            return f"probes read this host's /proc; the main command runs on {main_host}"
+        if pid is None and procs.PID_WORD.search(spec.runs):
+            if (main_host == spec.host) or self.main.pid is None:
+                return "the main command did not start, so there is no PID"
+            return (f"PID is the main command's pid on {where}, "
+                    f"not on {spec.host or 'this host'}")
+        return None
+
+    def _connect_hosts(self) -> None:
+        """One ssh master per host named, and its clock against ours."""
+        hosts = [spec.host for spec in self.specs if spec.host]
+        if not hosts:
+            return
+        if self.ssh is None:
+            self.ssh = SshHosts()
+        self.ssh.connect(hosts)
+        for link in self.ssh.links.values():
+            if link.error:
+                self.notify(f"{link.host}: {link.error}")
+        self.ssh.measure_clocks("start")
+        self._record_hosts()
+
+    def _record_hosts(self) -> None:
+        assert self.ssh is not None
+        started = self.recording.session.started_unix
+        self.recording.session.hosts = {
+            link.host: {"error": link.error,
+                        "start": link.start.to_json(started) if link.start else None,
+                        "end": link.end.to_json(started) if link.end else None}
+            for link in self.ssh.links.values()}
+
     def _tracer_command(self, command: str, pid: int) -> str:
+        if command.startswith("@dns"):  # a process of ours; it enters the namespace itself
+            return probe_command(command, pid)
         if command.startswith("@"):
             return command
         command = procs.substitute_pid(command, pid)
@@ -324,7 +446,7 @@ class Session:
         if self.view is not None:
             cols, rows = self.view.pane_size(index, len(self.specs))
         return PaneRecord(index=index, role=spec.role, command=spec.command,
-                          command_run=command_run, cols=cols, rows=rows)
+                          command_run=command_run, cols=cols, rows=rows, host=spec.host)
 
     def _add(self, pane: Pane) -> Pane:
         """A new pane of any kind: listed, watched, in the manifest, announced."""
@@ -337,6 +459,8 @@ class Session:
     def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
         record = self._new_record(index, spec, command_run)
         writer = self.recording.add_pane(record)
+        if spec.host is not None:
+            return self._spawn_remote(record, writer, spec.host, hold)
         if hold:
             child = procs.spawn_held(command_run, record.cols, record.rows)
             pane = PtyPane(record, writer, child.proc, spawned_at=self.clock(),
@@ -365,14 +489,73 @@ class Session:
                 procs.signal_group(sampler.pid, signal.SIGCONT)  # type: ignore[arg-type]
             self._after_exec.clear()
 
+    def _spawn_remote(self, record: PaneRecord, writer: PaneWriter, host: str,
+                      hold: bool) -> Pane:
+        """ssh -tt over the host's master; a host that did not connect shows why."""
+        record.host = host
+        if self.ssh is None or not self.ssh.usable(host):
+            link = self.ssh.links.get(host) if self.ssh else None
+            said = (link.error if link else None) or "not connected"
+            pane = self._add(UnreachablePane(record, writer, host, said))
+            self._write(pane, f"\x1b[1;31m{host}: {said}\x1b[0m\r\n"
+                              f"\x1b[1;33mautotrace: {SSH_HINT}\x1b[0m\r\n")
+            return pane
+        argv = self.ssh.pane_argv(host, remote_command(record.command_run, hold))
+        proc = procs.spawn(shlex.join(argv), record.cols, record.rows)
+        pane = RemotePane(record, writer, proc, spawned_at=self.clock(), host=host)
+        record.pid, record.start = proc.pid, round(pane.spawned_at - self._t0, 6)
+        return self._add(pane)
+
     def _add_attached(self, spec: PaneSpec, pid: int) -> Pane:
         """The main pane of a process we attach to: its @proc view, since its
         output goes to the terminal it was started from, not to us."""
         record = self._new_record(0, spec, spec.command)
         record.pid, record.start = pid, 0.0
-        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         self.recording.session.attached = True
+        moved = self._moved_in
+        if moved is not None:  # a Ctrl-Z job: its output to pane 0, off the view
+            if not isinstance(moved, str):
+                holder, pty, came_from = moved
+                return self._add(MovedPane(record, self.recording.add_pane(record), holder,
+                                           self.clock(), pid, pty, came_from))
+            if self.view is not None and moved != terminal_move.NOT_ON_A_TERMINAL:
+                self.foreign_output = moved
+                self.notify(f"its output stays on this terminal: {moved}")
+        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         return self._add(pane)
+
+    def _move_in_job(self) -> None:
+        """A Ctrl-Z job's terminal output onto a pty of ours (terminal_move.py)."""
+        pid = self.options.attach_pid
+        if not self.options.attach_job or pid is None:
+            return
+        cols, rows = self.options.cols, self.options.rows
+        if self.view is not None:
+            cols, rows = self.view.pane_size(0, len(self.specs))
+        self._moved_in = terminal_move.move_in(pid, job_group(pid) or pid, cols, rows)
+
+    def _give_back(self, pane: MovedPane) -> None:
+        """A moved job back to the terminal it came from, once no tracer holds
+        it (gdb must attach), as it is now, running or stopped; one line says where."""
+        if pane.gone():
+            return
+        why = terminal_move.give_back(pane.pid, job_group(pane.pid) or pane.pid, pane.pty,
+                                      pane.came_from)
+        try:
+            proc = psutil.Process(pane.pid)
+            name, stopped = proc.name(), proc.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return
+        self.handed_back = True
+        if why is not None:
+            self.afterwords.append(f"{name} (pid {pane.pid}) could not be given back to "
+                                   f"its terminal: {why}")
+        elif stopped:
+            self.afterwords.append(f"{name} (pid {pane.pid}) is stopped in the background of "
+                                   "this shell: fg or bg continues it")
+        else:
+            self.afterwords.append(f"{name} (pid {pane.pid}) goes on in the background of "
+                                   "this shell: fg brings it back")
 
     def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
         record = self._new_record(index, spec, command_run)
@@ -402,10 +585,7 @@ class Session:
             return
         self._next_probe = now + self.options.interval
         main = self.main
-        if isinstance(main, AttachedPane) and main.status is None and main.gone():
-            main.status, main.reaped_at = ExitStatus(), now
-            self._finish_pane_record(main)
-            self._emit(Event(self.now(), 0, STATE, main.state()))
+        self._check_main_gone(now)
         try:
             target = psutil.Process(main.pid)
         except (psutil.Error, TypeError):
@@ -422,6 +602,14 @@ class Session:
                 pane.finish()
                 if pane is not main:
                     pane.record.end = round(self.now(), 6)
+
+    def _check_main_gone(self, now: float) -> None:
+        """An attached main (not our child: never reaped by us) that has ended."""
+        main = self.main if self.panes else None
+        if main is not None and main.attached and main.status is None and main.gone():
+            main.status, main.reaped_at = ExitStatus(), now
+            self._finish_pane_record(main)
+            self._emit(Event(self.now(), 0, STATE, main.state()))
 
     def _main_execed(self) -> bool:
         main = self.main
@@ -440,7 +628,12 @@ class Session:
             return
         if not ready:
             self.notify("not every tracer was ready in time; starting the main command anyway")
-        self._signal(self.main, signal.SIGCONT)
+        main = self.main
+        if isinstance(main, RemotePane):
+            if main.remote_pid is not None and self.ssh is not None:
+                self.ssh.run(main.host, f"kill -CONT {main.remote_pid}")
+        elif main.pid is not None:
+            self._signal(main, signal.SIGCONT)
         self._enter_running()
 
     def _tracer_ready(self, pane: Pane, now: float) -> bool:
@@ -458,8 +651,11 @@ class Session:
         if self.paused:
             self.resume()
         for pane in self._live_panes():
+            if isinstance(pane, RemotePane) and pane.remote_pid is not None:
+                continue  # ended on its host (below): its last output still comes over ssh
             procs.signal_group(pane.pid, signal.SIGTERM)  # type: ignore[arg-type]
             procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        self._signal_remote("TERM", wait=False)
         # Probe panes (an attached main is one) have no process to wait for:
         # without this, every attached session waited out the whole kill timeout.
         for pane in self.panes:
@@ -472,12 +668,19 @@ class Session:
             with contextlib.suppress(Exception):
                 self._set_paused(False)
         self._pause.close()  # before terminate(): the guard is not a pane's process
+        self._end_remote()
         groups = [p.pid for p in self._live_panes() if p.pid is not None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.
         waited = self.clock() - self._stopping_since if self._stopping_since is not None else 0.0
         procs.terminate(groups, max(0.0, self.options.kill_timeout - waited),
                         on_reaped=self._on_reaped)
+        for pane in self.panes:
+            if isinstance(pane, MovedPane):  # the tracers are gone: gdb may attach
+                with contextlib.suppress(Exception):
+                    self._give_back(pane)
+                self._read_pane(pane, limit=1 << 20)  # what it wrote here before it went back
+                terminal_move.end_holder(pane.proc)
         t = self.now()
         for pane in self.panes:
             if isinstance(pane, PtyPane):
@@ -509,6 +712,8 @@ class Session:
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
                 deadlines.append(pane.reaped_at + DRAIN_AFTER_EXIT)
+            if isinstance(pane, PtyPane) and pane.typing_pending:
+                deadlines.append(self.clock() + TYPED_RETRY)  # a paste the pty had no room for
         return min(deadlines) if deadlines else None  # type: ignore[type-var]
 
     def advance(self, now: float) -> None:
@@ -522,6 +727,8 @@ class Session:
     def _advance(self, now: float) -> None:
         self._refresh_probes(now)
         for pane in self.panes:
+            if isinstance(pane, PtyPane) and pane.typing_pending:
+                pane.flush_typed()
             drained = pane.reaped_at is not None and now >= pane.reaped_at + DRAIN_AFTER_EXIT
             if drained and not pane.eof:
                 self._close_pane_fd(pane)
@@ -544,10 +751,37 @@ class Session:
             elif now >= self._phase_deadline:  # type: ignore[operator]
                 self.phase = Phase.DONE  # _teardown escalates to KILL
 
+    def _signal_remote(self, sig: str, wait: bool) -> None:
+        """SIG to the remote process groups of the remote panes still running."""
+        if self.ssh is None:
+            return
+        by_host: dict[str, list[int]] = {}
+        for pane in self._live_panes():
+            if isinstance(pane, RemotePane) and pane.remote_pid is not None:
+                pane.ended_by_us = pane.ended_by_us or sig in ("TERM", "KILL")
+                by_host.setdefault(pane.host, []).append(pane.remote_pid)
+        for host, pids in by_host.items():
+            if wait:
+                self.ssh.run(host, signal_remote(pids, sig))
+            else:
+                self.ssh.start(host, signal_remote(pids, sig))
+
+    def _end_remote(self) -> None:
+        """Before the local teardown: nothing of ours goes on running on another
+        host; each host's clock is measured again; the masters are closed."""
+        if self.ssh is None or not self.ssh.links:  # no pane on another host
+            return
+        with contextlib.suppress(Exception):  # a host gone must not stop the teardown
+            self._signal_remote("KILL", wait=True)
+            self.ssh.measure_clocks("end")
+            self._record_hosts()
+        self.ssh.close()
+
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
             for pid, status in procs.reap_any():
                 self._on_reaped(pid, status)
+            self._check_main_gone(self.clock())  # a moved job's holder ends with the job
         elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.request_end(signum)
 
@@ -557,8 +791,28 @@ class Session:
                 pane.status = ExitStatus.from_wait(status)
                 pane.reaped_at = self.clock()
                 pane.stopped = False
+                if isinstance(pane, RemotePane) and pane.status.code == SSH_FAILED \
+                        and not pane.ended_by_us:
+                    self._ended_255(pane)
                 self._finish_pane_record(pane)
                 self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+
+    def _ended_255(self, pane: RemotePane) -> None:
+        """ssh's 255: the connection went, or (its master still up) the remote
+        process was killed by a signal, whose number ssh does not pass on."""
+        if self.ssh is None or self.ssh.lost(pane.host):
+            self._lost(pane)
+        elif pane.record.note is None:
+            pane.record.note = (f"ended on {pane.host} without an exit status (killed by a "
+                                f"signal there?): ssh says {SSH_FAILED}")
+
+    def _lost(self, pane: RemotePane) -> None:
+        """ssh ended with its own failure, not ours: the pane says when."""
+        with contextlib.suppress(OSError):
+            self._read_pane(pane, limit=1 << 20)  # ssh's own words first
+        when = self.recording.session.started_unix + self.now()
+        self._write(pane, lost_connection_line(pane.host, when, SSH_FAILED))
+        pane.record.note = f"connection to {pane.host} lost at {round(self.now(), 3)} s"
 
     def _finish_pane_record(self, pane: Pane) -> None:
         record = pane.record
@@ -578,6 +832,8 @@ class Session:
 
     def _read_pane(self, pane: PtyPane, limit: int = procs.READ_PER_TURN) -> None:
         data, eof = pane.read(limit)
+        if isinstance(pane, RemotePane) and pane.pid_news():
+            self._emit(Event(self.now(), pane.index, STATE, pane.state()))  # its pid there
         self._on_output(pane, data)
         if eof:
             self._close_pane_fd(pane)
@@ -610,7 +866,9 @@ class Session:
     def _look_for_refusal(self, pane: Pane, text: str) -> None:
         pane.hint_scanned += len(text)
         pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
-        hint = refusal_hint(pane.hint_buffer, command=pane.record.command_run)
+        # A @dns pane's capture tool is the tcpdump its helper runs.
+        tool = "tcpdump" if pane.record.command.startswith("@dns") else pane.record.command_run
+        hint = refusal_hint(pane.hint_buffer, command=tool)
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
