@@ -205,6 +205,10 @@ class _Line(StaticDefaultDict):
 
 
 
+# Printable ASCII drawn with given attributes: attrs -> {char: Char}.
+_GLYPHS: dict[Char, dict[str, Char]] = {}
+
+
 class _Emulator(pyte.Screen):
     """pyte.Screen plus timed history, alternate screen, replies and hygiene."""
 
@@ -221,7 +225,6 @@ class _Emulator(pyte.Screen):
         self.alt_saved_cursor: pyte.screens.Cursor | None = None
         self.in_control_string = False
         self.control_string_esc = False  # an ESC ended the last chunk inside a string
-        self._glyphs: dict[Char, dict[str, Char]] = {}
         super().__init__(columns, lines)
         self.buffer = defaultdict(self._new_line)
 
@@ -330,13 +333,16 @@ class _Emulator(pyte.Screen):
             pos += n
         self.dirty.add(cursor.y)
 
-    def _glyphs_for(self, attrs: Char) -> dict[str, Char]:
-        glyphs = self._glyphs.get(attrs)
+    @staticmethod
+    def _glyphs_for(attrs: Char) -> dict[str, Char]:
+        # Shared by every screen (a Char cannot change): a seek's fresh screens
+        # would each pay ~95 namedtuples per colour again.
+        glyphs = _GLYPHS.get(attrs)
         if glyphs is None:
-            if len(self._glyphs) > 256:
-                self._glyphs.clear()
+            if len(_GLYPHS) > 256:
+                _GLYPHS.clear()
             glyphs = {chr(c): attrs._replace(data=chr(c)) for c in range(0x20, 0x7F)}
-            self._glyphs[attrs] = glyphs
+            _GLYPHS[attrs] = glyphs
         return glyphs
 
     def _stamp(self) -> None:
