@@ -26,6 +26,8 @@ other commands:
   autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
+  autotrace export PATH --html    one HTML page that plays it in a browser
+                                  (--cast: one asciicast, --svg --at TIME: a picture)
   autotrace -- CMD ...            trace a program whose name is one of the above
 """
 
@@ -229,9 +231,36 @@ def pack_parser() -> argparse.ArgumentParser:
     return p
 
 
+def export_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace export",
+        description="Write a recording as one file for someone without autotrace: "
+                    "a self-contained HTML player (--html), one asciicast of the whole "
+                    "view (--cast) or a picture of the view at a moment (--svg --at TIME).",
+    )
+    p.add_argument("path", type=Path,
+                   help="recording folder, bundle (.tar.gz) or asciicast file (.cast)")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--html", action="store_true",
+                      help="a page that plays the session in a browser, opened from disk "
+                           "with no network request")
+    kind.add_argument("--cast", action="store_true",
+                      help="the multi-pane view as one asciicast, for asciinema")
+    kind.add_argument("--svg", action="store_true", help="the view at --at TIME as a picture")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="where to write it (default: ./NAME.html, .cast or .svg)")
+    p.add_argument("--format", choices=("v2", "v3"), default="v2",
+                   help="with --cast: asciicast version (default: v2)")
+    p.add_argument("--at", metavar="TIME", help="with --svg: the moment, 83.5 or 1:23.5")
+    p.add_argument("--redact", action="append", default=[], metavar="REGEX",
+                   help="mask matches of REGEX first, as `autotrace pack --redact` does")
+    return p
+
+
 # subcommand -> (its parser, module in autotrace.commands, function there)
 SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, str]] = {
     "cat": (cat_parser, "text", "run_cat"),
+    "export": (export_parser, "export", "run_export"),
     "info": (info_parser, "text", "run_info"),
     "pack": (pack_parser, "pack", "run_pack"),
     "replay": (replay_parser, "replay", "run_replay"),

@@ -18,7 +18,9 @@ ALLOWED = {
     "replay": {"base", "format", "view", "replay", "export"},
     "export": {"base", "format", "view", "export"},
     "term": {"base", "format", "view", "live", "replay", "export", "term"},
-    "commands": {"base", "format", "view", "live", "replay", "export", "term", "commands"},
+    "share": {"base", "format", "view", "replay", "export", "share"},
+    "commands": {"base", "format", "view", "live", "replay", "export", "term", "share",
+                 "commands"},
     "cli": {"base", "commands", "cli"},
 }
 # Rooms whose code must not touch files or processes itself.

@@ -147,6 +147,11 @@ class Player:
             self.idle.to_recorded(self.clock.position)
         return self._read_to(target)
 
+    def play_to(self, recorded_t: float) -> bool:
+        """Read forward to a recorded time, as playing would (an export steps
+        through a recording this way); True if anything changed."""
+        return self._read_to(max(recorded_t, self.recorded_now))
+
     def _read_to(self, target: float) -> bool:
         changed = False
         for index, track in enumerate(self.tracks):

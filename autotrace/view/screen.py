@@ -917,6 +917,18 @@ class PaneScreen:
         """The `rows` lines shown `scroll` lines back (0 = live), each `cols` cells."""
         return [_cells(line, self.cols) for line in self._window(scroll)]
 
+    def live_rows(self) -> list[dict[int, Char]]:
+        """The live screen's rows as plain copies, cheap to compare (in C):
+        equal copies at the same width draw the same cells (`live_cells`).
+        Frame encoders use them to find the rows that changed."""
+        buffer = self._emulator.buffer
+        return [dict(buffer[y]) if y in buffer else {} for y in range(self.rows)]
+
+    def live_cells(self, y: int) -> list[Cell]:
+        """Row `y` of the live screen as cells."""
+        emulator = self._emulator
+        return _cells(emulator.buffer.get(y) or emulator._new_line(), self.cols)
+
     def text(self, scroll: int = 0) -> list[str]:
         """The shown lines as plain strings (each exactly `cols` columns wide)."""
         return [row_text(row) for row in self.rows_at(scroll)]

@@ -1,0 +1,81 @@
+"""`autotrace export`: a recording (folder, bundle or lone cast) as one file
+for someone without autotrace: the player page (--html), one composite
+asciicast of the whole view (--cast), a picture of the view at a moment
+(--svg). Redaction (--redact) goes through pack's: the bundle it writes is
+checked for matches still showing, then exported."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from autotrace.errors import UserError
+from autotrace.export.bundle import pack
+from autotrace.export.html import PAGE_LIMIT, page
+from autotrace.format.errors import RecordingError
+from autotrace.format.reader import Recording
+from autotrace.format.sources import is_lone_cast, open_recording
+from autotrace.share.recorded import RecordedFrames
+
+# Screen text the frames may hold before gzip; a page is about a fifth of it
+# (the benchmark's hour: 11 M characters, a 3.5 MB page).
+MAX_TEXT = 100 * 2**20
+
+
+@contextlib.contextmanager
+def opened(path: Path, redact: Sequence[str] = ()) -> Iterator[Recording]:
+    """The recording at `path`, redacted first when asked (as pack does)."""
+    if not redact:
+        with open_recording(path) as recording:
+            yield recording
+        return
+    if is_lone_cast(path):
+        raise UserError(f"{path}: --redact needs a recording folder or bundle")
+    with tempfile.TemporaryDirectory(prefix="autotrace-export-") as scratch:
+        bundle = pack(path, Path(scratch) / "redacted.tar.gz", redact)
+        with open_recording(bundle) as recording:
+            yield recording
+
+
+def default_output(path: Path, suffix: str) -> Path:
+    name = path.resolve().name
+    for ending in (".tar.gz", ".tgz", ".cast"):
+        if name.endswith(ending):
+            name = name[: -len(ending)]
+    return Path.cwd() / f"{name or 'recording'}{suffix}"
+
+
+def write_text(target: Path, text: str) -> None:
+    """Written whole or not at all: a half page is worse than none."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with open(partial, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(partial, target)
+    except OSError as err:
+        raise RecordingError(f"cannot write {target}: {err.strerror or err}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+
+
+def html_page(recording: Recording, label: str) -> str:
+    with RecordedFrames(recording, label, max_text=MAX_TEXT) as frames:
+        frames.run()
+        text = page(frames.page_data(), f"autotrace: {label}")
+    if len(text) > PAGE_LIMIT:
+        raise UserError(f"{label}: too large for one page: {len(text) / 2**20:.1f} MB "
+                        f"(at most {PAGE_LIMIT // 2**20} MB); replay or pack it instead")
+    return text
+
+
+def export_html(path: Path, out: Path | None, redact: Sequence[str] = ()) -> Path:
+    target = out or default_output(path, ".html")
+    if target.is_dir():
+        target = target / default_output(path, ".html").name
+    with opened(path, redact) as recording:
+        write_text(target, html_page(recording, path.name))
+    return target

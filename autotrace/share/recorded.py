@@ -1,0 +1,86 @@
+"""A recording's frames for a page: the replay player feeds the view as a
+replay would, a step (export/frames.FRAME_STEP) at a time, and the one
+frame encoder (export/frames.ViewFrames) takes what its screens show."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from autotrace.errors import UserError
+from autotrace.export.frames import FRAME_STEP, ViewFrames, view_for
+from autotrace.format.reader import Recording
+from autotrace.replay.player import Player
+from autotrace.view.multipane import MultiPaneView
+
+# Long recordings get a coarser grid: an hour at 0.1 s costs twice the time
+# of 0.5 s (benchmarks/bench_replay.py, export), for moments seldom told apart.
+LONG = 600.0  # seconds
+LONG_STEP = 0.5
+HISTORY = 0  # lines: the frames hold the past; the screens need none
+REPLAY_BADGES = ("PLAY", "PAUSED", "END")
+
+
+def _pane_size(pane: dict[str, Any]) -> tuple[int, int]:
+    cols, rows = pane.get("cols"), pane.get("rows")
+    if isinstance(cols, int) and isinstance(rows, int) and cols > 0 and rows > 0:
+        return min(cols, 500), min(rows, 200)
+    return 80, 24
+
+
+class RecordedFrames:
+    """Every frame of a recording, taken in time order by `run`. The view
+    is sized so that every pane shows uncropped (export/frames.view_for)."""
+
+    def __init__(self, recording: Recording, label: str, max_text: int | None = None):
+        self.recording, self.max_text = recording, max_text
+        cols, rows = view_for([_pane_size(pane) for pane in recording.panes])
+        self.view = MultiPaneView(cols, rows, visible=max(1, len(recording.panes)),
+                                  history=HISTORY)
+        self.view.status_left = f"▶ REPLAY {label}"
+        self.player = Player(recording, self.view)
+        self.frames = ViewFrames(self.view)
+        self.step = FRAME_STEP if self.player.recorded_end <= LONG else LONG_STEP
+
+    def close(self) -> None:
+        self.player.close()
+
+    def __enter__(self) -> RecordedFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def steps(self) -> Iterator[float]:
+        """Every moment on the grid (`step`) by which some pane printed, then
+        the end."""
+        last = -1.0
+        for t in heapq.merge(*(track.iter_times() for track in self.player.tracks)):
+            step = round(math.ceil(t / self.step - 1e-6) * self.step, 3)
+            if step > last:
+                last = step
+                yield step
+        if self.player.recorded_end > last:
+            yield round(self.player.recorded_end, 3)
+
+    def run(self) -> None:
+        """Take every frame; a recording whose screens hold more text than
+        `max_text` characters is refused (one line) as soon as that shows."""
+        for t in (0.0, *self.steps()):
+            self.player.play_to(t)
+            for _ in self.frames.at(t):
+                pass
+            if self.max_text is not None and self.frames.text_size() > self.max_text:
+                raise UserError(
+                    f"{self.recording.directory}: too large for one page: its screens "
+                    f"hold over {self.max_text // 2**20} M characters by {t:.0f} s of "
+                    f"{self.player.recorded_end:.0f} s; replay or pack it instead")
+
+    def page_data(self) -> dict[str, Any]:
+        self.player.play_to(self.player.recorded_end)
+        return self.frames.page_data(
+            duration=self.player.recorded_end,
+            markers=[(m.t, m.label) for m in self.player.clock.markers],
+            started_unix=self.view.started_unix, badges=REPLAY_BADGES, step=self.step)
