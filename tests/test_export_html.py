@@ -47,9 +47,9 @@ def write_recording(directory: Path) -> Path:
 
 def page_data(page: Path) -> dict[str, Any]:
     """The data a page carries, read back as the page does (base64, gzip, JSON)."""
-    packed = re.search(r'id="autotrace-data">\s*([A-Za-z0-9+/=]+)\s*<', page.read_text())
+    packed = re.search(r'id="autotrace-data">\s*([A-Za-z0-9+/=\n]+?)\s*<', page.read_text())
     assert packed
-    return json.loads(gzip.decompress(base64.b64decode(packed.group(1))))
+    return json.loads(gzip.decompress(base64.b64decode(packed.group(1).replace("\n", ""))))
 
 
 def all_text(data: dict[str, Any], pane: int) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from autotrace.commands.common import to_stdout
-from autotrace.export.bundle import PercentProgress, pack
+from autotrace.export.bundle import PercentProgress
+from autotrace.share.exports import pack_with_player
 
 
 def run_pack(options: argparse.Namespace) -> int:
-    bundle = pack(options.path, options.output, options.redact, PercentProgress())
+    bundle = pack_with_player(options.path, options.output, options.redact,
+                              PercentProgress())
     to_stdout(f"{bundle}\n")
     return 0

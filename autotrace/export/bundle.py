@@ -122,11 +122,12 @@ def _pack_files(recording: Recording) -> list[Path]:
 
 
 def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
-         progress: Progress | None = None) -> Path:
+         progress: Progress | None = None, extra: dict[str, bytes] | None = None) -> Path:
     """Pack a recording (a folder, or a bundle to redact again) into one
     .tar.gz with a single top-level folder named after the recording.
 
-    Default output: ./NAME.tar.gz; `out` may be a file or a folder.
+    Default output: ./NAME.tar.gz; `out` may be a file or a folder. `extra`
+    files (the player's index.html) go in after SUMMARY.txt, as given.
     Returns the bundle's path.
     """
     redactor = Redactor(redact)
@@ -158,6 +159,8 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
                 tar.addfile(_member(name, 0, time.time(), directory=True))
                 _add_bytes(tar, f"{name}/{MANIFEST}", manifest_json.encode("utf-8"))
                 _add_bytes(tar, f"{name}/{SUMMARY}", summary.encode("utf-8"))
+                for extra_name, data in (extra or {}).items():
+                    _add_bytes(tar, f"{name}/{extra_name}", data)
                 for position, (path, member) in enumerate(zip(files, members)):
                     _add_file(tar, f"{name}/{member}", path, redactor, counted,
                               f"pane {position} ({member})")  # never the name it had

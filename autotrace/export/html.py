@@ -62,9 +62,11 @@ def _asset(name: str) -> str:
 
 
 def pack_data(data: dict[str, Any]) -> str:
-    """The page's data as the page reads it: JSON, gzipped, base64."""
+    """The page's data as the page reads it: JSON, gzipped, base64 in lines of
+    120 (a bundle's reader refuses lines of over 4 MiB; atob skips the breaks)."""
     raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, 6, mtime=0)).decode("ascii")
+    packed = base64.b64encode(gzip.compress(raw, 6, mtime=0)).decode("ascii")
+    return "\n".join(packed[i:i + 120] for i in range(0, len(packed), 120))
 
 
 def page(data: dict[str, Any], title: str, live: bool = False) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from autotrace.errors import UserError
-from autotrace.export.bundle import pack
+from autotrace.export.bundle import Progress, pack
 from autotrace.export.html import PAGE_LIMIT, page
 from autotrace.format.errors import RecordingError
 from autotrace.format.reader import Recording
@@ -77,5 +77,27 @@ def export_html(path: Path, out: Path | None, redact: Sequence[str] = ()) -> Pat
     if target.is_dir():
         target = target / default_output(path, ".html").name
     with opened(path, redact) as recording:
-        write_text(target, html_page(recording, path.name))
+        # (a redacted recording's folder name is redacted too; the path given is not)
+        label = recording.directory.name if redact else path.name
+        write_text(target, html_page(recording, label))
     return target
+
+
+PLAYER = "index.html"
+
+
+def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
+                     progress: Progress | None = None) -> Path:
+    """`pack`, with the player page as index.html in the bundle, made from
+    what the bundle holds (redacted, when asked): packed once to a private
+    folder, the page made from that bundle, then packed again with it."""
+    if not redact:
+        with open_recording(path) as recording:
+            name = path.resolve().name if recording.directory == path else path.name
+            player = html_page(recording, name).encode("utf-8")
+        return pack(path, out, (), progress, extra={PLAYER: player})
+    with tempfile.TemporaryDirectory(prefix="autotrace-pack-") as scratch:
+        staged = pack(path, Path(scratch) / "staged.tar.gz", redact, progress)
+        with open_recording(staged) as recording:
+            player = html_page(recording, recording.directory.name).encode("utf-8")
+        return pack(staged, out, (), None, extra={PLAYER: player})
