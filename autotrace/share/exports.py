@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from autotrace.errors import UserError
 from autotrace.export.bundle import Progress, pack
@@ -48,18 +49,24 @@ def default_output(path: Path, suffix: str) -> Path:
     return Path.cwd() / f"{name or 'recording'}{suffix}"
 
 
-def write_text(target: Path, text: str) -> None:
-    """Written whole or not at all: a half page is worse than none."""
+@contextlib.contextmanager
+def _written(target: Path) -> Iterator[IO[str]]:
+    """A file written whole or not at all: a half page is worse than none."""
     partial = target.with_name(f".{target.name}.partial")
     try:
         with open(partial, "x", encoding="utf-8") as f:
-            f.write(text)
+            yield f
         os.replace(partial, target)
     except OSError as err:
         raise RecordingError(f"cannot write {target}: {err.strerror or err}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+
+
+def write_text(target: Path, text: str) -> None:
+    with _written(target) as f:
+        f.write(text)
 
 
 def html_page(recording: Recording, label: str) -> str:
@@ -73,9 +80,7 @@ def html_page(recording: Recording, label: str) -> str:
 
 
 def export_html(path: Path, out: Path | None, redact: Sequence[str] = ()) -> Path:
-    target = out or default_output(path, ".html")
-    if target.is_dir():
-        target = target / default_output(path, ".html").name
+    target = _target(path, out, ".html")
     with opened(path, redact) as recording:
         # (a redacted recording's folder name is redacted too; the path given is not)
         label = recording.directory.name if redact else path.name
@@ -101,3 +106,30 @@ def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
         with open_recording(staged) as recording:
             player = html_page(recording, recording.directory.name).encode("utf-8")
         return pack(staged, out, (), None, extra={PLAYER: player})
+
+
+def export_cast(path: Path, out: Path | None, redact: Sequence[str] = (),
+                version: int = 2) -> Path:
+    from autotrace.share.cast import write_composite
+
+    target = _target(path, out, ".cast")
+    with opened(path, redact) as recording:
+        label = recording.directory.name if redact else path.name
+        with _written(target) as f:
+            write_composite(recording, label, f, version)
+    return target
+
+
+def export_svg(path: Path, out: Path | None, at: float, redact: Sequence[str] = ()) -> Path:
+    from autotrace.share.svg import picture
+
+    target = _target(path, out, ".svg")
+    with opened(path, redact) as recording:
+        label = recording.directory.name if redact else path.name
+        write_text(target, picture(recording, label, at))
+    return target
+
+
+def _target(path: Path, out: Path | None, suffix: str) -> Path:
+    target = out or default_output(path, suffix)
+    return target / default_output(path, suffix).name if target.is_dir() else target
