@@ -148,6 +148,10 @@ def trace_parser() -> argparse.ArgumentParser:
     view.add_argument("--history", type=_count, default=5000, metavar="LINES",
                       help="scrollback kept in memory per pane (default: 5000); older "
                            "lines stay in the recording")
+    p.add_argument("--share", metavar="[HOST:]PORT",
+                   help="serve a read-only page of the session for browsers while it "
+                        "runs (127.0.0.1 unless HOST is given; PORT 0 picks one); the URL, "
+                        "with its token, is printed at the start")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="do not print notices and the recording's location")
     p.add_argument("--version", action="version", version=f"autotrace {__version__}")
@@ -208,6 +212,9 @@ def replay_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--vertical", action="store_true", help="two panes side by side")
     p.add_argument("--colorsoff", action="store_true", help="start with colours off")
     p.add_argument("--syncoff", action="store_true", help="start with time-sync off")
+    p.add_argument("--share", metavar="[HOST:]PORT",
+                   help="also serve the recording's player page to browsers, read-only, "
+                        "while the replay runs (without a terminal: until interrupted)")
     return p
 
 

@@ -42,3 +42,36 @@ def run_steps(url: str, steps: list[str], budget_ms: int = 5000) -> list[dict[st
 
 def pane_text(report: dict[str, Any], pane: int) -> str:
     return "\n".join(report["panes"][str(pane)])
+
+
+class Browser:
+    """Chromium driven by chromedriver (selenium), for pages that change while
+    they are open (a live share). The page's own functions (seek, report,
+    shownText...) are called as its keys and buttons call them."""
+
+    def __init__(self) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        driver = shutil.which("chromedriver")
+        assert CHROMIUM and driver, "chromium and chromium-driver (.ci/install-tools)"
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update"):
+            options.add_argument(flag)
+        # The driver is the one installed: selenium must not fetch one.
+        self.driver = webdriver.Chrome(service=Service(executable_path=driver),
+                                       options=options)
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def call(self, script: str) -> Any:
+        return self.driver.execute_script(script)
+
+    def shown(self) -> str:
+        return str(self.call("return D ? shownText() : ''"))
+
+    def close(self) -> None:
+        self.driver.quit()

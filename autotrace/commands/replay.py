@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from autotrace.commands.common import say
 from autotrace.format.errors import RecordingError
+from autotrace.format.reader import Recording
 from autotrace.format.recording import default_root
 from autotrace.format.sources import open_recording
 
@@ -22,26 +26,51 @@ def latest_recording() -> Path:
 
 
 def run_replay(options: argparse.Namespace) -> int:
+    terminal_here = sys.stdout.isatty() and sys.stdin.isatty()
+    if not terminal_here and not options.share:
+        say("replay needs a terminal; for text use: autotrace cat PATH")
+        return 2
+    path = options.path or latest_recording()
+    with open_recording(path) as recording, shared(options.share, recording, path.name):
+        if not terminal_here:
+            threading.Event().wait()  # serving until a signal ends it
+        return replay_on_terminal(recording, path, options)
+
+
+@contextlib.contextmanager
+def shared(address: str | None, recording: Recording, label: str) -> Iterator[None]:
+    """`replay --share`: the recording's player page served while the block runs."""
+    if address is None:
+        yield
+        return
+    from autotrace.share.exports import html_data
+    from autotrace.share.server import Share, announce, parse_address
+
+    data = html_data(recording, label)
+    share = Share(parse_address(address), f"autotrace: {label}", lambda: (data, 0))
+    announce(share, say)
+    try:
+        yield
+    finally:
+        share.close()
+
+
+def replay_on_terminal(recording: Recording, path: Path, options: argparse.Namespace) -> int:
     from autotrace.replay.player import Player
     from autotrace.term.replay_loop import run_player
     from autotrace.term.terminal import Terminal
     from autotrace.view.multipane import MultiPaneView
 
-    if not (sys.stdout.isatty() and sys.stdin.isatty()):
-        say("replay needs a terminal; for text use: autotrace cat PATH")
-        return 2
-    path = options.path or latest_recording()
-    with open_recording(path) as recording:
-        terminal = Terminal()
-        view = MultiPaneView(*terminal.size(), visible=options.visible,
-                             vertical=options.vertical, colours=not options.colorsoff,
-                             sync=not options.syncoff)
-        view.status_left = f"▶ REPLAY {path}"
-        player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
-                        exit_at_end=options.exit_at_end)
-        if options.paused:
-            player.clock.pause()
-        try:
-            return run_player(player, terminal)
-        finally:
-            player.close()
+    terminal = Terminal()
+    view = MultiPaneView(*terminal.size(), visible=options.visible,
+                         vertical=options.vertical, colours=not options.colorsoff,
+                         sync=not options.syncoff)
+    view.status_left = f"▶ REPLAY {path}"
+    player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
+                    exit_at_end=options.exit_at_end)
+    if options.paused:
+        player.clock.pause()
+    try:
+        return run_player(player, terminal)
+    finally:
+        player.close()

@@ -78,12 +78,41 @@ def run_trace(options: argparse.Namespace) -> int:
                        attach_held=plan.held, attach_job=plan.job, netns=options.netns),
         notify=notify,
     )
-    code = run_with_view(session, options, directory) if interactive else session.run()
+    share = start_share(options.share, session, directory.name) if options.share else None
+    try:
+        code = run_with_view(session, options, directory) if interactive else session.run()
+    finally:
+        if share is not None:
+            share()
     if writer.stopped and interactive:
         say(f"recording stopped: {writer.stopped}")  # the view's message is gone with it
     if not options.quiet:
         report_recording(directory)
     return incomplete_status(code) if writer.stopped else code
+
+
+def start_share(address: str, session: Session, label: str) -> Callable[[], None]:
+    """`--share`: the session's events also go to a share of its own (a
+    thread: the session never waits for it); returns what stops it."""
+    from autotrace.share.live import LiveFrames
+    from autotrace.share.server import Share, announce, parse_address
+
+    def describe(index: int) -> tuple[str, int, int]:
+        record = session.panes[index].record
+        return record.command_run or record.command, record.cols, record.rows
+
+    frames = LiveFrames(describe, label, started_unix=time.time())
+    share = Share(parse_address(address), f"autotrace: {label}", frames.page_data,
+                  frames.log, frames.changed)
+    session.subscribe(frames.on_event)
+    frames.start()
+    announce(share, say)
+
+    def stop() -> None:
+        frames.close()
+        share.close()
+
+    return stop
 
 
 def incomplete_status(code: int) -> int:

@@ -289,6 +289,7 @@ class ViewFrames:
         goes (the page writes it there: found by drawing two clocks)."""
         view = self.view
         saved = view.badge, view.paused, view.clock_text, view.status_right
+        dirty = [pane.dirty for pane in view.panes]  # drawing clears them; `at` reads them
         view.status_right, view.paused = "", False  # (paused: the moment would show)
         headers: dict[str, list[Any]] = {}
         clock_at: dict[str, int] = {}
@@ -305,6 +306,8 @@ class ViewFrames:
         view.badge = badges[0]
         footer = self.styles.line(view.frame()[-1])
         view.badge, view.paused, view.clock_text, view.status_right = saved
+        for pane, was in zip(view.panes, dirty):
+            pane.dirty = was
         # the border left of a pane's rows, and the footer showing a message
         borders = [self.styles.line(render.styled("│", 1, fg=render.accent(i)))[1]
                    for i in range(len(view.panes))]

@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from autotrace.errors import UserError
 from autotrace.export.bundle import Progress, pack
@@ -69,10 +69,15 @@ def write_text(target: Path, text: str) -> None:
         f.write(text)
 
 
-def html_page(recording: Recording, label: str) -> str:
+def html_data(recording: Recording, label: str) -> dict[str, Any]:
+    """The page's data: every frame of the recording."""
     with RecordedFrames(recording, label, max_text=MAX_TEXT) as frames:
         frames.run()
-        text = page(frames.page_data(), f"autotrace: {label}")
+        return frames.page_data()
+
+
+def html_page(recording: Recording, label: str) -> str:
+    text = page(html_data(recording, label), f"autotrace: {label}")
     if len(text) > PAGE_LIMIT:
         raise UserError(f"{label}: too large for one page: {len(text) / 2**20:.1f} MB "
                         f"(at most {PAGE_LIMIT // 2**20} MB); replay or pack it instead")

@@ -372,7 +372,11 @@ function report(name) {
            header: document.querySelector("#term .row").textContent };
 }
 
-function runSteps() {
+function shownText() {
+  return [...document.querySelectorAll("#term .pane")].map((div) => div.textContent).join("\n");
+}
+
+async function runSteps() {
   const m = /steps=([^&]*)/.exec(location.hash);
   if (!m) return;
   const out = [];
@@ -385,6 +389,12 @@ function runSteps() {
     else if (verb === "zoom") zoom(arg === "" ? null : Number(arg));
     else if (verb === "key") COMMANDS[D.keys[arg]](arg);
     else if (verb === "dump") out.push(report(arg));
+    else if (verb === "waitfor") {  // a live share: until the panes show a match (10 s at most)
+      const re = new RegExp(arg);
+      for (let i = 0; i < 100 && !re.test(shownText()); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
     draw();
   }
   $("report").textContent = JSON.stringify(out);
