@@ -26,11 +26,11 @@ _TEMPLATE = """<!DOCTYPE html>
 </head>
 <body>
 <div id="bar">
-<button id="previous" title="previous marker ([)">⏮</button>
+<button id="previous" title="previous marker ([)">|◀</button>
 <button id="back" title="5 s back (Left)">◀◀</button>
 <button id="play" title="play / pause (Space)">▶</button>
 <button id="forward" title="5 s forward (Right)">▶▶</button>
-<button id="next" title="next marker (])">⏭</button>
+<button id="next" title="next marker (])">▶|</button>
 <button id="slower" title="slower (-)">−</button><button id="faster" title="faster (+)">+</button>
 <span id="clock"></span>
 <div id="seek"><div id="ticks"></div>

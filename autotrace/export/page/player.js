@@ -181,7 +181,18 @@ function draw() {
   $("seekbar").max = D.duration;
   $("seekbar").value = S.t;
   $("clock").textContent = clock.trim();
-  $("play").textContent = S.playing ? "❚❚" : "▶";
+  $("play").textContent = S.playing ? "||" : "▶";
+}
+
+function fitWidth() {
+  // A view wider than the window (many panes at their recorded size) is
+  // drawn smaller, down to 7 px, rather than cut.
+  const term = $("term");
+  term.style.fontSize = "14px";
+  const room = window.innerWidth - 12;
+  if (term.scrollWidth > room) {
+    term.style.fontSize = `${Math.max(7, (14 * room) / term.scrollWidth).toFixed(2)}px`;
+  }
 }
 
 function drawTicks() {
@@ -346,7 +357,7 @@ function followStream() {
       while (D.panes.length <= p) D.panes.push({ frames: [], titles: [] });
       if (kind === "frame") D.panes[p].frames.push(item);
       else if (kind === "title") D.panes[p].titles.push(item);
-      else if (kind === "page") Object.assign(D, item);
+      else if (kind === "page") { Object.assign(D, item); if (item.cols) setTimeout(fitWidth); }
       D.received++;
       const t = kind === "page" ? item.duration : item[0];
       if (t > D.duration) D.duration = t;
@@ -423,6 +434,8 @@ async function start() {
   drawTicks();
   if (D.live) { S.t = D.duration; followStream(); }
   draw();
+  fitWidth();
+  window.addEventListener("resize", fitWidth);
   runSteps();
   requestAnimationFrame(tick);
 }
