@@ -17,11 +17,13 @@ def run_export(options: argparse.Namespace) -> int:
         at = parse_time(options.at)
         if at is None:
             raise UsageError(f"--at: not a time: {options.at} (e.g. 83.5 or 1:23.5)")
-        written = exports.export_svg(options.path, options.output, at, options.redact)
+        written = exports.export_svg(options.path, options.output, at, options.redact,
+                                     force=options.force)
     elif options.cast:
         written = exports.export_cast(options.path, options.output, options.redact,
-                                      version=int(options.format[1]))
+                                      version=int(options.format[1]), force=options.force)
     else:
-        written = exports.export_html(options.path, options.output, options.redact)
+        written = exports.export_html(options.path, options.output, options.redact,
+                                      force=options.force)
     to_stdout(f"{written}\n")
     return 0

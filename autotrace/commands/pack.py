@@ -11,6 +11,6 @@ from autotrace.share.exports import pack_with_player
 
 def run_pack(options: argparse.Namespace) -> int:
     bundle = pack_with_player(options.path, options.output, options.redact,
-                              PercentProgress())
+                              PercentProgress(), force=options.force)
     to_stdout(f"{bundle}\n")
     return 0

@@ -50,8 +50,11 @@ def default_output(path: Path, suffix: str) -> Path:
 
 
 @contextlib.contextmanager
-def _written(target: Path) -> Iterator[IO[str]]:
-    """A file written whole or not at all: a half page is worse than none."""
+def _written(target: Path, force: bool = False) -> Iterator[IO[str]]:
+    """A file written whole or not at all: a half page is worse than none.
+    A file there already is replaced only with FORCE, as pack does."""
+    if os.path.lexists(target) and not force:
+        raise RecordingError(f"{target} exists already; use --force to replace it")
     partial = target.with_name(f".{target.name}.partial")
     try:
         with open(partial, "x", encoding="utf-8") as f:
@@ -64,8 +67,8 @@ def _written(target: Path) -> Iterator[IO[str]]:
             partial.unlink()
 
 
-def write_text(target: Path, text: str) -> None:
-    with _written(target) as f:
+def write_text(target: Path, text: str, force: bool = False) -> None:
+    with _written(target, force) as f:
         f.write(text)
 
 
@@ -84,12 +87,13 @@ def html_page(recording: Recording, label: str) -> str:
     return text
 
 
-def export_html(path: Path, out: Path | None, redact: Sequence[str] = ()) -> Path:
+def export_html(path: Path, out: Path | None, redact: Sequence[str] = (),
+                force: bool = False) -> Path:
     target = _target(path, out, ".html")
     with opened(path, redact) as recording:
         # (a redacted recording's folder name is redacted too; the path given is not)
         label = recording.directory.name if redact else path.name
-        write_text(target, html_page(recording, label))
+        write_text(target, html_page(recording, label), force)
     return target
 
 
@@ -97,7 +101,7 @@ PLAYER = "index.html"
 
 
 def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
-                     progress: Progress | None = None) -> Path:
+                     progress: Progress | None = None, force: bool = False) -> Path:
     """`pack`, with the player page as index.html in the bundle, made from
     what the bundle holds (redacted, when asked): packed once to a private
     folder, the page made from that bundle, then packed again with it."""
@@ -105,33 +109,34 @@ def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
         with open_recording(path) as recording:
             name = path.resolve().name if recording.directory == path else path.name
             player = html_page(recording, name).encode("utf-8")
-        return pack(path, out, (), progress, extra={PLAYER: player})
+        return pack(path, out, (), progress, force=force, extra={PLAYER: player})
     with tempfile.TemporaryDirectory(prefix="autotrace-pack-") as scratch:
         staged = pack(path, Path(scratch) / "staged.tar.gz", redact, progress)
         with open_recording(staged) as recording:
             player = html_page(recording, recording.directory.name).encode("utf-8")
-        return pack(staged, out, (), None, extra={PLAYER: player})
+        return pack(staged, out, (), None, force=force, extra={PLAYER: player})
 
 
 def export_cast(path: Path, out: Path | None, redact: Sequence[str] = (),
-                version: int = 2) -> Path:
+                version: int = 2, force: bool = False) -> Path:
     from autotrace.share.cast import write_composite
 
     target = _target(path, out, ".cast")
     with opened(path, redact) as recording:
         label = recording.directory.name if redact else path.name
-        with _written(target) as f:
+        with _written(target, force) as f:
             write_composite(recording, label, f, version)
     return target
 
 
-def export_svg(path: Path, out: Path | None, at: float, redact: Sequence[str] = ()) -> Path:
+def export_svg(path: Path, out: Path | None, at: float, redact: Sequence[str] = (),
+               force: bool = False) -> Path:
     from autotrace.share.svg import picture
 
     target = _target(path, out, ".svg")
     with opened(path, redact) as recording:
         label = recording.directory.name if redact else path.name
-        write_text(target, picture(recording, label, at))
+        write_text(target, picture(recording, label, at), force)
     return target
 
 
