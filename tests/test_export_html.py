@@ -72,7 +72,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_page_shows_each_pane_at_seeks_marker_jumps_and_search(exported: Path) -> None:
     reports = run_steps(exported.as_uri(), [
-        "seek:1.5", "dump:early", "seek:3.5", "dump:later", "seek:0", "marker:next",
+        "seek:1.5", "dump:early", "seek:3.5", "dump:later", "seek:0", "key:]",
         "dump:marker", "search:close", "dump:search", "zoom:1", "dump:zoomed"])
     early, later, marker, search, zoomed = reports
     assert "alpha 1" in pane_text(early, 0) and "alpha 2" not in pane_text(early, 0)

@@ -78,9 +78,11 @@ def run_trace(options: argparse.Namespace) -> int:
                        attach_held=plan.held, attach_job=plan.job, netns=options.netns),
         notify=notify,
     )
-    share = start_share(options.share, session, directory.name) if options.share else None
+    share, url = start_share(options.share, session, directory.name) if options.share \
+        else (None, "")
     try:
-        code = run_with_view(session, options, directory) if interactive else session.run()
+        code = run_with_view(session, options, directory, url) if interactive \
+            else session.run()
     finally:
         if share is not None:
             share()
@@ -95,9 +97,11 @@ def run_trace(options: argparse.Namespace) -> int:
     return incomplete_status(code) if writer.stopped else code
 
 
-def start_share(address: str, session: Session, label: str) -> Callable[[], None]:
+def start_share(address: str, session: Session,
+                label: str) -> tuple[Callable[[], None], str]:
     """`--share`: the session's events also go to a share of its own (a
-    thread: the session never waits for it); returns what stops it."""
+    thread: the session never waits for it); returns what stops it, and
+    its URL."""
     from autotrace.share.live import LiveFrames
     from autotrace.share.server import Share, announce, parse_address
 
@@ -116,7 +120,7 @@ def start_share(address: str, session: Session, label: str) -> Callable[[], None
         frames.close()
         share.close()
 
-    return stop
+    return stop, share.url
 
 
 def incomplete_status(code: int) -> int:
@@ -178,7 +182,8 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     return specs
 
 
-def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
+def run_with_view(session: Session, options: argparse.Namespace, directory: Path,
+                  share_url: str = "") -> int:
     """The interactive view; the terminal is restored whatever happens inside."""
     from autotrace.loop import Loop
     from autotrace.term.live_view import LiveView
@@ -192,6 +197,8 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
                          history=options.history)
     live = LiveView(terminal, view, session, str(directory), exit_at_end=options.exit_at_end)
     session.view = live
+    if share_url:  # the line printed before the view is hidden by it
+        view.message = f"sharing read-only at {share_url}"
 
     def notice(line: str) -> None:
         view.message = line

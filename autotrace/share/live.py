@@ -10,6 +10,7 @@ the session never waits for the share, and viewers never reach it."""
 from __future__ import annotations
 
 import collections
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +29,8 @@ Describe = Callable[[int], tuple[str, int, int]]
 
 
 class LiveFrames:
-    """The frames of a running session, as items in `log`: each is
-    ["frame" | "title", pane, data] or ["page", -1, fields the page updates]."""
+    """The frames of a running session, as items in `log` (JSON text): each
+    is ["frame" | "title", pane, data] or ["page", -1, fields the page updates]."""
 
     def __init__(self, describe: Describe, label: str, started_unix: float | None = None):
         self.describe = describe
@@ -40,7 +41,7 @@ class LiveFrames:
         self.view.started_unix = started_unix
         self.frames = ViewFrames(self.view)
         self.markers: list[tuple[float, str]] = []
-        self.log: list[list[Any]] = []
+        self.log: list[str] = []  # items as JSON text
         self.now = 0.0
         self.ended = False
         self.changed = threading.Condition()  # guards log; notified when it grows
@@ -97,7 +98,9 @@ class LiveFrames:
             fields.update(self.frames.chrome([LIVE_BADGE]))
             fields["markers"] = self.markers
         items.append(["page", -1, fields])
-        self.log.extend(items)
+        # Encoded once here, not once per viewer: viewers only send it.
+        self.log.extend(json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+                        for item in items)
 
     def _apply(self, event: Event) -> bool:
         """One event onto the share's view; True when a pane was added."""
