@@ -10,7 +10,7 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from conftest import run_autotrace
+from conftest import autotrace_env, run_autotrace
 from test_export_html import write_recording
 from tmuxdriver import Tmux
 
@@ -74,3 +74,14 @@ def test_svg_needs_a_time(tmp_path: Path) -> None:
         result = run_autotrace(["export", recording, *args])
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
+
+
+def test_under_sudo_the_file_is_the_invoking_users(tmp_path: Path) -> None:
+    recording = write_recording(tmp_path / "session")
+    out = tmp_path / "view.svg"
+    result = run_autotrace(["export", recording, "--svg", "--at", "1", "-o", out],
+                           env=autotrace_env(SUDO_UID="65534", SUDO_GID="65534"))
+    assert result.returncode == 0, result.stderr
+    assert (out.stat().st_uid, out.stat().st_gid) == (65534, 65534)
+    again = run_autotrace(["export", recording, "--svg", "--at", "1", "-o", out])
+    assert "exists already; use --force" in again.stderr and again.returncode == 1

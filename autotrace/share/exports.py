@@ -17,6 +17,7 @@ from autotrace.errors import UserError
 from autotrace.export.bundle import Progress, pack
 from autotrace.export.html import PAGE_LIMIT, page
 from autotrace.format.errors import RecordingError
+from autotrace.format.files import invoking_user_ids
 from autotrace.format.reader import Recording
 from autotrace.format.sources import is_lone_cast, open_recording
 from autotrace.share.recorded import RecordedFrames
@@ -58,6 +59,9 @@ def _written(target: Path, force: bool = False) -> Iterator[IO[str]]:
     partial = target.with_name(f".{target.name}.partial")
     try:
         with open(partial, "x", encoding="utf-8") as f:
+            ids = invoking_user_ids()
+            if ids:  # under sudo, the page is the invoking user's, as recordings are
+                os.fchown(f.fileno(), *ids)
             yield f
         os.replace(partial, target)
     except OSError as err:
