@@ -146,3 +146,25 @@ def test_a_recording_too_large_for_a_page_says_so(tmp_path: Path) -> None:
             RecordedFrames(recording, "session", max_text=10) as frames, \
             pytest.raises(UserError, match="too large for one page"):
         frames.run()
+
+
+def test_frames_taken_in_worker_processes_are_the_same(tmp_path: Path) -> None:
+    from autotrace.format.sources import open_recording
+    from autotrace.share import recorded
+
+    def styled(data: dict[str, Any]) -> list[Any]:
+        """Every frame and title with its styles' CSS classes, not their indices."""
+        css = data["styles"]
+
+        def rows(items: list[Any]) -> list[Any]:
+            return [[x if i % 2 == 0 else css[x] for i, x in enumerate(r)] for r in items]
+
+        return [([(t, s, rows(f) if s < 0 else rows([r for _, r in f]))
+                  for t, s, f in pane["frames"]],
+                 [(t, rows(variants)) for t, *variants in pane["titles"]])
+                for pane in data["panes"]]
+
+    with open_recording(write_recording(tmp_path / "session")) as recording:
+        one = recorded.page_data(recording, "s", workers=1)
+        two = recorded.page_data(recording, "s", workers=2)
+    assert styled(one) == styled(two) and len(one["panes"][1]["frames"]) > 1

@@ -63,7 +63,10 @@ class Styles:
         self._of_cell_style: dict[tuple[Any, ...], int] = {}
 
     def of_atts(self, atts: dict[str, Any]) -> int:
-        name = css_classes(atts)
+        return self.of_css(css_classes(atts))
+
+    def of_css(self, name: str) -> int:
+        """The index of CSS classes another table gave (a worker's)."""
         index = self._index.get(name)
         if index is None:
             index = self._index[name] = len(self.classes)
@@ -246,8 +249,9 @@ class ViewFrames:
     session's events for a share. Titles are taken when a pane's state
     changes."""
 
-    def __init__(self, view: MultiPaneView):
+    def __init__(self, view: MultiPaneView, only: set[int] | None = None):
         self.view = view
+        self.only = only  # the panes to take frames of (None: all); a share of the work
         self.styles = Styles()
         self.panes: list[PaneFrames] = []
         self.titles: list[list[list[Any]]] = []
@@ -266,7 +270,8 @@ class ViewFrames:
                 title = [round(t, 3), *self._title(index)]
                 self.titles[index].append(title)
                 yield "title", index, title
-            if not pane.dirty and self.panes[index].frames:
+            if (not pane.dirty and self.panes[index].frames) or \
+                    (self.only is not None and index not in self.only):
                 continue
             pane.screen.catch_up()
             pane.dirty = False

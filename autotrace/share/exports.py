@@ -20,7 +20,7 @@ from autotrace.format.errors import RecordingError
 from autotrace.format.files import invoking_user_ids
 from autotrace.format.reader import Recording
 from autotrace.format.sources import is_lone_cast, open_recording
-from autotrace.share.recorded import RecordedFrames
+from autotrace.share import recorded
 
 # Screen text the frames may hold before gzip; a page is about a fifth of it
 # (the benchmark's hour: 11 M characters, a 3.5 MB page).
@@ -78,9 +78,7 @@ def write_text(target: Path, text: str, force: bool = False) -> None:
 
 def html_data(recording: Recording, label: str) -> dict[str, Any]:
     """The page's data: every frame of the recording."""
-    with RecordedFrames(recording, label, max_text=MAX_TEXT) as frames:
-        frames.run()
-        return frames.page_data()
+    return recorded.page_data(recording, label, max_text=MAX_TEXT)
 
 
 def html_page(recording: Recording, label: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import heapq
 import math
+import multiprocessing
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,14 +36,15 @@ class RecordedFrames:
     """Every frame of a recording, taken in time order by `run`. The view
     is sized so that every pane shows uncropped (export/frames.view_for)."""
 
-    def __init__(self, recording: Recording, label: str, max_text: int | None = None):
+    def __init__(self, recording: Recording, label: str, max_text: int | None = None,
+                 only: set[int] | None = None):
         self.recording, self.max_text = recording, max_text
         cols, rows = view_for([_pane_size(pane) for pane in recording.panes])
         self.view = MultiPaneView(cols, rows, visible=max(1, len(recording.panes)),
                                   history=HISTORY)
         self.view.status_left = f"▶ REPLAY {label}"
         self.player = Player(recording, self.view)
-        self.frames = ViewFrames(self.view)
+        self.frames = ViewFrames(self.view, only)
         self.step = FRAME_STEP if self.player.recorded_end <= LONG else LONG_STEP
 
     def close(self) -> None:
@@ -84,3 +87,51 @@ class RecordedFrames:
             duration=self.player.recorded_end,
             markers=[(m.t, m.label) for m in self.player.clock.markers],
             started_unix=self.view.started_unix, badges=REPLAY_BADGES, step=self.step)
+
+
+def _frames_of(recording: Recording, label: str, max_text: int | None,
+               panes: set[int]) -> tuple[dict[int, tuple[Any, Any]], list[str]]:
+    """A worker's share: the frames and titles of `panes`, and its styles."""
+    with RecordedFrames(recording, label, max_text, only=panes) as frames:
+        frames.run()
+        taken = {i: (frames.frames.panes[i].frames, frames.frames.titles[i]) for i in panes}
+        return taken, frames.frames.styles.classes
+
+
+def _restyled(rows: list[Any], styles: list[int]) -> list[Any]:
+    return [[part if i % 2 == 0 else styles[part] for i, part in enumerate(row)]
+            for row in rows]
+
+
+def page_data(recording: Recording, label: str, max_text: int | None = None,
+              workers: int | None = None) -> dict[str, Any]:
+    """Every frame of a recording as the page's data. Panes are independent
+    screens: with more than one core, each worker process takes the frames
+    of some panes (every worker reads every pane file: the player keeps the
+    panes in step; emulating and encoding, most of the cost, is split)."""
+    count = len(recording.panes)
+    workers = min(count, workers or len(os.sched_getaffinity(0)))
+    with RecordedFrames(recording, label, max_text, only=set() if workers > 1 else None) \
+            as frames:
+        if workers <= 1:
+            frames.run()
+            return frames.page_data()
+        shares = [set(range(w, count, workers)) for w in range(workers)]
+        context = multiprocessing.get_context("fork")  # the recording's folder is shared
+        with context.Pool(workers) as pool:
+            results = pool.starmap(_frames_of, [(recording, label, max_text, share)
+                                                for share in shares])
+        frames.player.play_to(frames.player.recorded_end)
+        for _ in frames.frames.at(frames.player.recorded_end):
+            pass  # the titles and structure, with no frame (only is empty)
+        ours = frames.frames
+        for taken, classes in results:
+            restyle = [ours.styles.of_css(name) for name in classes]
+            for index, (pane_frames, titles) in taken.items():
+                ours.panes[index].frames = [
+                    [t, shift, _restyled(rows, restyle) if shift < 0 else
+                     [[y, _restyled([row], restyle)[0]] for y, row in rows]]
+                    for t, shift, rows in pane_frames]
+                ours.titles[index] = [[t, *_restyled(variants, restyle)]
+                                      for t, *variants in titles]
+        return frames.page_data()
