@@ -4,6 +4,8 @@ browser (chromium through chromedriver), its token, and what it ignores."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import subprocess
 import threading
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from browser import Browser
-from conftest import RecordingFiles, start_autotrace, wait_for
+from conftest import AUTOTRACE, RecordingFiles, start_autotrace, wait_for
 from test_export_html import write_recording
+from tmuxdriver import Tmux
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +118,26 @@ def test_a_viewer_that_stops_reading_is_dropped() -> None:
         stalled.close()
     finally:
         share.close()
+
+
+def test_replay_share_viewers_follow_the_replay_on_the_terminal(
+        tmp_path: Path, browser: Browser) -> None:
+    recording = write_recording(tmp_path / "session")
+    tmux = Tmux(cols=160, rows=30)
+    try:
+        tmux.start([*AUTOTRACE, "replay", str(recording), "--paused", "--share", "0"],
+                   env={"PYTHONPATH": os.environ["PYTHONPATH"]})
+        screen = tmux.wait_for(r"token=[\w-]+")
+        url = re.search(r"http://\S+token=[\w-]+", screen).group(0)  # type: ignore[union-attr]
+        browser.open(url)
+        wait_for(lambda: browser.call("return D !== null && S.following"), timeout=30,
+                 what="the page following")
+        tmux.send("Right")  # the presenter seeks 5 s: viewers go there too
+        tmux.wait_for(r"00:05\.0 / 00:05\.0")
+        wait_for(lambda: browser.call("return S.t") == 5.0, timeout=30, what="following")
+        assert "alpha 3" in browser.shown() and "close(beta)" in browser.shown()
+        browser.call("seek(1.5)")  # a viewer who seeks is on their own
+        browser.call("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'g'}))")
+        assert browser.call("return S.following") is False
+    finally:
+        tmux.kill()

@@ -8,11 +8,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autotrace.commands.common import say
 from autotrace.commands.recordings import newest
 from autotrace.format.reader import Recording
 from autotrace.format.sources import open_recording
+
+if TYPE_CHECKING:
+    from autotrace.share.server import Presenter
 
 
 def run_replay(options: argparse.Namespace) -> int:
@@ -21,31 +25,43 @@ def run_replay(options: argparse.Namespace) -> int:
         say("replay needs a terminal; for text use: autotrace cat PATH")
         return 2
     path = options.path or newest()
-    with open_recording(path) as recording, shared(options.share, recording, path.name):
+    with open_recording(path) as recording, \
+            shared(options.share, recording, path.name, terminal_here) as presenter:
         if not terminal_here:
             threading.Event().wait()  # serving until a signal ends it
-        return replay_on_terminal(recording, path, options)
+        return replay_on_terminal(recording, path, options, presenter)
 
 
 @contextlib.contextmanager
-def shared(address: str | None, recording: Recording, label: str) -> Iterator[None]:
-    """`replay --share`: the recording's player page served while the block runs."""
+def shared(address: str | None, recording: Recording, label: str,
+           presenting: bool) -> Iterator[Presenter | None]:
+    """`replay --share`: the recording's player page served while the block
+    runs; with a replay on the terminal, viewers follow it."""
     if address is None:
-        yield
+        yield None
         return
     from autotrace.share.exports import html_data
-    from autotrace.share.server import Share, announce, parse_address
+    from autotrace.share.server import Presenter, Share, announce, parse_address
 
     data = html_data(recording, label)
-    share = Share(parse_address(address), f"autotrace: {label}", lambda: (data, 0))
+    presenter = Presenter() if presenting else None
+    data["follow"] = presenter is not None
+    share = Share(parse_address(address), f"autotrace: {label}", lambda: (data, 0),
+                  presenter.log if presenter else None,
+                  presenter.changed if presenter else None)
     announce(share, say)
+    if presenter:
+        presenter.url = share.url
     try:
-        yield
+        yield presenter
     finally:
+        if presenter:
+            presenter.close()
         share.close()
 
 
-def replay_on_terminal(recording: Recording, path: Path, options: argparse.Namespace) -> int:
+def replay_on_terminal(recording: Recording, path: Path, options: argparse.Namespace,
+                       presenter: Presenter | None = None) -> int:
     from autotrace.replay.player import Player
     from autotrace.term.replay_loop import run_player
     from autotrace.term.terminal import Terminal
@@ -60,6 +76,9 @@ def replay_on_terminal(recording: Recording, path: Path, options: argparse.Names
                     exit_at_end=options.exit_at_end)
     if options.paused:
         player.clock.pause()
+    if presenter is not None:
+        presenter.follow(lambda: player.recorded_now, lambda: player.clock.playing)
+        view.message = f"sharing read-only at {presenter.url}"  # the line before is hidden
     try:
         return run_player(player, terminal)
     finally:

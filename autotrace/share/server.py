@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import secrets
 import socket
 import threading
@@ -188,3 +189,32 @@ def announce(share: Share, say: Callable[[str], None]) -> None:
     if not is_local(share.host):
         say(f"warning: --share {share.host}: anyone who can reach this address and has "
             "the URL can watch; keep it to 127.0.0.1 unless that is meant")
+
+
+class Presenter:
+    """`replay --share`: the page is the recording's, and viewers follow where
+    the replay on the terminal is (its recorded time, a few times a second)
+    until they seek themselves."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.changed = threading.Condition()
+        self.url = ""
+        self._stop = threading.Event()
+
+    def follow(self, position: Callable[[], float], playing: Callable[[], bool]) -> None:
+        def run() -> None:
+            shown = None
+            while not self._stop.wait(0.25):
+                now = (round(position(), 2), playing())
+                if now != shown:
+                    shown = now
+                    with self.changed:
+                        self.log.append(json.dumps(
+                            ["page", -1, {"position": now[0], "playing": now[1]}]))
+                        self.changed.notify_all()
+
+        threading.Thread(target=run, name="autotrace-presenter", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()

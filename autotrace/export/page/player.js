@@ -9,7 +9,7 @@
 const $ = (id) => document.getElementById(id);
 let D = null;            // the page's data
 const S = { t: 0, playing: false, speed: 1, zoom: null, focus: 0, search: null,
-            message: "", last: 0, follow: true, helpOpen: false };
+            message: "", last: 0, follow: true, following: false, helpOpen: false };
 const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16];
 const cache = [];        // per pane: {index, rows} of the frame last built
 
@@ -333,6 +333,7 @@ function onKey(event) {
   if (!command) return;
   event.preventDefault();
   S.message = "";
+  S.following = false;
   COMMANDS[command](event.key);
   draw();
 }
@@ -357,12 +358,17 @@ function followStream() {
       while (D.panes.length <= p) D.panes.push({ frames: [], titles: [] });
       if (kind === "frame") D.panes[p].frames.push(item);
       else if (kind === "title") D.panes[p].titles.push(item);
-      else if (kind === "page") { Object.assign(D, item); if (item.cols) setTimeout(fitWidth); }
+      else if (kind === "page" && "position" in item) {
+        // replay --share: where the presenter's replay is, until the viewer seeks
+        if (S.following) { S.t = item.position; S.playing = false; }
+        D.received++;
+        continue;
+      } else if (kind === "page") { Object.assign(D, item); if (item.cols) setTimeout(fitWidth); }
       D.received++;
       const t = kind === "page" ? item.duration : item[0];
       if (t > D.duration) D.duration = t;
     }
-    if (S.follow) S.t = D.duration;
+    if (S.follow && D.live) S.t = D.duration;
     draw();
   };
   source.onerror = () => { say("share ended (or the connection dropped)"); draw(); };
@@ -427,12 +433,13 @@ async function start() {
   $("next").onclick = () => { toMarker(1); draw(); };
   $("slower").onclick = () => { changeSpeed(-1); draw(); };
   $("faster").onclick = () => { changeSpeed(1); draw(); };
-  $("seekbar").oninput = () => seek(Number($("seekbar").value));
+  $("seekbar").oninput = () => { S.following = false; seek(Number($("seekbar").value)); };
   $("search").onkeydown = (e) => { if (e.key === "Enter") { setSearch(e.target.value); draw(); e.target.blur(); } };
   $("time").onkeydown = (e) => { if (e.key === "Enter") { goTo(e.target.value); draw(); e.target.blur(); } };
   document.addEventListener("keydown", onKey);
   drawTicks();
   if (D.live) { S.t = D.duration; followStream(); }
+  if (D.follow) { S.following = true; followStream(); say("following the presenter's replay"); }
   draw();
   fitWidth();
   window.addEventListener("resize", fitWidth);
