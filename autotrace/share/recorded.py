@@ -21,6 +21,7 @@ from autotrace.view.multipane import MultiPaneView
 # of 0.5 s (benchmarks/bench_replay.py, export), for moments seldom told apart.
 LONG = 600.0  # seconds
 LONG_STEP = 0.5
+MIN_CORES = 4  # for worker processes (page_data)
 HISTORY = 0  # lines: the frames hold the past; the screens need none
 REPLAY_BADGES = ("PLAY", "PAUSED", "END")
 
@@ -110,7 +111,12 @@ def page_data(recording: Recording, label: str, max_text: int | None = None,
     of some panes (every worker reads every pane file: the player keeps the
     panes in step; emulating and encoding, most of the cost, is split)."""
     count = len(recording.panes)
-    workers = min(count, workers or len(os.sched_getaffinity(0)))
+    if workers is None:
+        # Each worker reads every pane file (a quarter more CPU in all for the
+        # benchmark's hour): worth it only with a core for each of several panes.
+        cores = len(os.sched_getaffinity(0))
+        workers = cores if cores >= MIN_CORES else 1
+    workers = min(count, workers)
     with RecordedFrames(recording, label, max_text, only=set() if workers > 1 else None) \
             as frames:
         if workers <= 1:
