@@ -135,6 +135,11 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "no such recording" in assert_one_line_error(
         run_autotrace(["export", tmp_path / "missing", "--html"]))
     assert run_autotrace(["export", tmp_path, "--svg"]).returncode == 2  # no --at
+    cast = write_recording(tmp_path / "session") / "pane-0.cast"
+    assert "--redact needs a recording folder or bundle" in assert_one_line_error(
+        run_autotrace(["export", cast, "--html", "--redact", "x", "-o", tmp_path / "p.html"]))
+    assert "invalid --redact regex" in assert_one_line_error(run_autotrace(
+        ["export", cast.parent, "--html", "--redact", "(", "-o", tmp_path / "p.html"]))
 
 
 def test_a_recording_too_large_for_a_page_says_so(tmp_path: Path) -> None:
