@@ -141,3 +141,22 @@ def test_replay_share_viewers_follow_the_replay_on_the_terminal(
         assert browser.call("return S.following") is False
     finally:
         tmux.kill()
+
+
+def test_a_share_that_cannot_start_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    from conftest import assert_one_line_error, run_autotrace
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        result = run_autotrace(["--headless", "-l", tmp_path / "a", "--share", str(port),
+                                "echo never"])
+        assert "Address already in use" in assert_one_line_error(result)
+    finally:
+        taken.close()
+    assert not (tmp_path / "a").exists()
+    result = run_autotrace(["--headless", "-l", tmp_path / "b", "--share", "nope", "echo x"])
+    assert "not a port" in assert_one_line_error(result, code=2)
+    assert not (tmp_path / "b").exists()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autotrace.commands.common import say
+from autotrace.commands.common import UsageError, say
 from autotrace.commands.recordings import newest
 from autotrace.format.reader import Recording
 from autotrace.format.sources import open_recording
@@ -43,10 +43,14 @@ def shared(address: str | None, recording: Recording, label: str,
     from autotrace.share.exports import html_data
     from autotrace.share.server import Presenter, Share, announce, parse_address
 
+    try:
+        host_port = parse_address(address)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     data = html_data(recording, label)
     presenter = Presenter() if presenting else None
     data["follow"] = presenter is not None
-    share = Share(parse_address(address), f"autotrace: {label}", lambda: (data, 0),
+    share = Share(host_port, f"autotrace: {label}", lambda: (data, 0),
                   presenter.log if presenter else None,
                   presenter.changed if presenter else None)
     announce(share, say)

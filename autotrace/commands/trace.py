@@ -52,6 +52,7 @@ def run_trace(options: argparse.Namespace) -> int:
         if plan.cwd:
             os.chdir(plan.cwd)
     specs = pane_specs(options, plan)
+    share = LiveShare(options.share) if options.share else None
     folder = new_recording_directory(options.logdir, specs[0].command)
     directory = folder.path
     log_internal_errors_to(folder)
@@ -78,14 +79,13 @@ def run_trace(options: argparse.Namespace) -> int:
                        attach_held=plan.held, attach_job=plan.job, netns=options.netns),
         notify=notify,
     )
-    share, url = start_share(options.share, session, directory.name) if options.share \
-        else (None, "")
+    url = share.start(session, directory.name) if share else ""
     try:
         code = run_with_view(session, options, directory, url) if interactive \
             else session.run()
     finally:
         if share is not None:
-            share()
+            share.stop()
     # Said even with -q and after the view: otherwise a typo in a tracer's
     # name ends as an empty pane and exit 0.
     for line in session.not_started():
@@ -97,30 +97,44 @@ def run_trace(options: argparse.Namespace) -> int:
     return incomplete_status(code) if writer.stopped else code
 
 
-def start_share(address: str, session: Session,
-                label: str) -> tuple[Callable[[], None], str]:
-    """`--share`: the session's events also go to a share of its own (a
-    thread: the session never waits for it); returns what stops it, and
-    its URL."""
-    from autotrace.share.live import LiveFrames
-    from autotrace.share.server import Share, announce, parse_address
+class LiveShare:
+    """`--share`: bound before the recording's folder is made (a port in use
+    leaves nothing behind), fed by the session once there is one. The
+    session's events go to a share of its own, in a thread: the session
+    never waits for it."""
 
-    def describe(index: int) -> tuple[str, int, int]:
-        record = session.panes[index].record
+    def __init__(self, address: str):
+        from autotrace.share.live import LiveFrames
+        from autotrace.share.server import Share, parse_address
+
+        try:
+            host_port = parse_address(address)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        self.session: Session | None = None
+        self.frames = LiveFrames(self._describe, "", started_unix=time.time())
+        self.share = Share(host_port, "autotrace", self.frames.page_data, self.frames.log,
+                           self.frames.changed)
+
+    def _describe(self, index: int) -> tuple[str, int, int]:
+        assert self.session is not None
+        record = self.session.panes[index].record
         return record.command_run or record.command, record.cols, record.rows
 
-    frames = LiveFrames(describe, label, started_unix=time.time())
-    share = Share(parse_address(address), f"autotrace: {label}", frames.page_data,
-                  frames.log, frames.changed)
-    session.subscribe(frames.on_event)
-    frames.start()
-    announce(share, say)
+    def start(self, session: Session, label: str) -> str:
+        from autotrace.share.server import announce
 
-    def stop() -> None:
-        frames.close()
-        share.close()
+        self.session = session
+        self.frames.view.status_left = f"● LIVE {label}"
+        self.share.title = f"autotrace: {label}"
+        session.subscribe(self.frames.on_event)
+        self.frames.start()
+        announce(self.share, say)
+        return self.share.url
 
-    return stop, share.url
+    def stop(self) -> None:
+        self.frames.close()
+        self.share.close()
 
 
 def incomplete_status(code: int) -> int:

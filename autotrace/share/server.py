@@ -43,15 +43,16 @@ class ShareError(UserError):
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """`[HOST:]PORT` -> (host, port); 127.0.0.1 when no host is given."""
+    """`[HOST:]PORT` -> (host, port); 127.0.0.1 when no host is given.
+    ValueError (a usage error) for anything else."""
     host, _, port = text.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     try:
         number = int(port)
     except ValueError:
-        raise ShareError(f"--share: not a port: {text!r} (e.g. 8080 or 0.0.0.0:8080)") from None
+        raise ValueError(f"--share: not a port: {text!r} (e.g. 8080 or 0.0.0.0:8080)") from None
     if not 0 <= number <= 65535:
-        raise ShareError(f"--share: port {number} is out of range (0-65535)")
+        raise ValueError(f"--share: port {number} is out of range (0-65535)")
     return host, number
 
 
