@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,20 +103,29 @@ PLAYER = "index.html"
 
 
 def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
-                     progress: Progress | None = None, force: bool = False) -> Path:
+                     progress: Progress | None = None, force: bool = False,
+                     notice: Callable[[str], None] = lambda line: None) -> Path:
     """`pack`, with the player page as index.html in the bundle, made from
     what the bundle holds (redacted, when asked): packed once to a private
-    folder, the page made from that bundle, then packed again with it."""
+    folder, the page made from that bundle, then packed again with it. A
+    recording too large for a page is packed without one (and `notice` says so)."""
+    def player_for(recording: Recording, label: str) -> dict[str, bytes]:
+        try:
+            return {PLAYER: html_page(recording, label).encode("utf-8")}
+        except UserError as err:
+            notice(f"no {PLAYER} in the bundle: {err}")
+            return {}
+
     if not redact:
         with open_recording(path) as recording:
             name = path.resolve().name if recording.directory == path else path.name
-            player = html_page(recording, name).encode("utf-8")
-        return pack(path, out, (), progress, force=force, extra={PLAYER: player})
+            extra = player_for(recording, name)
+        return pack(path, out, (), progress, force=force, extra=extra)
     with tempfile.TemporaryDirectory(prefix="autotrace-pack-") as scratch:
         staged = pack(path, Path(scratch) / "staged.tar.gz", redact, progress)
         with open_recording(staged) as recording:
-            player = html_page(recording, recording.directory.name).encode("utf-8")
-        return pack(staged, out, (), None, force=force, extra={PLAYER: player})
+            extra = player_for(recording, recording.directory.name)
+        return pack(staged, out, (), None, force=force, extra=extra)
 
 
 def export_cast(path: Path, out: Path | None, redact: Sequence[str] = (),
