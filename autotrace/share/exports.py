@@ -84,8 +84,8 @@ def html_data(recording: Recording, label: str) -> dict[str, Any]:
 def html_page(recording: Recording, label: str) -> str:
     text = page(html_data(recording, label), f"autotrace: {label}")
     if len(text) > PAGE_LIMIT:
-        raise UserError(f"{label}: too large for one page: {len(text) / 2**20:.1f} MB "
-                        f"(at most {PAGE_LIMIT // 2**20} MB); replay or pack it instead")
+        raise UserError(f"{label}: too large for one page ({len(text) / 2**20:.1f} MB, "
+                        f"at most {PAGE_LIMIT // 2**20} MB)")
     return text
 
 

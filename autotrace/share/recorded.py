@@ -78,9 +78,9 @@ class RecordedFrames:
                 pass
             if self.max_text is not None and self.frames.text_size() > self.max_text:
                 raise UserError(
-                    f"{self.recording.directory}: too large for one page: its screens "
-                    f"hold over {self.max_text // 2**20} M characters by {t:.0f} s of "
-                    f"{self.player.recorded_end:.0f} s; replay or pack it instead")
+                    f"{self.recording.directory}: too large for one page (its screens "
+                    f"hold over {self.max_text / 2**20:.0f} M characters by {t:.0f} s of "
+                    f"{self.player.recorded_end:.0f} s)")
 
     def page_data(self) -> dict[str, Any]:
         self.player.play_to(self.player.recorded_end)
