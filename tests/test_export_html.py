@@ -91,6 +91,11 @@ def test_the_page_shows_each_pane_at_seeks_marker_jumps_and_search(exported: Pat
 
 
 def test_a_page_holds_everything_it_needs(exported: Path) -> None:
+    data = page_data(exported)
+    red = [row[i + 1] for frame in data["panes"][1]["frames"]
+           for row in (frame[2] if frame[1] < 0 else [r for _, r in frame[2]])
+           for i in range(0, len(row), 2) if row[i] == "beta"]
+    assert red and data["styles"][red[0]] == "f31"  # the colour the pane printed
     text = exported.read_text()
     assert not re.search(r"""(src|href)\s*=|url\(|@import|https?://""", text)
     assert "default-src 'none'" in text  # and the page says so to the browser
