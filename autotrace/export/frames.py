@@ -1,10 +1,11 @@
-"""A recording as screen frames for the browser player (export/html.py) and
-the live share (export/share.py): the one frame encoder.
+"""A view's pane screens as frames for the browser player (export/html.py):
+the one frame encoder, for an exported recording (share/recorded.py) and a
+live share (share/live.py) alike.
 
-The screens are autotrace's own (the replay player feeding view/screen.py),
-the geometry the view's (view/layout.py through MultiPaneView), the titles,
-header and footer drawn by view/render.py; the page's script only places
-the rows it is given. Per pane, a frame is the screen at a moment:
+The screens are autotrace's own (view/screen.py, fed by the replay player
+or by a session's events), the geometry the view's (view/layout.py through
+MultiPaneView), the titles, header and footer drawn by view/render.py; the
+page's script only places the rows it is given. Per pane, a frame is the screen at a moment:
 
     [t, -1, [row, row, ...]]                  a keyframe: every row
     [t, s, [[y, row], [y, row], ...]]         after scrolling s rows up, rows changed
@@ -32,7 +33,6 @@ from autotrace.view.screen import Cell, PaneScreen
 DATA_VERSION = 1
 FRAME_STEP = 0.1  # seconds: what the replay's clock shows (tenths)
 KEYFRAME_EVERY = 64  # frames: a seek applies at most this many changes per pane
-HISTORY = 0  # lines: frames hold the past; the screens need none
 
 _STYLE = attrgetter("fg", "bg", "bold", "italics", "underscore", "reverse")
 _CHAR = attrgetter("char")

@@ -21,7 +21,7 @@ from autotrace.export.frames import ViewFrames, view_for
 from autotrace.view.multipane import MultiPaneView
 
 TICK = 0.25  # seconds between frames: a viewer is at most this (plus the network) behind
-HISTORY = 0
+HISTORY = 0  # lines: the frames hold the past; the screens need none
 LIVE_BADGE = ""  # the view's own " Running " (then " ENDED ")
 
 # A pane's command and pty size, by its index, from the session.
