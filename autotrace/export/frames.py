@@ -54,6 +54,20 @@ def css_classes(atts: dict[str, Any]) -> str:
     return " ".join(c for c in (fg_class, bg_class, *flags) if c)
 
 
+class _CellStyles(dict):  # type: ignore[type-arg]
+    """Cell -> its style's index, filled as cells are met (bounded)."""
+
+    def __init__(self, styles: Styles):
+        super().__init__()
+        self.styles = styles
+
+    def __missing__(self, cell: Cell) -> int:
+        if len(self) > 65536:
+            self.clear()
+        index = self[cell] = self.styles.of_cell_style(_STYLE(cell))
+        return index
+
+
 class Styles:
     """Style index <-> CSS classes, shared by every row of a page."""
 
@@ -61,6 +75,7 @@ class Styles:
         self.classes: list[str] = [""]
         self._index: dict[str, int] = {"": 0}
         self._of_cell_style: dict[tuple[Any, ...], int] = {}
+        self._style_of_cell = _CellStyles(self)
 
     def of_atts(self, atts: dict[str, Any]) -> int:
         return self.of_css(css_classes(atts))
@@ -84,7 +99,9 @@ class Styles:
         if not cells:
             return []
         text = cell_text("".join(map(_CHAR, cells)))
-        styles = list(map(_STYLE, cells))
+        # The screen model hands out one Cell per look: its style index is
+        # looked up by the cell itself, at C speed, once it is known.
+        styles = list(map(self._style_of_cell.__getitem__, cells))
         if len(text) != len(cells):  # (cell_text dropped something: one run)
             cuts = [0, len(text)]
             styles = styles[:1]
@@ -95,7 +112,7 @@ class Styles:
                     len(text)]
         runs: list[Any] = []
         for start, end in zip(cuts, cuts[1:]):
-            runs += [text[start:end], self.of_cell_style(styles[start])]
+            runs += [text[start:end], styles[start]]
         while runs and runs[-1] == 0 and not runs[-2].strip():
             del runs[-2:]
         if runs and runs[-1] == 0:
