@@ -273,6 +273,7 @@ class ViewFrames:
         self.panes: list[PaneFrames] = []
         self.titles: list[list[list[Any]]] = []
         self._states: list[str | None] = []
+        self._seen: dict[int, tuple[int, int, int]] = {}  # pane -> its screen, as last taken
 
     def at(self, t: float) -> Iterator[tuple[str, int, list[Any]]]:
         """("frame" or "title", pane, its data) for each pane that changed
@@ -287,11 +288,17 @@ class ViewFrames:
                 title = [round(t, 3), *self._title(index)]
                 self.titles[index].append(title)
                 yield "title", index, title
-            if (not pane.dirty and self.panes[index].frames) or \
-                    (self.only is not None and index not in self.only):
+            if self.only is not None and index not in self.only:
                 continue
+            # What a frame shows changes only with output queued, a new size, or
+            # a new screen (a player's rebuild): a pane's `dirty` says more (its
+            # title, a replay's every step), so it is not what is looked at.
+            seen = (id(pane.screen), pane.screen.cols, pane.screen.rows)
+            if self.panes[index].frames and not pane.screen.pending \
+                    and seen == self._seen.get(index):
+                continue
+            self._seen[index] = seen
             pane.screen.catch_up()
-            pane.dirty = False
             frame = self.panes[index].add(t, pane.screen)
             if frame is not None:
                 yield "frame", index, frame
