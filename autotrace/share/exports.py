@@ -23,7 +23,7 @@ from autotrace.format.sources import is_lone_cast, open_recording
 from autotrace.share import recorded
 
 # Screen text the frames may hold before gzip; a page is about a fifth of it
-# (the benchmark's hour: 11 M characters, a 3.5 MB page).
+# (the benchmark's hour: 11 M characters, a 3.7 MB page).
 MAX_TEXT = 100 * 2**20
 
 
