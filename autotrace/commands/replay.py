@@ -66,6 +66,7 @@ def shared(address: str | None, recording: Recording, label: str,
 
 def replay_on_terminal(recording: Recording, path: Path, options: argparse.Namespace,
                        presenter: Presenter | None = None) -> int:
+    from autotrace.export.findings import recording_findings
     from autotrace.replay.player import Player
     from autotrace.term.replay_loop import run_player
     from autotrace.term.terminal import Terminal
@@ -76,6 +77,7 @@ def replay_on_terminal(recording: Recording, path: Path, options: argparse.Names
                          vertical=options.vertical, colours=not options.colorsoff,
                          sync=not options.syncoff)
     view.status_left = f"▶ REPLAY {path}"
+    view.findings.items = recording_findings(recording)
     player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
                     exit_at_end=options.exit_at_end)
     if options.paused:
