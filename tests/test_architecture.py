@@ -21,7 +21,7 @@ ALLOWED = {
     "term": {"base", "format", "findings", "view", "live", "replay", "export", "term"},
     "share": {"base", "format", "findings", "view", "replay", "export", "share"},
     "commands": {"base", "format", "findings", "view", "live", "replay", "export", "term",
-                 "commands"},
+                 "share", "commands"},
     "cli": {"base", "commands", "cli"},
 }
 # Rooms whose code must not touch files or processes itself.
