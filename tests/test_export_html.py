@@ -178,3 +178,17 @@ def test_frames_taken_in_worker_processes_are_the_same(tmp_path: Path) -> None:
         one = recorded.page_data(recording, "s", workers=1)
         two = recorded.page_data(recording, "s", workers=2)
     assert styled(one) == styled(two) and len(one["panes"][1]["frames"]) > 1
+
+
+def test_findings_are_on_the_seek_bar(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parent.parent / "recordings" / "story-truncation"
+    out = tmp_path / "story.html"
+    result = run_autotrace(["export", shipped, "--html", "-o", out])
+    assert result.returncode == 0, result.stderr
+    expected = [json.loads(line) for line in (shipped / "findings.jsonl").read_text().splitlines()
+                if line.strip()]
+    found = page_data(out)["findings"]
+    assert expected and [f[2] for f in found] == [f["title"] for f in expected]
+    report = run_steps(out.as_uri(), ["dump:start"])[0]
+    assert report["requests"] == [] and len(report["findings"]) == len(expected)
+    assert expected[0]["title"] in report["findings"][0]  # the tick's tooltip

@@ -83,11 +83,17 @@ class RecordedFrames:
                     f"{self.player.recorded_end:.0f} s)")
 
     def page_data(self) -> dict[str, Any]:
+        from autotrace.export.findings import recording_findings
+
         self.player.play_to(self.player.recorded_end)
-        return self.frames.page_data(
+        data = self.frames.page_data(
             duration=self.player.recorded_end,
             markers=[(m.t, m.label) for m in self.player.clock.markers],
             started_unix=self.view.started_unix, badges=REPLAY_BADGES, step=self.step)
+        # On the seek bar beside the markers: what the findings engine found.
+        data["findings"] = [[round(f.t, 3), f.severity, f.title, f.pane]
+                            for f in recording_findings(self.recording)]
+        return data
 
 
 def _frames_of(recording: Recording, label: str, max_text: int | None,

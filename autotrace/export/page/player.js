@@ -196,13 +196,24 @@ function fitWidth() {
 }
 
 function drawTicks() {
+  // Markers, and findings (clicking one goes there, its pane focused).
   const ticks = $("ticks");
   ticks.replaceChildren();
-  for (const [t, label] of D.markers) {
+  const marks = D.markers.map(([t, label]) => [t, `${label} at ${t.toFixed(1)} s`, "", null]);
+  const found = (D.findings || []).map(([t, severity, text, p]) =>
+    [t, `${severity}: ${text} (pane ${p}, ${t.toFixed(1)} s)`, "finding", p]);
+  for (const [t, text, cls, p] of [...marks, ...found]) {
     const tick = document.createElement("span");
     tick.style.left = `${D.duration ? (t / D.duration) * 100 : 0}%`;
-    tick.title = `${label} at ${t.toFixed(1)} s`;
-    if (label.startsWith("finding:")) tick.className = "finding";
+    tick.title = text;
+    tick.className = cls;
+    tick.onclick = () => {
+      S.following = false;
+      if (p !== null) S.focus = p;
+      seek(t);
+      say(text);
+      draw();
+    };
     ticks.appendChild(tick);
   }
 }
@@ -386,6 +397,7 @@ function report(name) {
   const requests = performance.getEntriesByType("resource").map((e) => e.name);
   return { name, t: S.t, message: S.message, panes, requests,
            marks: document.querySelectorAll("#term mark").length,
+           findings: [...document.querySelectorAll("#ticks span.finding")].map((e) => e.title),
            header: document.querySelector("#term .row").textContent };
 }
 
