@@ -84,7 +84,7 @@ def html_data(recording: Recording, label: str) -> dict[str, Any]:
 def html_page(recording: Recording, label: str) -> str:
     text = page(html_data(recording, label), f"autotrace: {label}")
     if len(text) > PAGE_LIMIT:
-        raise UserError(f"{label}: too large for one page ({len(text) / 2**20:.1f} MB, "
+        raise recorded.TooLarge(f"{label}: too large for one page ({len(text) / 2**20:.1f} MB, "
                         f"at most {PAGE_LIMIT // 2**20} MB)")
     return text
 
@@ -112,7 +112,7 @@ def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
     def player_for(recording: Recording, label: str) -> dict[str, bytes]:
         try:
             return {PLAYER: html_page(recording, label).encode("utf-8")}
-        except UserError as err:
+        except recorded.TooLarge as err:
             notice(f"no {PLAYER} in the bundle: {err}")
             return {}
 

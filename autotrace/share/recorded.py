@@ -33,6 +33,10 @@ def _pane_size(pane: dict[str, Any]) -> tuple[int, int]:
     return 80, 24
 
 
+class TooLarge(UserError):
+    """A recording too large for one page (pack then packs it without one)."""
+
+
 class RecordedFrames:
     """Every frame of a recording, taken in time order by `run`. The view
     is sized so that every pane shows uncropped (export/frames.view_for)."""
@@ -77,7 +81,7 @@ class RecordedFrames:
             for _ in self.frames.at(t):
                 pass
             if self.max_text is not None and self.frames.text_size() > self.max_text:
-                raise UserError(
+                raise TooLarge(
                     f"{self.recording.directory}: too large for one page (its screens "
                     f"hold over {self.max_text / 2**20:.0f} M characters by {t:.0f} s of "
                     f"{self.player.recorded_end:.0f} s)")
