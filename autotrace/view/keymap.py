@@ -26,6 +26,7 @@ EVERYWHERE = EVERY_LIVE | {REPLAY}
 
 # Footer entries shown only when the view is in such a state.
 WHEN_ZOOMED, WHEN_MORE_PANES, WHEN_SEARCHED = "zoomed", "more panes", "searched"
+WHEN_WIDE = "wide"  # the focused pane's screen is wider than its place
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ TABLE: tuple[Binding, ...] = (
     _b("unzoom", ("z",), "z", "unzoom", EVERYWHERE, "z unzoom", WHEN_ZOOMED),
     _b("cycle", ("m",), "m", "cycle hidden panes into view (pane 0 stays)", EVERYWHERE,
        "m more panes", WHEN_MORE_PANES),
+    _b("scroll_left", ("<",), "<  >", "scroll the focused pane sideways (lines wider than "
+       "its place)", EVERYWHERE, "</> sideways", WHEN_WIDE),
+    _b("scroll_right", (">",), ">", None, EVERYWHERE),
+    _b("wrap", ("w",), "w", "wrap on/off in the focused pane (off: its pty is wider than its "
+       "place)", EVERYWHERE),
     _b("focus_next", ("\t", "KEY_TAB"), "Tab  arrows", "move focus between panes",
        EVERYWHERE, "Tab focus"),
     _b("focus_previous", ("KEY_BTAB",), "Shift-Tab", None, EVERYWHERE),
@@ -105,18 +111,21 @@ TABLE: tuple[Binding, ...] = (
        "M mark"),
     _b("redraw", ("r",), "r", "redraw the screen", EVERYWHERE),
     _b("colours", ("l",), "l", "colours on/off", EVERYWHERE),
-    _b("help", ("h", "?"), "h  ?", "this help (any key closes it)", EVERYWHERE, "h help"),
+    _b("help", ("h", "?"), "h  ?", "this help (Space: its next page; any other key closes it)",
+       EVERYWHERE, "h help"),
 )
 
 # Footer order per mode (a command listed is shown when its binding applies).
 FOOTER_ORDER: dict[str, tuple[str, ...]] = {
-    LIVE: ("quit", "unzoom", "pause", "zoom", "cycle", "focus_next", "search", "mark", "help"),
-    PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "search", "search_again",
-             "sync", "quit"),
-    ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "search", "search_again", "sync",
-            "zoom", "help"),
+    LIVE: ("quit", "unzoom", "pause", "zoom", "cycle", "scroll_left", "focus_next", "search",
+           "mark", "help"),
+    PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
+             "search_again", "sync", "quit"),
+    ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
+            "search_again", "sync", "zoom", "help"),
     REPLAY: ("quit", "unzoom", "play_pause", "faster", "seek_back", "marker_previous",
-             "start", "go_to", "search", "search_again", "zoom", "help"),
+             "cycle", "scroll_left", "start", "go_to", "search", "search_again", "zoom",
+             "help"),
 }
 
 

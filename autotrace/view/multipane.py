@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,8 +18,8 @@ from curtsies.formatstringarray import FSArray
 
 from autotrace.events import MARKER, OUTPUT, RESIZE, Event, parse_size
 from autotrace.view import keymap, layout, render
-from autotrace.view.layout import Rect
-from autotrace.view.screen import PaneScreen, SearchHit
+from autotrace.view.layout import MIN_PANE_COLS, MIN_PANE_ROWS, Rect
+from autotrace.view.screen import PaneScreen, SearchHit, row_text
 from autotrace.view.search import (
     SEARCH_SLICE,
     RecordedHit,
@@ -31,8 +32,12 @@ from autotrace.view.search import (
     pane_order,
 )
 
-# The smallest terminal the view draws into; below it a message asks for more.
-MIN_COLS, MIN_ROWS = 40, 8
+# The smallest terminal the view draws into (one pane of the smallest size,
+# with its title, the header and the footer); below it a message asks for more.
+MIN_COLS, MIN_ROWS = MIN_PANE_COLS, MIN_PANE_ROWS + 3
+# A pane with wrap off gets a pty this wide (or its place's width, if wider):
+# its program prints whole lines, the place shows a window onto them.
+UNWRAPPED_COLS = 320
 
 # A pane resized by the layout (zoom, a terminal resize) catches up at its
 # old size for at most this long: a flooding pane's backlog must not freeze
@@ -49,6 +54,8 @@ class PaneState:
     screen: PaneScreen
     state: str = "starting"
     scroll: int = 0  # lines back into history; 0 is the live tail
+    hscroll: int = 0  # columns scrolled sideways: the first column shown
+    wrap: bool = True  # off: the pty is wider than the place (UNWRAPPED_COLS)
     highlight: SearchHit | None = None  # the current search match (its line counts)
     dirty: bool = True
     rendered: list[FmtStr] = field(default_factory=list)
@@ -102,6 +109,10 @@ class MultiPaneView:
     archive: Callable[[int, int | None], PaneScreen | None] | None = None
     # A pane's recorded text for the search past what memory holds (view/search.py).
     recorded: RecordedSource | None = None
+    # (pane, cols, rows) -> the pane's screen rebuilt from its recording at
+    # that size, so text printed so far is wrapped to the new size (a screen
+    # model does not reflow); None if the recording cannot give it.
+    rebuild: Callable[[int, int, int], PaneScreen | None] | None = None
     panes: list[PaneState] = field(default_factory=list)
     zoom: int | None = None
     offset: int = 0
@@ -109,6 +120,7 @@ class MultiPaneView:
     paused: bool = False
     ended: bool = False  # the session is over: the final screen, to read at leisure
     help_open: bool = False
+    help_page: int = 0
     prompt: tuple[str, str] | None = None  # (kind, text typed so far): search, mark, time
     search: re.Pattern[str] | None = None  # matches of it are drawn inverted in every pane
     search_job: SearchJob | None = None  # a search under way: the loop calls search_step
@@ -174,7 +186,12 @@ class MultiPaneView:
 
     def too_small(self) -> bool:
         return self.cols < MIN_COLS or self.rows < MIN_ROWS or not layout.fits(
-            list(self.arrangement().values()))
+            r for i, r in self.arrangement().items()
+            if self.zoom is None or i == self.zoom)
+
+    def hidden_count(self) -> int:
+        """Panes not shown because they do not fit (or --visible); not while zoomed."""
+        return 0 if self.zoom is not None else len(self.panes) - len(self.arrangement())
 
     def arrangement(self) -> dict[int, Rect]:
         """Pane rects inside the area between the header and footer rows."""
@@ -185,12 +202,20 @@ class MultiPaneView:
 
     @staticmethod
     def content_size(rect: Rect) -> tuple[int, int]:
-        """The pty size for a pane drawn in `rect`: minus the title row and separator."""
-        border = 1 if rect.x > 0 else 0
-        return max(1, rect.width - border), max(1, rect.height - 1)
+        """The place for a pane's content in `rect`: minus the title row and separator."""
+        return max(1, rect.content_cols), max(1, rect.content_rows)
+
+    def pty_size(self, pane: PaneState, place: tuple[int, int]) -> tuple[int, int]:
+        """The pty size for a pane shown in `place`: the place, never smaller
+        than the layout's minimum (a terminal too small is cropped, the
+        programs keep a size they can print in), wider with wrap off."""
+        cols, rows = max(MIN_PANE_COLS, place[0]), max(MIN_PANE_ROWS, place[1])
+        return (cols if pane.wrap else max(cols, UNWRAPPED_COLS)), rows
 
     def pane_sizes(self) -> dict[int, tuple[int, int]]:
-        return {i: self.content_size(r) for i, r in self.arrangement().items()}
+        """The pty size of every pane shown."""
+        return {i: self.pty_size(self.panes[i], self.content_size(r))
+                for i, r in self.arrangement().items()}
 
     # A screen can be larger than its place: a replay keeps the recorded
     # size, and a live pty is resized after the terminal shrank. The place
@@ -224,11 +249,30 @@ class MultiPaneView:
 
     def relayout(self) -> None:
         for i, (c, r) in self.pane_sizes().items():
-            if not self.fixed_screens and (self.panes[i].screen.cols,
-                                           self.panes[i].screen.rows) != (c, r):
-                self.panes[i].screen.resize(c, r, seconds=RESIZE_CATCH_UP)
-            self.panes[i].dirty = True
+            pane = self.panes[i]
+            if (pane.screen.cols, pane.screen.rows) != (c, r):
+                self._fit_screen(pane, c, r)
+            pane.hscroll = min(pane.hscroll, self._max_hscroll(pane))
+            pane.dirty = True
         self.chrome_dirty = True
+
+    def _fit_screen(self, pane: PaneState, cols: int, rows: int) -> None:
+        """The pane's screen at its new size, its text re-wrapped: rebuilt from
+        the recording when it can be (live), else resized as a terminal
+        without reflow would be; a replay's screens keep the recorded size."""
+        rebuilt = self.rebuild(pane.index, cols, rows) if self.rebuild else None
+        if rebuilt is None:
+            if not self.fixed_screens:
+                pane.screen.resize(cols, rows, seconds=RESIZE_CATCH_UP)
+            return
+        moment = self.moment_of(pane) if pane.scroll else None
+        rebuilt.answer_with(pane.screen.reply)
+        pane.screen, pane.highlight = rebuilt, None
+        pane.drop_archives()
+        pane.line_cache.clear()
+        back = None if moment is None else rebuilt.last_printed_by(moment)
+        pane.scroll = 0 if back is None else max(
+            0, min(back - self._window(pane)[1], self.max_scroll(pane)))
 
     # ------------------------------------------------------------ keys
 
@@ -253,7 +297,7 @@ class MultiPaneView:
             self.message = "search cancelled"
             return None
         if self.help_open:
-            self.help_open = False
+            self._help_key(key)
             self._all_dirty()
             return None
         binding = keymap.lookup(key, self.modes())
@@ -265,7 +309,62 @@ class MultiPaneView:
     # The view's own commands (keymap.TABLE names them).
 
     def _do_help(self, key: str) -> None:
-        self.help_open = True
+        self.help_open, self.help_page = True, 0
+
+    def _help_key(self, key: str) -> None:
+        """Space (or f, PgDn) turns to the next page, b (PgUp) back; any other
+        key, or Space on the last page, closes the help."""
+        pages = len(self._help_pages(self.cols, self._help_height()))
+        if key in (" ", "f", "KEY_NPAGE", "KEY_PGDOWN") and self.help_page + 1 < pages:
+            self.help_page += 1
+        elif key in ("b", "KEY_PPAGE", "KEY_PGUP") and self.help_page > 0:
+            self.help_page -= 1
+        else:
+            self.help_open = False
+
+    def _do_scroll_left(self, key: str) -> None:
+        self._scroll_sideways(-1)
+
+    def _do_scroll_right(self, key: str) -> None:
+        self._scroll_sideways(1)
+
+    def _scroll_sideways(self, direction: int) -> None:
+        """Half a place at a time, no further than the widest line in view."""
+        pane = self.panes[self.focus]
+        step = max(1, self._place(pane)[0] // 2)
+        wanted = max(0, min(pane.hscroll + direction * step, self._max_hscroll(pane)))
+        if wanted == pane.hscroll:
+            edge = "nothing further right" if direction > 0 else "at its first column"
+            self.message = f"pane {pane.index}: {edge}"
+        pane.hscroll = wanted
+        pane.dirty = True
+
+    def _max_hscroll(self, pane: PaneState) -> int:
+        """The first column shown when the widest line in view ends at the right edge."""
+        place_cols = self._place(pane)[0]
+        if pane.shown.cols <= place_cols:
+            return 0
+        count, anchor = self._window(pane)
+        rows = pane.shown.rows_back(pane.scroll + anchor, count)
+        widest = max((len(row_text(row).rstrip()) for row in rows), default=0)
+        return max(0, min(widest, pane.shown.cols) - place_cols)
+
+    def _do_wrap(self, key: str) -> Action:
+        """Wrap off: the pty gets UNWRAPPED_COLS columns (the program's lines come
+        whole, `<` and `>` move along them); on: the place's width again. Either
+        way the text printed so far is re-wrapped from the recording, where
+        there is one to read (not in a replay: it shows the recorded sizes)."""
+        pane = self.panes[self.focus]
+        if self.replay:
+            self.message = ("a replay shows each pane at its recorded width: "
+                            "< and > scroll sideways")
+            return Action("none")
+        pane.wrap = not pane.wrap
+        pane.hscroll = 0
+        self.relayout()
+        wrapped = "on" if pane.wrap else f"off ({pane.screen.cols} columns: < > scroll)"
+        self.message = f"pane {pane.index}: wrap {wrapped}"
+        return Action("resize")
 
     def _do_zoom(self, key: str) -> Action:
         return self._zoom(int(key))
@@ -623,8 +722,11 @@ class MultiPaneView:
         if pane.archives:
             notes.append(f"(from the recording, {self.moment_of(pane):.1f} s)")
         cut = [f"{shown.rows}→{count} rows"] if count < shown.rows else []
+        left = pane.hscroll
         if shown.cols > cols:
-            cut.append(f"{shown.cols}→{cols} cols")
+            cut.append(f"{shown.cols}→{cols} cols" + (f" from {left + 1}" if left else ""))
+        if not pane.wrap:
+            notes.append("nowrap")
         if cut:
             notes.append("cropped " + ", ".join(cut))
         title = render.pane_title(pane.index, pane.command, pane.state, rect.width,
@@ -634,7 +736,7 @@ class MultiPaneView:
         border = (render.styled("│", 1, fg=render.accent(pane.index))
                   if rect.x > 0 else None)
         for y in range(rows):
-            cells = screen_rows[y] if y < len(screen_rows) else []
+            cells = screen_rows[y][left:left + cols] if y < len(screen_rows) else []
             lines.append(self._cached_line(pane, cells, cols, border))
         return lines
 
@@ -648,11 +750,21 @@ class MultiPaneView:
             state = render.styled(" ENDED ", 7, fg="black", bg="yellow", bold=True)
         else:
             state = render.styled(" Running ", 9, fg="black", bg="green")
-        moment = f"  {self.moment_text()}" if self.shows_moment() else ""
-        right_text = f" {self.clock_text}{moment}  {self.status_right} "
-        # The clock and the moment matter more than the label on the left.
+        hidden = self.hidden_count()
+        parts = [f"+{hidden} hidden (m)"] if hidden else []
+        parts.append(self.clock_text)
+        if self.shows_moment():
+            parts.append(self.moment_text())
+        right_text = " " + "  ".join(parts)
+        # The hidden count, the clock and the moment matter more than the
+        # status, which matters more than the label on the left.
+        status_room = self.cols - state.width - len(right_text) - 3
+        if self.status_right and status_room > 0:
+            right_text += "  " + _shortened(self.status_right, status_room)
+        right_text += " "
         room = max(0, self.cols - state.width - len(right_text.rstrip()))
-        left = render.plain(f" {self.status_left} ", min(self.cols // 2, room), bold=True)
+        left = render.plain(f" {_shortened(self.status_left, room - 2)} ",
+                            min(self.cols // 2, room), bold=True)
         right = render.plain(right_text, max(0, self.cols - left.width - state.width))
         return render.join([left, state, right])
 
@@ -677,14 +789,21 @@ class MultiPaneView:
 
     def footer_keys(self) -> str:
         if self.help_open:
+            pages = len(self._help_pages(self.cols, self._help_height()))
+            if pages > 1:
+                return (f" help page {self.help_page + 1}/{pages}: Space next  b back  "
+                        "any other key closes")
             return " any key: close help"
         primary = keymap.REPLAY if self.replay else keymap.ENDED if self.ended \
             else keymap.PAUSED if self.paused else keymap.LIVE
         states = set()
         if self.zoom is not None:
             states.add(keymap.WHEN_ZOOMED)
-        elif len(self.panes) > self.visible:
+        elif self.hidden_count():
             states.add(keymap.WHEN_MORE_PANES)
+        if self.panes and 0 <= self.focus < len(self.panes) and \
+                self.panes[self.focus].shown.cols > self._place(self.panes[self.focus])[0]:
+            states.add(keymap.WHEN_WIDE)
         if self.search is not None:
             states.add(keymap.WHEN_SEARCHED)
         return " " + "  ".join(keymap.footer(primary, self.modes(), states, self.sync))
@@ -692,9 +811,38 @@ class MultiPaneView:
     def help_rows(self) -> list[tuple[str, str]]:
         return keymap.help_rows(self.modes())
 
+    def _help_height(self) -> int:
+        return max(1, self.rows - 2)
+
+    def _help_pages(self, width: int, height: int) -> list[list[str]]:
+        """The help's lines, meanings wrapped to the width, cut into pages of
+        `height` rows (each with the title): all of it fits any terminal the
+        view draws in. An entry is never split across two pages."""
+        keys_width = 22
+        wrap_at = max(10, width - keys_width - 3)
+        entries = [[f"  {keys:<{keys_width}} {line}" if n == 0 else " " * (keys_width + 3) + line
+                    for n, line in enumerate(textwrap.wrap(meaning, wrap_at))]
+                   for keys, meaning in self.help_rows()]
+        entries.append([""] + ["  " + line for line in textwrap.wrap(HELP_NOTE, width - 3)])
+        room = max(1, height - 2)  # the title and a blank line start each page
+        pages: list[list[str]] = [[]]
+        for entry in entries:
+            if pages[-1] and len(pages[-1]) + len(entry) > room:
+                pages.append([])
+            pages[-1].extend(entry)
+        return pages
+
     def _help_rows(self, width: int) -> list[FmtStr]:
-        rows = [render.plain(" autotrace keys", width, bold=True), render.plain("", width)]
-        for keys, meaning in self.help_rows():
-            rows.append(render.plain(f"  {keys:<22} {meaning}", width))
-        rows += [render.plain("", width), render.plain(f"  {HELP_NOTE}", width)]
+        pages = self._help_pages(width, self._help_height())
+        page = min(self.help_page, len(pages) - 1)
+        title = " autotrace keys" + (f" (page {page + 1}/{len(pages)})" if len(pages) > 1 else "")
+        rows = [render.plain(title, width, bold=True), render.plain("", width)]
+        rows += [render.plain(line, width) for line in pages[page]]
         return rows
+
+
+def _shortened(text: str, room: int) -> str:
+    """`text` in at most `room` columns, an ellipsis saying it was cut."""
+    if len(text) <= room:
+        return text
+    return text[:max(0, room - 1)] + "…" if room > 0 else ""
