@@ -86,7 +86,7 @@ TABLE: tuple[Binding, ...] = (
     _b("zoom", DIGITS, "0-9", "zoom pane N (again: back to all panes)", EVERYWHERE,
        "0-9 zoom"),
     _b("unzoom", ("z",), "z", "unzoom", EVERYWHERE, "z unzoom", WHEN_ZOOMED),
-    _b("cycle", ("m",), "m", "cycle hidden panes into view (pane 0 stays)", EVERYWHERE,
+    _b("cycle", ("m",), "m", "cycle hidden panes into view (pane 0 stays if two fit)", EVERYWHERE,
        "m more panes", WHEN_MORE_PANES),
     _b("scroll_left", ("<",), "<  >", "scroll the focused pane sideways (lines wider than "
        "its place)", EVERYWHERE, "</> sideways", WHEN_WIDE),

@@ -790,10 +790,12 @@ class MultiPaneView:
     def footer_keys(self) -> str:
         if self.help_open:
             pages = len(self._help_pages(self.cols, self._help_height()))
-            if pages > 1:
-                return (f" help page {self.help_page + 1}/{pages}: Space next  b back  "
-                        "any other key closes")
-            return " any key: close help"
+            if pages == 1:
+                return " any key: close help"
+            turns = ["Space next"] if self.help_page + 1 < pages else []
+            turns += ["b back"] if self.help_page else []
+            return (f" help page {self.help_page + 1}/{pages}: {'  '.join(turns)}  "
+                    "any other key closes")
         primary = keymap.REPLAY if self.replay else keymap.ENDED if self.ended \
             else keymap.PAUSED if self.paused else keymap.LIVE
         states = set()
