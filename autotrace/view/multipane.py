@@ -643,6 +643,11 @@ class MultiPaneView:
         if not bottom <= hit.line < bottom + count:
             bottom = max(0, hit.line - count // 2)  # centred
         self.scroll_to(pane.index, max(0, bottom - anchor))
+        place_cols = self._place(pane)[0]
+        if not pane.hscroll <= hit.col_start < hit.col_end <= pane.hscroll + place_cols:
+            # A match outside the window sideways (wrap off, a wide replay): bring it in.
+            pane.hscroll = max(0, min(hit.col_start - place_cols // 4, self._max_hscroll(pane)))
+            pane.dirty = True
 
     def _show_recorded(self, pane: PaneState, pattern: re.Pattern[str], found: RecordedHit) -> None:
         """A match in the recording: the pane shows the screen rebuilt around
@@ -821,7 +826,7 @@ class MultiPaneView:
         `height` rows (each with the title): all of it fits any terminal the
         view draws in. An entry is never split across two pages."""
         keys_width = 22
-        wrap_at = max(10, width - keys_width - 3)
+        wrap_at = max(10, width - keys_width - 4)  # a row never touches the edge
         entries = [[f"  {keys:<{keys_width}} {line}" if n == 0 else " " * (keys_width + 3) + line
                     for n, line in enumerate(textwrap.wrap(meaning, wrap_at))]
                    for keys, meaning in self.help_rows()]
