@@ -13,7 +13,7 @@ from autotrace.events import OUTPUT, STATE, Event
 from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
 from autotrace.format.errors import RecordingError
-from autotrace.format.reader import read_cast
+from autotrace.format.reader import read_cast, read_cast_tail
 from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
 from autotrace.loop import Loop
@@ -43,10 +43,11 @@ BACKLOG_PAUSE = 0.01
 BACKLOG_BIG = 16 * 1024
 # A pane re-wrapped to a new size (zoom, wrap, a resize) is rebuilt from about
 # this much of the end of its recording, keeping at most REWRAP_LINES lines of
-# history: a key must be answered in a blink, and the reads of the other
-# panes wait meanwhile. Scrolling further back reads the recording (_archive).
-REWRAP_BYTES = 512 * 1024
-REWRAP_LINES = 1000
+# history: a key must be answered in a blink (about 80 ms a pane here), and
+# the reads of the other panes wait meanwhile. Scrolling further back reads
+# the recording (_archive).
+REWRAP_BYTES = 128 * 1024
+REWRAP_LINES = 300
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[CastEvent]:
@@ -326,24 +327,17 @@ class LiveView:
         when there is no whole recording to read (a full disk stopped it)."""
         if self.session.recording.stopped:
             return None
+        path = self.session.recording.directory / f"pane-{index}.cast"
         try:
-            track = PaneTrack(self.session.recording.directory / f"pane-{index}.cast")
-        except (RecordingError, OSError):
-            return None
-        screen = PaneScreen(cols, rows, self.view.history)
-        try:
-            first = track.rewind_bytes(track.event_count, REWRAP_BYTES)
-            # Output before the stretch read is not on this screen: scrolling
-            # up to it rebuilds from the recording, as past a flood's gap.
-            screen.skipped += track.bytes_between(0, first)
-            track.seek_event(first)
-            for event in _events_in_steps(track):
-                if event.code == OUTPUT:
-                    screen.feed(event.data, event.t)
+            events, before = read_cast_tail(path, REWRAP_BYTES, codes=(OUTPUT,))
         except RecordingError:
             return None
-        finally:
-            track.close()
+        screen = PaneScreen(cols, rows, self.view.history)
+        # Output before the stretch read is not on this screen: scrolling up
+        # to it rebuilds from the recording, as past a flood's gap.
+        screen.skipped += before
+        for event in events:
+            screen.feed(event.data, event.t)
         screen.catch_up_keeping(min(REWRAP_LINES, self.view.history) + rows)
         return screen
 
