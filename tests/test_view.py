@@ -478,14 +478,15 @@ def test_wrap_on_again_gives_the_place_width_back() -> None:
     assert "</> sideways" not in view.footer_keys()
 
 
-def test_a_replay_keeps_the_recorded_width_and_says_so_on_w() -> None:
+def test_fixed_screens_with_no_recording_to_read_keep_their_width_and_say_so() -> None:
     view = MultiPaneView(80, 24, fixed_screens=True, replay=True)
     view.add_pane(0, "wide", 200, 10)
     view.relayout()
     view.feed(0, "x" * 199 + "END\r\n", 0.0)
     view.panes[0].screen.catch_up()
     view.handle_key("w")
-    assert "recorded width" in view.message and view.panes[0].screen.cols == 200
+    assert "keep the width they were printed at" in view.message
+    assert view.panes[0].screen.cols == 200
     view.handle_key(">")
     view.handle_key(">")
     view.handle_key(">")

@@ -56,6 +56,9 @@ class PaneState:
     scroll: int = 0  # lines back into history; 0 is the live tail
     hscroll: int = 0  # columns scrolled sideways: the first column shown
     wrap: bool = True  # off: the pty is wider than the place (UNWRAPPED_COLS)
+    # The pty size the program had, where the screens are fixed: a replay's
+    # at the moment shown, a live pane's once the session is over.
+    recorded_size: tuple[int, int] | None = None
     highlight: SearchHit | None = None  # the current search match (its line counts)
     dirty: bool = True
     rendered: list[FmtStr] = field(default_factory=list)
@@ -131,7 +134,9 @@ class MultiPaneView:
     clock_text: str = "00:00"
     badge: str = ""  # replaces Running/PAUSED in the header (replay: PLAY, END)
     replay: bool = False  # the footer lists replay's keys
-    fixed_screens: bool = False  # replay: screens keep the recorded pty size
+    # Replay, or a live session over: screens keep the recorded pty size,
+    # but for a zoomed pane (or one with wrap off), re-wrapped for reading.
+    fixed_screens: bool = False
     chrome_dirty: bool = True  # header/footer/titles need a redraw
 
     @property
@@ -164,7 +169,9 @@ class MultiPaneView:
             size = parse_size(event.data)
             if size is not None:
                 pane = self.panes[event.pane]
-                pane.screen.resize(*size)
+                pane.recorded_size = size
+                if self.screen_size(event.pane) == size:
+                    pane.screen.resize(*size)
                 pane.dirty = True
         elif event.kind == MARKER and event.data.startswith("user:"):
             # Live, the user just added it; in a replay, playing reached it.
@@ -247,9 +254,27 @@ class MultiPaneView:
         self.cols, self.rows = cols, rows
         self.relayout()
 
+    def screen_size(self, index: int) -> tuple[int, int]:
+        """The size pane `index`'s screen should have now. Live: its pty's
+        (the layout's). Where screens are fixed (a replay, a session over):
+        the recorded size, but a zoomed pane's is the zoomed place's and one
+        with wrap off is UNWRAPPED_COLS wide: its text is re-wrapped there
+        for reading, since its program cannot redraw it (a replay's never
+        could; an ended one is gone)."""
+        pane = self.panes[index]
+        rect = self.arrangement().get(index)
+        place = self.content_size(rect) if rect else None
+        if not self.fixed_screens:
+            return self.pty_size(pane, place) if place else (pane.screen.cols, pane.screen.rows)
+        if index == self.zoom and place:
+            return self.pty_size(pane, place)
+        cols, rows = pane.recorded_size or (pane.screen.cols, pane.screen.rows)
+        return (cols if pane.wrap else max(cols, UNWRAPPED_COLS)), rows
+
     def relayout(self) -> None:
-        for i, (c, r) in self.pane_sizes().items():
+        for i in self.arrangement():
             pane = self.panes[i]
+            c, r = self.screen_size(i)
             if (pane.screen.cols, pane.screen.rows) != (c, r):
                 self._fit_screen(pane, c, r)
             pane.hscroll = min(pane.hscroll, self._max_hscroll(pane))
@@ -258,12 +283,16 @@ class MultiPaneView:
 
     def _fit_screen(self, pane: PaneState, cols: int, rows: int) -> None:
         """The pane's screen at its new size, its text re-wrapped: rebuilt from
-        the recording when it can be (live), else resized as a terminal
-        without reflow would be; a replay's screens keep the recorded size."""
+        the recording when it can be, else (no whole recording) resized as a
+        terminal without reflow would be, or, where screens are fixed, kept
+        as it is and said so."""
         rebuilt = self.rebuild(pane.index, cols, rows) if self.rebuild else None
         if rebuilt is None:
             if not self.fixed_screens:
                 pane.screen.resize(cols, rows, seconds=RESIZE_CATCH_UP)
+            else:
+                self.message = (f"pane {pane.index}: its lines keep the width they were "
+                                "printed at (no recording to re-wrap them from)")
             return
         moment = self.moment_of(pane) if pane.scroll else None
         rebuilt.answer_with(pane.screen.reply)
@@ -352,18 +381,14 @@ class MultiPaneView:
     def _do_wrap(self, key: str) -> Action:
         """Wrap off: the pty gets UNWRAPPED_COLS columns (the program's lines come
         whole, `<` and `>` move along them); on: the place's width again. Either
-        way the text printed so far is re-wrapped from the recording, where
-        there is one to read (not in a replay: it shows the recorded sizes)."""
+        way the text printed so far is re-wrapped from the recording. Where
+        screens are fixed (a replay, a session over) only the text is."""
         pane = self.panes[self.focus]
-        if self.replay:
-            self.message = ("a replay shows each pane at its recorded width: "
-                            "< and > scroll sideways")
-            return Action("none")
         pane.wrap = not pane.wrap
         pane.hscroll = 0
         self.relayout()
         wrapped = "on" if pane.wrap else f"off ({pane.screen.cols} columns: < > scroll)"
-        self.message = f"pane {pane.index}: wrap {wrapped}"
+        self.message = self.message or f"pane {pane.index}: wrap {wrapped}"
         return Action("resize")
 
     def _do_zoom(self, key: str) -> Action:
