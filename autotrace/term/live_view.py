@@ -125,6 +125,8 @@ class LiveView:
             return
         self.view.ended = True
         self.view.fixed_screens = True  # the final screens keep the size they ended at
+        for pane, live in zip(self.view.panes, self.session.panes):
+            pane.recorded_size = (live.record.cols, live.record.rows)
         self._update_status()
         self._dirty = True
 
