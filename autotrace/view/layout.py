@@ -8,6 +8,7 @@ small area shows fewer panes at once, the others wait hidden (`m` cycles).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -107,12 +108,20 @@ def arrange(
     At most `visible` panes are shown, and no more than fit the area at the
     minimum pane size (`shown_count`). `vertical` (side by side) gives way
     to stacking when stacked more panes fit."""
+    return dict(_arranged(count, cols, rows, visible, offset, zoom, vertical))
+
+
+# The view asks for its arrangement several times a frame, and trying the
+# shapes that fit costs a few hundred microseconds: the answers are kept.
+@functools.lru_cache(maxsize=256)
+def _arranged(count: int, cols: int, rows: int, visible: int, offset: int,
+              zoom: int | None, vertical: bool) -> tuple[tuple[int, Rect], ...]:
     if vertical and shown_count(count, cols, rows, visible, True) < shown_count(
             count, cols, rows, visible, False):
         vertical = False  # side by side where it fits; stacked shows more panes here
     shown = visible if zoom is not None else shown_count(count, cols, rows, visible, vertical)
     panes = visible_panes(count, shown, offset, zoom)
-    return dict(zip(panes, tile(len(panes), cols, rows, vertical)))
+    return tuple(zip(panes, tile(len(panes), cols, rows, vertical)))
 
 
 def shown_count(count: int, cols: int, rows: int, visible: int = 4,
