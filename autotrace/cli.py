@@ -26,6 +26,8 @@ other commands:
   autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
+  autotrace ls                    the recordings in the default location, newest first
+  autotrace prune --older-than DAYS   remove old ones (after listing them)
   autotrace -- CMD ...            trace a program whose name is one of the above
 """
 
@@ -77,6 +79,14 @@ def _seconds(text: str) -> float:
     return _number(text, float, 0, "a number of seconds")
 
 
+# Probe refreshes faster than this cost a core and show nothing more.
+MIN_INTERVAL = 0.1
+
+
+def _interval(text: str) -> float:
+    return _number(text, float, MIN_INTERVAL, "a number of seconds")
+
+
 def _count(text: str) -> int:
     return int(_number(text, int, 1, "a whole number"))
 
@@ -84,7 +94,8 @@ def _count(text: str) -> int:
 def trace_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace",
-        usage="autotrace [options] MAIN [TRACER ...]\n       autotrace {replay,cat,info,pack} PATH",
+        usage="autotrace [options] MAIN [TRACER ...]\n"
+              "       autotrace {replay,cat,info,pack} PATH\n       autotrace {ls,prune}",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,8 +133,9 @@ def trace_parser() -> argparse.ArgumentParser:
                            "from ~/.config/autotrace/presets.toml)")
     more.add_argument("--list-presets", action="store_true",
                       help="list the presets and the commands each runs, then exit")
-    more.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
-                      help="refresh of probe panes @proc @files @net @tree (default: 1)")
+    more.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
+                      help="refresh of probe panes @proc @files @net @tree (default: 1, "
+                           f"at least {MIN_INTERVAL})")
     more.add_argument("--netns", action="store_true",
                       help="run the tracers inside the main process's network namespace "
                            "(nsenter -t PID -n), e.g. to capture inside a container")
@@ -226,6 +238,32 @@ def pack_parser() -> argparse.ArgumentParser:
                         "the names with «redacted»; repeatable; the manifest lists the "
                         "regexes. Fields the format does not define are dropped, and the "
                         "bundle is refused when a match still shows on a replayed screen")
+    p.add_argument("--force", action="store_true",
+                   help="replace the bundle file if it exists (default: refuse)")
+    return p
+
+
+def ls_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace ls",
+        description="List the recordings in the default location ($XDG_STATE_HOME/"
+                    "autotrace/recordings, else ~/.local/state/autotrace/recordings), "
+                    "newest first: start time, duration, size, how the main command "
+                    "ended, the main command, the folder.",
+    )
+    return p
+
+
+def prune_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace prune",
+        description="Remove recordings in the default location started more than DAYS "
+                    "days ago, after listing them (asked on a terminal; --yes in a "
+                    "script). Only folders that are autotrace recordings are removed.",
+    )
+    p.add_argument("--older-than", type=_seconds, required=True, metavar="DAYS",
+                   help="remove recordings started more than DAYS days ago")
+    p.add_argument("-y", "--yes", action="store_true", help="remove without asking")
     return p
 
 
@@ -235,6 +273,8 @@ SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, st
     "info": (info_parser, "text", "run_info"),
     "pack": (pack_parser, "pack", "run_pack"),
     "replay": (replay_parser, "replay", "run_replay"),
+    "ls": (ls_parser, "recordings", "run_ls"),
+    "prune": (prune_parser, "recordings", "run_prune"),
 }
 
 

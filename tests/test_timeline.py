@@ -114,7 +114,8 @@ def test_cat_output_can_be_cut_short_by_the_reader(tmp_path) -> None:
 
 
 def test_info_shows_what_happened_in_each_pane(tmp_path) -> None:
-    result, rec = trace(tmp_path, "sh -c 'echo hello; exit 3'", "cat /proc/PID/status",
+    # The main lives long enough for cat, which (a sampler) starts once it runs.
+    result, rec = trace(tmp_path, "sh -c 'echo hello; sleep 0.3; exit 3'", "cat /proc/PID/status",
                         "sh -c 'kill -KILL $$'")
     assert result.returncode == 3
     info = run_autotrace(["info", rec.directory])

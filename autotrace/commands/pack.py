@@ -9,6 +9,7 @@ from autotrace.export.bundle import PercentProgress, pack
 
 
 def run_pack(options: argparse.Namespace) -> int:
-    bundle = pack(options.path, options.output, options.redact, PercentProgress())
+    bundle = pack(options.path, options.output, options.redact, PercentProgress(),
+                  force=options.force)
     to_stdout(f"{bundle}\n")
     return 0

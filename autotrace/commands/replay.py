@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from autotrace.commands.common import say
-from autotrace.format.errors import RecordingError
-from autotrace.format.recording import default_root
+from autotrace.commands.recordings import newest
 from autotrace.format.sources import open_recording
-
-
-def latest_recording() -> Path:
-    root = default_root()
-    candidates = [p for p in root.glob("*") if (p / "manifest.json").is_file()] \
-        if root.is_dir() else []
-    if not candidates:
-        raise RecordingError(f"no recordings in {root}; give a PATH")
-    return max(candidates, key=lambda p: (p / "manifest.json").stat().st_mtime)
 
 
 def run_replay(options: argparse.Namespace) -> int:
@@ -30,7 +19,7 @@ def run_replay(options: argparse.Namespace) -> int:
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         say("replay needs a terminal; for text use: autotrace cat PATH")
         return 2
-    path = options.path or latest_recording()
+    path = options.path or newest()
     with open_recording(path) as recording:
         terminal = Terminal()
         view = MultiPaneView(*terminal.size(), visible=options.visible,

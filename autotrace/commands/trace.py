@@ -79,6 +79,10 @@ def run_trace(options: argparse.Namespace) -> int:
         notify=notify,
     )
     code = run_with_view(session, options, directory) if interactive else session.run()
+    # Said even with -q and after the view: otherwise a typo in a tracer's
+    # name ends as an empty pane and exit 0.
+    for line in session.not_started():
+        say(line)
     if writer.stopped and interactive:
         say(f"recording stopped: {writer.stopped}")  # the view's message is gone with it
     if not options.quiet:
@@ -114,6 +118,10 @@ def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> A
 
 def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     """Main pane first, then the tracers given, the preset's, and the skipped ones."""
+    for position, command in enumerate(options.commands):
+        if not command.strip():
+            what = "the main command" if position == 0 and not plan.pid else "a tracer command"
+            raise UsageError(f"{what} is empty: give a command, quoted, e.g. 'sleep 1'")
     attaching = plan.pid is not None
     main = PaneSpec(plan.label or f"pid {plan.pid}", role="main") if attaching \
         else PaneSpec(options.commands[0], role="main")

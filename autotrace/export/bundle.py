@@ -122,11 +122,12 @@ def _pack_files(recording: Recording) -> list[Path]:
 
 
 def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
-         progress: Progress | None = None) -> Path:
+         progress: Progress | None = None, force: bool = False) -> Path:
     """Pack a recording (a folder, or a bundle to redact again) into one
     .tar.gz with a single top-level folder named after the recording.
 
-    Default output: ./NAME.tar.gz; `out` may be a file or a folder.
+    Default output: ./NAME.tar.gz; `out` may be a file or a folder. A file
+    there already is replaced only with FORCE: it may be a redacted bundle.
     Returns the bundle's path.
     """
     redactor = Redactor(redact)
@@ -135,6 +136,8 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
         # The folder's name is in every member path: it may hold the secret too.
         name = redactor.name(directory.resolve().name)
         target = _output_path(out, name)
+        if os.path.lexists(target) and not force:
+            raise RecordingError(f"{target} exists already; use --force to replace it")
         files = _pack_files(recording)
         manifest = redact_manifest(recording.manifest, redactor) if redactor \
             else recording.manifest

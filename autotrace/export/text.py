@@ -236,7 +236,8 @@ def write_info(recording: Recording, out: TextIO) -> None:
         out.write(f"  command:  {pane.get('command')}\n")
         if pane.get("command_run") != pane.get("command"):
             out.write(f"  ran as:   {pane.get('command_run')}\n")
-        out.write(f"  pid:      {pane.get('pid')}\n")
+        pid = pane.get("pid")
+        out.write(f"  pid:      {pid if pid is not None else 'none (not run)'}\n")
         out.write(f"  start:    {_seconds(pane.get('start'))}   end: {_seconds(pane.get('end'))}\n")
         out.write(f"  status:   {describe_end(pane, bool(m.get('attached')))}\n")
         out.write(f"  bytes:    {pane.get('bytes', 0)}   file: {pane.get('file')}\n")

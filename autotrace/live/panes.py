@@ -95,10 +95,12 @@ class PtyPane(Pane):
     """A process we started, in its own pty, session and process group."""
 
     def __init__(self, record: PaneRecord, writer: PaneWriter, proc: PtyProcess,
-                 spawned_at: float):
+                 spawned_at: float, exec_report: int | None = None):
         super().__init__(record, writer)
         self.proc = proc
         self.spawned_at = spawned_at
+        # A held main's pipe that its exec closes (held.py); None once it has.
+        self.exec_report = exec_report
         self._eof = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -139,6 +141,17 @@ class PtyPane(Pane):
             with contextlib.suppress(OSError):
                 os.write(self.proc.fd, data)
 
+    @property
+    def execed(self) -> bool:
+        """Its own program runs (or ran): not our held child any more."""
+        return self.exec_report is None or self.status is not None
+
+    def close_exec_report(self) -> None:
+        if self.exec_report is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.exec_report)
+            self.exec_report = None
+
     def mark_eof(self) -> None:
         self._eof = True
 
@@ -157,6 +170,7 @@ class PtyPane(Pane):
     def close(self) -> None:
         """After teardown: we reaped it, so ptyprocess must not wait for it again."""
         self._eof = True
+        self.close_exec_report()
         self.proc.terminated = True
         with contextlib.suppress(OSError):
             self.proc.close(force=True)

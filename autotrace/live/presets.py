@@ -12,7 +12,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import struct
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,15 @@ from pathlib import Path
 import psutil
 
 from autotrace.errors import UserError
-from autotrace.live.hints import CAPTURE_HINT, PTRACE_HINT
+from autotrace.live.hints import (
+    CAP_NET_RAW,
+    CAP_SYS_PTRACE,
+    CAPTURE_HINT,
+    PTRACE_HINT,
+    file_grants,
+    has_capability,
+    ptrace_scope,
+)
 from autotrace.live.probes import PROBE_NAMES, is_probe
 from autotrace.live.procs import PTRACE_TOOLS, SHELL_WORDS
 
@@ -30,9 +37,6 @@ CAPTURE = "capture"
 CAPTURE_TOOLS = frozenset({"tcpdump", "tshark", "dumpcap"})
 
 # Linux capability bits (linux/capability.h).
-CAP_NET_RAW = 13
-CAP_SYS_PTRACE = 19
-PTRACE_SCOPE = Path("/proc/sys/kernel/yama/ptrace_scope")
 
 PRESETS_FILE = "presets.toml"
 PRESET_KEYS = ("description", "tracers")
@@ -123,34 +127,6 @@ class Privileges:
         return {PTRACE: self.ptrace_refused, CAPTURE: self.capture_refused}.get(need or "")
 
 
-def effective_capabilities() -> int | None:
-    """This process's effective capability set, None where Linux does not tell."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def has_capability(bit: int) -> bool:
-    """Root has every capability unless the kernel says otherwise (containers)."""
-    caps = effective_capabilities()
-    if caps is None:
-        return os.geteuid() == 0
-    return bool(caps & (1 << bit))
-
-
-def ptrace_scope() -> int:
-    """Yama's kernel.yama.ptrace_scope; 0 (classic ptrace rules) when Yama is absent."""
-    try:
-        return int(PTRACE_SCOPE.read_text().strip())
-    except (OSError, ValueError):
-        return 0
-
-
 def ptrace_refusal(target_pid: int | None = None) -> str | None:
     scope = ptrace_scope()
     if scope >= 3:
@@ -185,20 +161,6 @@ def capture_refusal(tool: str = "tcpdump") -> str | None:
 def hint_fix(hint: str) -> str:
     """The remedy in a hints message: what follows "... was refused: "."""
     return hint.split(": ", 1)[-1]
-
-
-def file_grants(path: str, bit: int) -> bool:
-    """Whether the file capabilities of PATH (setcap) raise capability BIT on exec."""
-    try:
-        data = os.getxattr(path, "security.capability")
-    except (OSError, AttributeError):  # no xattr, or not Linux
-        return False
-    if len(data) < 12:
-        return False
-    # struct vfs_cap_data: magic_etc, then (permitted, inheritable) per 32 bits.
-    magic_etc, permitted_low = struct.unpack_from("<II", data)
-    effective = magic_etc & 0x1  # VFS_CAP_FLAGS_EFFECTIVE
-    return bool(effective and bit < 32 and permitted_low & (1 << bit))
 
 
 # --- user presets -------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Spawning pane processes in ptys, holding, stopping and tearing them down.
 
 Every pane runs `/bin/sh -c COMMAND` in its own pty, session and process
-group (ptyprocess calls setsid). The main command can be *held*: its shell
-stops itself before exec'ing the command, keeping its pid, so tracers attach
-before it runs a single instruction (DESIGN.md, Process control).
+group (ptyprocess calls setsid). The main command can be *held* (`held.py`):
+it stops itself between fork and exec, keeping its pid, so tracers attach
+before it runs a single instruction of its own (DESIGN.md, Process control).
 """
 
 from __future__ import annotations
@@ -22,15 +22,28 @@ from dataclasses import dataclass
 import psutil
 from ptyprocess import PtyProcess
 
+from autotrace.format.names import program_word
+from autotrace.live import held
+
 PANE_TERM = "xterm-256color"
 
-# The shell stops itself, then becomes the command (same pid) once continued.
-HOLD_SCRIPT = 'kill -STOP $$; exec /bin/sh -c "$1"'
 PID_WORD = re.compile(r"\bPID\b")
 
 # Tracers that attach with ptrace: readiness is the kernel's TracerPid, or
 # their first output ("Process N attached").
 PTRACE_TOOLS = frozenset({"strace", "ltrace", "gdb"})
+
+
+# Tracers that only look at the process's state (its files, its memory,
+# its /proc entries): run before the exec they would show autotrace's held
+# child, not the program, and they miss nothing by starting just after it.
+SAMPLING_TOOLS = frozenset({"lsof", "pidstat", "ps", "top", "htop", "pstree", "pmap",
+                            "prtstat", "watch", "cat", "ls"})
+
+
+def is_sampler(command: str) -> bool:
+    word = program_word(command)
+    return word is not None and os.path.basename(word) in SAMPLING_TOOLS
 
 
 def substitute_pid(command: str, pid: int) -> str:
@@ -82,11 +95,25 @@ def _shell_words(command: str) -> list[str]:
         return []
 
 
-def shell_argv(command: str, hold: bool = False) -> list[str]:
-    command = exec_form(command)
-    if hold:
-        return ["/bin/sh", "-c", HOLD_SCRIPT, "autotrace-held", command]
-    return ["/bin/sh", "-c", command]
+# Characters that make the shell expand or re-read a word (variables,
+# globs, tildes, escapes, comments): such a command is left to the shell.
+EXPANDING_CHARS = frozenset("$`\\*?[]~{}#")
+
+
+def shell_argv(command: str) -> list[str]:
+    return ["/bin/sh", "-c", exec_form(command)]
+
+
+def direct_exec(command: str, env: dict[str, str]) -> tuple[str, list[str]] | None:
+    """COMMAND as (the program's path, argv) to exec with no shell, resolved
+    on PATH as the shell would; None when only a shell can run it as written
+    (shell syntax, a word the shell would expand, a program not found: the
+    shell says so). argv[0] is the word as typed, as a shell passes it."""
+    if exec_form(command) == command or EXPANDING_CHARS & set(command):
+        return None
+    words = _shell_words(command)
+    path = held.resolve(words[0], env)
+    return (path, words) if path else None
 
 
 def is_ptrace_tool(command: str) -> bool:
@@ -129,15 +156,36 @@ class ExitStatus:
         return f"exited {self.code}"
 
 
-def spawn(command: str, cols: int, rows: int, hold: bool = False,
-          env: dict[str, str] | None = None) -> PtyProcess:
-    """Start COMMAND through /bin/sh in a new pty of the given size."""
+def pane_env(cols: int, rows: int, env: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if env is None else env)
     # The pane's terminal is autotrace's emulator, whatever the user's own
     # terminal is (or is not, in CI); the recording's header says the same.
     env["TERM"] = PANE_TERM
     env["COLUMNS"], env["LINES"] = str(cols), str(rows)
-    proc = PtyProcess.spawn(shell_argv(command, hold), env=env, dimensions=(rows, cols))
+    return env
+
+
+def spawn(command: str, cols: int, rows: int, env: dict[str, str] | None = None) -> PtyProcess:
+    """Start COMMAND through /bin/sh in a new pty of the given size."""
+    env = pane_env(cols, rows, env)
+    proc = PtyProcess.spawn(shell_argv(command), env=env, dimensions=(rows, cols))
+    return _non_blocking(proc)
+
+
+def spawn_held(command: str, cols: int, rows: int,
+               env: dict[str, str] | None = None) -> held.HeldChild:
+    """Start COMMAND in a new pty, stopped before its exec until SIGCONT:
+    the program itself when it is a simple command, else /bin/sh -c."""
+    env = pane_env(cols, rows, env)
+    argv = shell_argv(command)
+    path, argv = direct_exec(command, env) or (argv[0], argv)
+    child = held.spawn_held(path, argv, env, cols, rows)
+    os.set_blocking(child.exec_report, False)
+    _non_blocking(child.proc)
+    return child
+
+
+def _non_blocking(proc: PtyProcess) -> PtyProcess:
     # ptyprocess sleeps this long in close() for a child to go; we close only
     # after reaping it ourselves, so the sleep would just delay the end.
     proc.delayafterclose = 0.0
@@ -146,7 +194,7 @@ def spawn(command: str, cols: int, rows: int, hold: bool = False,
 
 
 def wait_until_stopped(pid: int, timeout: float = 5.0) -> bool:
-    """Wait for a held shell to stop itself; startup only, not the hot path."""
+    """Wait for a held child to stop itself; startup only, not the hot path."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

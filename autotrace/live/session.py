@@ -19,7 +19,7 @@ import psutil
 
 from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, RecordingWriter
-from autotrace.live import procs
+from autotrace.live import held, procs
 from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
 from autotrace.live.panes import AttachedPane, Pane, ProbePane, PtyPane, SkippedPane
@@ -32,6 +32,8 @@ from autotrace.loop import Loop, running
 # How long to keep reading a pane after its process was reaped, for output
 # still in the pty, when something else (a background child) holds it open.
 DRAIN_AFTER_EXIT = 0.3
+# Exit statuses that mean the command never ran (POSIX shells use these).
+NOT_STARTED = {126: "found but not executable", 127: "command not found"}
 # How much of a tracer's first output is searched for a permission refusal.
 HINT_SCAN_BYTES = 4096
 
@@ -101,6 +103,7 @@ class Session:
     _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
     _pause: Pause = field(default_factory=Pause, init=False)  # what p stopped, and its guard
+    _after_exec: list[Pane] = field(default_factory=list, init=False)  # samplers held for the main
 
     # ------------------------------------------------------------ public API
 
@@ -261,6 +264,18 @@ class Session:
             return 0  # not our process: its status is not ours to report
         return status.shell_code if status else 1
 
+    def not_started(self) -> list[str]:
+        """A line for each pane of ours that could not run its command: exit
+        126 or 127, the shell's (and held.py's) "cannot run" and "not found"."""
+        lines = []
+        for pane in self.panes:
+            code = pane.status.code if pane.ours and pane.status else None
+            if code in NOT_STARTED:
+                what = "the main command" if pane is self.main else f"tracer pane {pane.index}"
+                lines.append(f"{what} did not start ({NOT_STARTED[code]}, exit {code}): "
+                             f"{pane.record.command}")
+        return lines
+
     def _start_panes(self) -> None:
         main_spec, tracer_specs = self.specs[0], self.specs[1:]
         attach_pid = self.options.attach_pid
@@ -282,6 +297,10 @@ class Session:
                 self._add_probe(i, spec, command_run)
             elif spec.skipped:
                 self._add_skipped(i, spec, command_run)
+            elif hold and procs.is_sampler(command_run):
+                # Held too, continued once the main has exec'd: its first
+                # sample is of the program (lsof -p PID), not of our child.
+                self._after_exec.append(self._spawn(i, spec, command_run, hold=True))
             else:
                 self._spawn(i, spec, command_run)
         self._next_probe = self.clock()
@@ -318,10 +337,33 @@ class Session:
     def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
         record = self._new_record(index, spec, command_run)
         writer = self.recording.add_pane(record)
-        proc = procs.spawn(command_run, record.cols, record.rows, hold=hold)
-        pane = PtyPane(record, writer, proc, spawned_at=self.clock())
-        record.pid, record.start = proc.pid, round(pane.spawned_at - self._t0, 6)
+        if hold:
+            child = procs.spawn_held(command_run, record.cols, record.rows)
+            pane = PtyPane(record, writer, child.proc, spawned_at=self.clock(),
+                           exec_report=child.exec_report)
+            self._loop.watch(child.exec_report, lambda: self._on_exec_report(pane))  # type: ignore[union-attr]
+        else:
+            pane = PtyPane(record, writer, procs.spawn(command_run, record.cols, record.rows),
+                           spawned_at=self.clock())
+        record.pid, record.start = pane.pid, round(pane.spawned_at - self._t0, 6)
         return self._add(pane)
+
+    def _on_exec_report(self, pane: PtyPane) -> None:
+        """The held main has exec'd its program (or failed to): probes may start."""
+        if pane.exec_report is None:
+            return
+        finished, error = held.read_report(pane.exec_report)
+        if not finished:
+            return
+        self._loop.unwatch(pane.exec_report)  # type: ignore[union-attr]
+        pane.close_exec_report()
+        if error:
+            self._write(pane, f"\x1b[1;31mautotrace: cannot run it: {error}\x1b[0m\r\n")
+            self.notify(f"pane {pane.index} ({pane.record.command}) could not start: {error}")
+        if pane is self.main:
+            for sampler in self._after_exec:
+                procs.signal_group(sampler.pid, signal.SIGCONT)  # type: ignore[arg-type]
+            self._after_exec.clear()
 
     def _add_attached(self, spec: PaneSpec, pid: int) -> Pane:
         """The main pane of a process we attach to: its @proc view, since its
@@ -335,6 +377,7 @@ class Session:
     def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
         record = self._new_record(index, spec, command_run)
         record.start = round(self.now(), 6)
+        record.pid = self.main.pid  # the process it shows: a probe has none of its own
         return self._add(ProbePane(record, self.recording.add_pane(record),
                                    make_probe(spec.command)))
 
@@ -353,9 +396,9 @@ class Session:
 
     def _refresh_probes(self, now: float) -> None:
         """One frame per probe pane; notice an attached main process that ended."""
-        # While the main command is held it is still autotrace's holding shell:
-        # a frame of that would show our internals, not the user's program.
-        if now < self._next_probe or self.phase is Phase.ATTACHING:
+        # Until the held main has exec'd it is autotrace's own child: a frame
+        # of that would show our internals, not the user's program.
+        if now < self._next_probe or self.phase is Phase.ATTACHING or not self._main_execed():
             return
         self._next_probe = now + self.options.interval
         main = self.main
@@ -380,6 +423,10 @@ class Session:
                 if pane is not main:
                     pane.record.end = round(self.now(), 6)
 
+    def _main_execed(self) -> bool:
+        main = self.main
+        return not isinstance(main, PtyPane) or main.execed
+
     def _enter_running(self) -> None:
         self.phase, self._phase_deadline = Phase.RUNNING, None
         if self.options.duration is not None:
@@ -397,6 +444,8 @@ class Session:
         self._enter_running()
 
     def _tracer_ready(self, pane: Pane, now: float) -> bool:
+        if pane in self._after_exec:
+            return True  # it waits for the main, not the main for it
         return pane.ready(self.main.pid, now, self.options.settle)  # type: ignore[arg-type]
 
     def _begin_grace(self) -> None:
@@ -433,6 +482,8 @@ class Session:
         for pane in self.panes:
             if isinstance(pane, PtyPane):
                 self._unwatch(pane)  # the loop may go on (a view that stays) without it
+                if pane.exec_report is not None and self._loop is not None:
+                    self._loop.unwatch(pane.exec_report)
                 data, _ = pane.read()
                 # A full disk (or a write that already failed) must not stop the teardown.
                 with contextlib.suppress(OSError):
@@ -452,7 +503,8 @@ class Session:
         deadlines = [self._phase_deadline] if timed else []
         if self.phase is Phase.ATTACHING:
             deadlines.append(self.clock() + 0.01)  # TracerPid is not an event we can wait on
-        if self.phase is not Phase.ATTACHING and any(p.probe is not None for p in self.panes):
+        if self.phase is not Phase.ATTACHING and self._main_execed() \
+                and any(p.probe is not None for p in self.panes):
             deadlines.append(self._next_probe)
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
@@ -558,7 +610,7 @@ class Session:
     def _look_for_refusal(self, pane: Pane, text: str) -> None:
         pane.hint_scanned += len(text)
         pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
-        hint = refusal_hint(pane.hint_buffer)
+        hint = refusal_hint(pane.hint_buffer, command=pane.record.command_run)
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
