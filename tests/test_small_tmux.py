@@ -156,3 +156,21 @@ def test_help_fits_80x24_in_pages(tmux, tmp_path):
     tmux.wait_gone("autotrace keys")
     tmux.send("q")
     tmux.exit_status()
+
+
+def test_a_replay_at_80x24_hides_what_does_not_fit_and_scrolls_sideways(tmux, tmp_path):
+    # The demo's panes were recorded 100 columns wide: 80 show, `>` the rest.
+    demo = Path(__file__).resolve().parent.parent / "recordings" / "dns-lookup"
+    tmux.start([sys.executable, "-m", "autotrace", "replay", "--paused", str(demo)])
+    tmux.wait_for(r"\+1 hidden \(m\)")
+    tmux.send("G")
+    screen = tmux.wait_for(r"(?m)^ 1  .*cropped (\d+→\d+ rows, )?100→80 cols  strace")
+    assert titles(screen) == [0, 1]
+    tmux.send("Tab")  # strace's pane, whose lines are longer than 80
+    tmux.send(">")  # 40 columns, but its widest line ends at 100: 20
+    tmux.wait_for(r"(?m)^ 1  .*cropped (\d+→\d+ rows, )?100→80 cols from 21  strace")
+    tmux.send("m")
+    screen = tmux.wait_for(r"2  exited")
+    assert titles(screen) == [0, 2]
+    tmux.send("q")
+    assert tmux.exit_status() == 0
