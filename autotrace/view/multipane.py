@@ -757,6 +757,9 @@ class MultiPaneView:
             cut.append(f"{shown.cols}→{cols} cols" + (f" from {left + 1}" if left else ""))
         if not pane.wrap:
             notes.append("nowrap")
+        if self.fixed_screens and pane.recorded_size not in (None, (shown.cols, shown.rows)):
+            # Not the size its program printed at: say so (a zoom, wrap off).
+            notes.append(f"re-wrapped from {pane.recorded_size[0]} cols")  # type: ignore[index]
         if cut:
             notes.append("cropped " + ", ".join(cut))
         title = render.pane_title(pane.index, pane.command, pane.state, rect.width,
