@@ -712,7 +712,7 @@ class MultiPaneView:
         if self.too_small():
             return render.message_frame(self.cols, self.rows, [
                 "terminal too small",
-                f"need at least {MIN_COLS}x{MIN_ROWS}: one pane of 40x5, a header, a footer",
+                f"need at least {MIN_COLS}x{MIN_ROWS}",
                 f"now {self.cols}x{self.rows}: enlarge it, zoom (0-9) or press q"])
         rects = self.arrangement()
         if self.help_open:
