@@ -206,3 +206,9 @@ def test_when_one_pane_fits_every_pane_takes_its_turn() -> None:
     seen = [list(arrange(3, 50, 7, offset=offset)) for offset in range(3)]
     assert seen == [[0], [1], [2]]
     assert visible_panes(3, 1, 4) == [1]
+
+
+def test_a_smaller_minimum_shows_more_panes() -> None:
+    assert shown_count(5, 80, 22, minimum=(20, 3)) == 4
+    layout = arrange(5, 80, 22, minimum=(20, 3))
+    assert fits(layout.values(), (20, 3)) and not fits(layout.values())

@@ -35,8 +35,8 @@ def autotrace(tmp_path: Path, *commands: str, options: tuple[str, ...] = ()) -> 
 
 def titles(screen: str) -> list[int]:
     """Pane numbers whose title line is on screen (title: ' N  state  ...')."""
-    found = re.finditer(r"(?m)^ ?(\d)  (?:running|stopped|exited|killed)|│ ?(\d)  running", screen)
-    return sorted({int(m.group(1) or m.group(2)) for m in found})
+    found = re.finditer(r"(\d)  (?:running|stopped|exited|killed)", screen)
+    return sorted({int(m.group(1)) for m in found})
 
 
 def recorded_sizes(directory: Path) -> list[tuple[int, str]]:
@@ -174,3 +174,16 @@ def test_a_replay_at_80x24_hides_what_does_not_fit_and_scrolls_sideways(tmux, tm
     assert titles(screen) == [0, 2]
     tmux.send("q")
     assert tmux.exit_status() == 0
+
+
+def test_min_pane_lets_a_user_choose_smaller_panes(tmux, tmp_path):
+    commands = ["sleep 61.1 & echo main-out; wait"] + [
+        f"echo tracer-{i}-out; sleep 61.{i + 1}" for i in range(1, 5)]
+    tmux.start(autotrace(tmp_path, *commands, options=("--min-pane", "20x3")))
+    tmux.wait_for(r"\+1 hidden \(m\)")
+    assert titles(tmux.wait_for("tracer-3-out")) == [0, 1, 2, 3]  # the old 26-column panes
+    tmux.send("q")
+    tmux.exit_status()
+    sizes = [tuple(map(int, size.split("x"))) for _, size in recorded_sizes(tmp_path / "rec")]
+    assert all(cols >= 20 and rows >= 3 for cols, rows in sizes)
+    assert any(cols < 40 for cols, _ in sizes), sizes

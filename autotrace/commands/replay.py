@@ -23,6 +23,7 @@ def run_replay(options: argparse.Namespace) -> int:
     with open_recording(path) as recording:
         terminal = Terminal()
         view = MultiPaneView(*terminal.size(), visible=options.visible,
+                             min_pane=options.min_pane,
                              vertical=options.vertical, colours=not options.colorsoff,
                              sync=not options.syncoff)
         view.status_left = f"▶ REPLAY {path}"

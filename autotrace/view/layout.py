@@ -2,7 +2,7 @@
 
 The main pane (0) always keeps its place; tracers share the rest. Rects tile
 the area exactly, so the view never has to paint gaps or clip overlaps.
-No pane is drawn smaller than MIN_PANE_COLS x MIN_PANE_ROWS of content: a
+No pane is drawn smaller than MIN_PANE (40x5, or --min-pane) of content: a
 small area shows fewer panes at once, the others wait hidden (`m` cycles).
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 # of another pane, one column more (the separator).
 MIN_PANE_COLS = 40
 MIN_PANE_ROWS = 5
+MIN_PANE = (MIN_PANE_COLS, MIN_PANE_ROWS)  # the default; --min-pane changes it
 
 # A terminal cell is about twice as tall as it is wide: a pane looks square
 # when it is twice as many columns wide as it is rows high.
@@ -69,7 +70,8 @@ def visible_panes(
     return [0, *sorted(shown)]
 
 
-def tile(count: int, cols: int, rows: int, vertical: bool = False) -> list[Rect]:
+def tile(count: int, cols: int, rows: int, vertical: bool = False,
+         minimum: tuple[int, int] = MIN_PANE) -> list[Rect]:
     """Rects for `count` panes tiling the cols x rows area exactly.
 
     1 pane: the whole area. 2: top/bottom halves (vertical: left/right, the
@@ -90,7 +92,7 @@ def tile(count: int, cols: int, rows: int, vertical: bool = False) -> list[Rect]
         main_rows, rest_rows = _halves(rows)
         main = Rect(0, 0, cols, main_rows)
         rest = Rect(0, main_rows, cols, rest_rows)
-    return [main, *_grid(count - 1, rest)]
+    return [main, *_grid(count - 1, rest, minimum)]
 
 
 def arrange(
@@ -102,44 +104,45 @@ def arrange(
     offset: int = 0,
     zoom: int | None = None,
     vertical: bool = False,
+    minimum: tuple[int, int] = MIN_PANE,
 ) -> dict[int, Rect]:
     """Pane index -> rect for every pane shown; hidden panes are absent.
 
     At most `visible` panes are shown, and no more than fit the area at the
     minimum pane size (`shown_count`). `vertical` (side by side) gives way
     to stacking when stacked more panes fit."""
-    return dict(_arranged(count, cols, rows, visible, offset, zoom, vertical))
+    return dict(_arranged(count, cols, rows, visible, offset, zoom, vertical, minimum))
 
 
 # The view asks for its arrangement several times a frame, and trying the
 # shapes that fit costs a few hundred microseconds: the answers are kept.
 @functools.lru_cache(maxsize=256)
-def _arranged(count: int, cols: int, rows: int, visible: int, offset: int,
-              zoom: int | None, vertical: bool) -> tuple[tuple[int, Rect], ...]:
-    if vertical and shown_count(count, cols, rows, visible, True) < shown_count(
-            count, cols, rows, visible, False):
+def _arranged(count: int, cols: int, rows: int, visible: int, offset: int, zoom: int | None,
+              vertical: bool, minimum: tuple[int, int]) -> tuple[tuple[int, Rect], ...]:
+    if vertical and shown_count(count, cols, rows, visible, True, minimum) < shown_count(
+            count, cols, rows, visible, False, minimum):
         vertical = False  # side by side where it fits; stacked shows more panes here
-    shown = visible if zoom is not None else shown_count(count, cols, rows, visible, vertical)
+    shown = visible if zoom is not None else shown_count(count, cols, rows, visible, vertical,
+                                                         minimum)
     panes = visible_panes(count, shown, offset, zoom)
-    return tuple(zip(panes, tile(len(panes), cols, rows, vertical)))
+    return tuple(zip(panes, tile(len(panes), cols, rows, vertical, minimum)))
 
 
 def shown_count(count: int, cols: int, rows: int, visible: int = 4,
-                vertical: bool = False) -> int:
+                vertical: bool = False, minimum: tuple[int, int] = MIN_PANE) -> int:
     """How many of `count` panes are shown at once: at most `visible`, and
     the most whose tiles all fit (at least one: too small an area is the
     view's to say)."""
     most = max(1, min(count, visible))
     for shown in range(most, 1, -1):
-        if fits(tile(shown, cols, rows, vertical)):
+        if fits(tile(shown, cols, rows, vertical, minimum), minimum):
             return shown
     return 1
 
 
-def fits(rects: Iterable[Rect]) -> bool:
-    """Every rect has room for its title and MIN_PANE_COLS x MIN_PANE_ROWS of content."""
-    return all(r.content_cols >= MIN_PANE_COLS and r.content_rows >= MIN_PANE_ROWS
-               for r in rects)
+def fits(rects: Iterable[Rect], minimum: tuple[int, int] = MIN_PANE) -> bool:
+    """Every rect has room for its title and `minimum` (cols, rows) of content."""
+    return all(r.content_cols >= minimum[0] and r.content_rows >= minimum[1] for r in rects)
 
 
 def _halves(size: int) -> tuple[int, int]:
@@ -154,7 +157,7 @@ def _split(size: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def _grid(count: int, area: Rect) -> list[Rect]:
+def _grid(count: int, area: Rect, minimum: tuple[int, int]) -> list[Rect]:
     """`count` rects filling `area` as the grid whose cells look most square-ish.
 
     Prefers shapes whose panes meet the minimum size (separators counted),
@@ -169,7 +172,7 @@ def _grid(count: int, area: Rect) -> list[Rect]:
             continue  # a whole row would be empty
         rects = _grid_rects(count, area, grid_cols, grid_rows)
         smallest = min(min(r.content_cols / _CELL_ASPECT, r.content_rows) for r in rects)
-        score = (fits(rects), smallest)
+        score = (fits(rects, minimum), smallest)
         if score > best_score:
             best, best_score = rects, score
     return best

@@ -18,7 +18,7 @@ from curtsies.formatstringarray import FSArray
 
 from autotrace.events import MARKER, OUTPUT, RESIZE, Event, parse_size
 from autotrace.view import keymap, layout, render
-from autotrace.view.layout import MIN_PANE_COLS, MIN_PANE_ROWS, Rect
+from autotrace.view.layout import MIN_PANE, Rect
 from autotrace.view.screen import PaneScreen, SearchHit, row_text
 from autotrace.view.search import (
     SEARCH_SLICE,
@@ -32,9 +32,9 @@ from autotrace.view.search import (
     pane_order,
 )
 
-# The smallest terminal the view draws into (one pane of the smallest size,
-# with its title, the header and the footer); below it a message asks for more.
-MIN_COLS, MIN_ROWS = MIN_PANE_COLS, MIN_PANE_ROWS + 3
+# The smallest terminal the view draws into is one pane of the smallest size
+# (min_pane) with its title, the header and the footer; below it a message
+# asks for more.
 # A pane with wrap off gets a pty this wide (or its place's width, if wider):
 # its program prints whole lines, the place shows a window onto them.
 UNWRAPPED_COLS = 320
@@ -102,6 +102,7 @@ class MultiPaneView:
     rows: int
     visible: int = 4
     vertical: bool = False
+    min_pane: tuple[int, int] = MIN_PANE  # no pane's content (or pty) is smaller
     colours: bool = True
     sync: bool = True
     history: int = 5000
@@ -192,9 +193,8 @@ class MultiPaneView:
     # ------------------------------------------------------------ geometry
 
     def too_small(self) -> bool:
-        return self.cols < MIN_COLS or self.rows < MIN_ROWS or not layout.fits(
-            r for i, r in self.arrangement().items()
-            if self.zoom is None or i == self.zoom)
+        return self.cols < self.min_pane[0] or self.rows < self.min_pane[1] + 3 \
+            or not layout.fits(self.arrangement().values(), self.min_pane)
 
     def hidden_count(self) -> int:
         """Panes not shown because they do not fit (or --visible); not while zoomed."""
@@ -204,7 +204,7 @@ class MultiPaneView:
         """Pane rects inside the area between the header and footer rows."""
         rects = layout.arrange(len(self.panes), self.cols, max(1, self.rows - 2),
                                visible=self.visible, offset=self.offset, zoom=self.zoom,
-                               vertical=self.vertical)
+                               vertical=self.vertical, minimum=self.min_pane)
         return {i: Rect(r.x, r.y + 1, r.width, r.height) for i, r in rects.items()}
 
     @staticmethod
@@ -216,7 +216,7 @@ class MultiPaneView:
         """The pty size for a pane shown in `place`: the place, never smaller
         than the layout's minimum (a terminal too small is cropped, the
         programs keep a size they can print in), wider with wrap off."""
-        cols, rows = max(MIN_PANE_COLS, place[0]), max(MIN_PANE_ROWS, place[1])
+        cols, rows = max(self.min_pane[0], place[0]), max(self.min_pane[1], place[1])
         return (cols if pane.wrap else max(cols, UNWRAPPED_COLS)), rows
 
     def pane_sizes(self) -> dict[int, tuple[int, int]]:
@@ -712,7 +712,7 @@ class MultiPaneView:
         if self.too_small():
             return render.message_frame(self.cols, self.rows, [
                 "terminal too small",
-                f"need at least {MIN_COLS}x{MIN_ROWS}",
+                f"need at least {self.min_pane[0]}x{self.min_pane[1] + 3}",
                 f"now {self.cols}x{self.rows}: enlarge it, zoom (0-9) or press q"])
         rects = self.arrangement()
         if self.help_open:
