@@ -158,6 +158,9 @@ def trace_parser() -> argparse.ArgumentParser:
     view.add_argument("--exit-at-end", action="store_true",
                       help="quit the view when the session ends (default: stay on the "
                            "final screen until q)")
+    view.add_argument("--record-input", action="store_true",
+                      help="record what is typed into panes (i) as asciicast \"i\" events; "
+                      "off by default: typing may hold passwords")
     view.add_argument("--history", type=_count, default=5000, metavar="LINES",
                       help="scrollback kept in memory per pane (default: 5000); older "
                            "lines stay in the recording")

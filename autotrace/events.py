@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 OUTPUT = "o"  # data: text the pane printed
 RESIZE = "r"  # data: "COLSxROWS"
 MARKER = "m"  # data: label (pause, resume, user:NAME, end)
+INPUT = "i"  # data: what the user typed into the pane (recorded only with --record-input)
 STATE = "s"  # data: the pane's new state, e.g. "running", "exited 0" (not recorded)
 
 

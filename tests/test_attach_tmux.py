@@ -126,6 +126,9 @@ def run_autotrace_in_shell(tmux: Tmux, options: str, key: str | None) -> int:
     if key is not None:
         tmux.wait_for(r"(?m)^=>", timeout=30)
         tmux.send(key)
+    if key == "r":  # killing is asked again
+        tmux.wait_for(r"y kills it, any other key does not")
+        tmux.send("y")
     screen = tmux.wait_for(r"\[status \d+\]", timeout=40)
     return int(re.findall(r"\[status (\d+)\]", screen)[-1])
 
@@ -139,15 +142,20 @@ def assert_left_running(job: Job, pid: int) -> None:
     assert job.pid() == pid
 
 
-def assert_traced(rec: RecordingFiles, job: Job, pid: int) -> None:
+def assert_traced(rec: RecordingFiles, job: Job, pid: int, moved: bool = True) -> None:
     """The recording shows the job's own system calls and its @proc frames."""
     main, strace = rec.panes[0], rec.panes[1]
     assert main["pid"] == pid and main["role"] == "main"
     assert str(job.script) in main["command"]
     assert rec.manifest["attached"] is True
     assert "the process goes on" in main["note"]
-    assert f"@proc  pid {pid}" in rec.output(0)
-    assert re.search(r"^state\s+\w+", rec.output(0), re.M)
+    if moved:
+        # A Ctrl-Z job's pane 0 is its own terminal output, moved to autotrace's
+        # pty (the ticker writes to a file, so nothing): not a probe's view of it.
+        assert "@proc" not in rec.output(0)
+    else:  # --pid: the process is not moved, pane 0 is its @proc view
+        assert f"@proc  pid {pid}" in rec.output(0)
+        assert re.search(r"^state\s+\w+", rec.output(0), re.M)
     assert strace["command"] == "strace -f -tt -p PID"
     assert strace["command_run"] == f"strace -f -tt -p {pid}"
     strace_text = rec.output(1)
@@ -177,7 +185,7 @@ def test_ctrl_z_then_the_live_view_shows_the_job_until_q(tmux, tmp_path, job):
     tmux.type(f"autotrace -l {rec_dir}; echo \"[status $?]\"\n")
     tmux.wait_for(r"(?m)^=>")
     tmux.send("Enter")
-    screen = tmux.wait_for(rf"@proc  pid {pid}")
+    screen = tmux.wait_for(r" 0  running  .*tick er")
     screen = tmux.wait_for(r'write\(\d+, "t\\n", 2\)')
     assert f"strace -f -tt -p {pid}" in screen
     tmux.send("q")
@@ -193,8 +201,27 @@ def test_q_continues_the_job_and_records_nothing(tmux, tmp_path, job):
     rec_dir = tmp_path / "rec"
     assert run_autotrace_in_shell(tmux, f"--headless -l {rec_dir}", "q") == 0
     assert "continue it and quit" in tmux.capture()
+    assert re.search(rf"python3?\S* \(pid {pid}\) goes on in the background of this shell: "
+                     "fg brings it back", tmux.capture())
     assert not rec_dir.exists()
     assert_left_running(job, pid)
+
+
+def test_r_asks_before_it_kills_and_any_other_key_keeps_the_job(tmux, tmp_path, job):
+    open_shell(tmux)
+    pid = start_job(tmux, job)
+    rec_dir = tmp_path / "rec"
+    tmux.type(f"autotrace --headless -l {rec_dir}; echo \"[status $?]\"\n")
+    tmux.wait_for(r"(?m)^=>", timeout=30)
+    tmux.send("r")
+    tmux.wait_for(rf"kill pid {pid}, stopped:[\s\S]*y kills it, any other key does not")
+    tmux.send("n")
+    tmux.wait_for(r"not killed")
+    tmux.wait_for(r"(?m)^=> *$")  # asked again
+    tmux.send("z")
+    assert "[status 0]" in tmux.wait_for(r"\[status \d+\]", timeout=30)
+    assert psutil.Process(pid).status() == psutil.STATUS_STOPPED  # the same job, untouched
+    assert not rec_dir.exists()
 
 
 def test_z_leaves_the_job_stopped(tmux, tmp_path, job):
@@ -261,7 +288,7 @@ def test_pid_attaches_to_any_process_and_leaves_it_running(tmp_path, job):
                                 "--pid", proc.pid, "strace -f -tt -p PID"])
         assert result.returncode == 0, result.stderr
         rec = RecordingFiles(rec_dir)
-        assert_traced(rec, job, proc.pid)
+        assert_traced(rec, job, proc.pid, moved=False)
         assert [p["command"] for p in rec.panes] == [job.command, "strace -f -tt -p PID"]
         assert_left_running(job, proc.pid)
     finally:

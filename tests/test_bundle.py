@@ -325,3 +325,18 @@ def test_redacted_cast_drops_unknown_codes(tmp_path: Path) -> None:
     lines = out.getvalue().decode().splitlines()
     assert json.loads(lines[0])["command"] == f"login {MASK}"
     assert [json.loads(line) for line in lines[1:]] == [[0.5, "o", f"{MASK}\r\n"]]
+
+
+def test_recorded_input_is_redacted_though_typed_one_key_at_a_time(tmp_path: Path) -> None:
+    # --record-input writes one "i" event a key: no single event holds the secret.
+    source = tmp_path / "pane.cast"
+    keys = [[0.1 * n, "i", key] for n, key in enumerate(f"login {SECRET}\r", start=1)]
+    source.write_text("\n".join(json.dumps(item) for item in [
+        {"version": 2, "width": 80, "height": 24}, *keys, [2.0, "o", "ok\r\n"]]) + "\n")
+    out = io.BytesIO()
+    write_redacted_cast(source, out, Redactor([SECRET]))
+    events = [json.loads(line) for line in out.getvalue().decode().splitlines()[1:]]
+    typed = "".join(data for _, code, data in events if code == "i")
+    assert typed == f"login {MASK}\r"
+    assert [e[0] for e in events if e[1] == "i"][:6] == [k[0] for k in keys][:6]  # times kept
+    assert events[-1] == [2.0, "o", "ok\r\n"]

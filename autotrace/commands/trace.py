@@ -75,7 +75,8 @@ def run_trace(options: argparse.Namespace) -> int:
         SessionOptions(cols=cols, rows=rows, duration=options.duration, grace=options.grace,
                        kill_timeout=options.kill_timeout, attach_timeout=options.attach_timeout,
                        interval=options.interval, attach_pid=plan.pid,
-                       attach_held=plan.held, attach_job=plan.job, netns=options.netns),
+                       attach_held=plan.held, attach_job=plan.job, netns=options.netns,
+                       record_input=options.record_input),
         notify=notify,
     )
     code = run_with_view(session, options, directory) if interactive else session.run()
@@ -85,6 +86,8 @@ def run_trace(options: argparse.Namespace) -> int:
         say(line)
     if writer.stopped and interactive:
         say(f"recording stopped: {writer.stopped}")  # the view's message is gone with it
+    for line in session.afterwords:  # where a picked-up job is now: after the view is gone
+        say(line)
     if not options.quiet:
         report_recording(directory)
     return incomplete_status(code) if writer.stopped else code

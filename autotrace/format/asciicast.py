@@ -26,6 +26,9 @@ from autotrace.format.limits import MAX_LINE_BYTES
 
 VERSIONS = (2, 3)
 KNOWN_CODES = ("o", "r", "m")  # output, resize, marker; others are skipped
+# Input ("i", recorded only with --record-input) keeps its text too, for
+# those who ask for it (pack --redact); readers of the screens never see it.
+TEXT_CODES = KNOWN_CODES + ("i",)
 # No writer puts more than a read's worth of output on one line (asciinema
 # and autotrace: 64 KiB, under 400 KiB escaped); a longer line is damage,
 # and reading it whole could take all the memory there is.
@@ -108,7 +111,7 @@ def check_event(item: Any, where: str) -> tuple[float, str, str]:
     problem = time_problem(item[0])
     if problem:
         raise RecordingError(f"{where}: corrupt event: {problem}")
-    if item[1] not in KNOWN_CODES:
+    if item[1] not in TEXT_CODES:
         return float(item[0]), item[1], ""
     if not isinstance(item[2], str):
         raise RecordingError(f"{where}: corrupt event: data of {item[1]!r} is not text")
@@ -208,7 +211,7 @@ def _usual_event(line: bytes) -> tuple[float, str, str] | None:
     if type(item) is list and len(item) >= 3:  # noqa: E721 - exact types, bool is not a time
         t, code, data = item[0], item[1], item[2]
         if (type(t) is float or type(t) is int) and 0 <= t <= MAX_SECONDS \
-                and type(code) is str and type(data) is str and code in KNOWN_CODES:
+                and type(code) is str and type(data) is str and code in TEXT_CODES:
             return float(t), code, data
     return None
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autotrace import __version__
-from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.asciicast import event_line
 from autotrace.format.errors import RecordingError
 from autotrace.format.files import (
@@ -222,6 +222,11 @@ class PaneWriter:
     def resize(self, t: float, size: str) -> None:
         self._event(t, "r", size)  # COLSxROWS
 
+    def input(self, t: float, text: str) -> None:
+        """What the user typed into the pane (only with --record-input)."""
+        for start in range(0, len(text), MAX_EVENT_TEXT):
+            self._event(t, "i", text[start:start + MAX_EVENT_TEXT])
+
     def marker(self, t: float, label: str) -> None:
         self._event(t, "m", label)
 
@@ -311,12 +316,15 @@ class RecordingWriter:
 
     def consume(self, event: Event) -> None:
         """The recording as one consumer of the session's events (DESIGN.md, One
-        stream): output, resizes and markers are written as they come; a pane's
+        stream): output, resizes, markers (and input, when the session records
+        it) are written as they come; a pane's
         new state (started, ended, a note) is when the manifest is saved."""
         if event.kind == OUTPUT:
             self._panes[event.pane].output(event.t, event.data)
         elif event.kind == RESIZE:
             self._panes[event.pane].resize(event.t, event.data)
+        elif event.kind == INPUT:
+            self._panes[event.pane].input(event.t, event.data)
         elif event.kind == MARKER:
             self.marker(event.t, event.data)
         elif event.kind == STATE:

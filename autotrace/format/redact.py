@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from autotrace.format.asciicast import CastEvent
+from autotrace.format.asciicast import KNOWN_CODES, CastEvent
 from autotrace.format.errors import RecordingError
 from autotrace.format.reader import read_cast, read_cast_header
 
@@ -341,6 +341,34 @@ def _cast_line(item: Any) -> bytes:
     return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+INPUT = "i"  # what the user typed (--record-input): one key or a paste an event
+
+
+def masked_input(source: Path, redactor: Redactor, window: int = 64 * 1024) -> Iterator[str]:
+    """Each input event's text, in order, masked as part of the line it was
+    typed in: a password is typed one key (one event) at a time, so no single
+    event holds a match. A line ends at Enter (CR or LF) or after `window`
+    characters (a match longer than that, across the cut, may be missed)."""
+    line: list[str] = []
+    length = 0
+    for event in read_cast(source, codes=(INPUT,)):
+        line.append(event.data)
+        length += len(event.data)
+        if event.data.endswith(("\r", "\n")) or length > window:
+            yield from _masked_pieces(line, redactor)
+            line, length = [], 0
+    yield from _masked_pieces(line, redactor)
+
+
+def _masked_pieces(pieces: list[str], redactor: Redactor) -> Iterator[str]:
+    text = "".join(pieces)
+    spans = redactor.spans(text)
+    start = 0
+    for piece in pieces:
+        yield _masked(text, start, start + len(piece), spans)
+        start += len(piece)
+
+
 def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
                         counted: Callable[[int], None] = lambda n: None,
                         written: Callable[[CastEvent], None] = lambda event: None,
@@ -349,8 +377,9 @@ def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
     write (see redact_header) and every event redacted; `written` sees each
     event as it goes out. Returns the header written.
 
-    Event codes we do not know are dropped: we cannot tell whether they
-    carry a secret. So are resizes whose data is not COLSxROWS."""
+    Input ("i", recorded with --record-input) is masked line by line (see
+    masked_input). Event codes we do not know are dropped: we cannot tell
+    whether they carry a secret. So are resizes whose data is not COLSxROWS."""
     header = redact_header(read_cast_header(source), redactor)
     out.write(_cast_line(header))
 
@@ -359,10 +388,13 @@ def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
         written(event)
 
     stream = StreamRedactor(redactor, write)
-    for event in read_cast(source):
+    typed = masked_input(source, redactor)
+    for event in read_cast(source, codes=KNOWN_CODES + (INPUT,)):
         counted(len(event.data) + 24)  # about the line's size, for progress only
         if event.code == "r" and not _RESIZE.fullmatch(event.data):
             continue
+        if event.code == INPUT:
+            event = CastEvent(event.t, INPUT, next(typed, ""))
         stream.feed(event)
     stream.close()
     return header

@@ -81,6 +81,8 @@ def plan_for_latest_job(ask: bool, say: Callable[[str], None]) -> AttachPlan:
                           label=target.command_line(job))
     if choice is Action.CONTINUE_AND_QUIT:
         _continue(job)
+        say(f"{target.name_of(job)} (pid {job.pid}) goes on in the background of this "
+            "shell: fg brings it back")
         return AttachPlan(exit_code=0)
     if choice is Action.LEAVE_AND_QUIT:
         return AttachPlan(exit_code=0)

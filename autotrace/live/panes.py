@@ -1,8 +1,11 @@
 """The kinds of pane a live session drives, behind one interface.
 
 - PtyPane: a process we started, in its own pty (the main command, a tracer);
-- AttachedPane: a process we did not start (--pid, a Ctrl-Z job): shown
-  through its @proc probe, never killed;
+- MovedPane: a job picked up after Ctrl-Z whose terminal output was moved
+  to a pty of ours (live/terminal_move.py): read like a PtyPane, never
+  killed, given back to its terminal at the end;
+- AttachedPane: a process we did not start (--pid, a Ctrl-Z job that could
+  not be moved): shown through its @proc probe, never killed;
 - ProbePane: a built-in psutil view (@proc, @files, @net, @tree);
 - SkippedPane: a tracer the privileges at hand do not allow: its pane says why.
 
@@ -81,6 +84,10 @@ class Pane:
     def finish(self) -> None:
         """The session is ending: nothing more is to come (probes stop refreshing)."""
 
+    def gone(self) -> bool:
+        """A process we did not start has ended (we cannot reap it to know)."""
+        return False
+
     def ready(self, main_pid: int, now: float, settle: float) -> bool:
         """Ready for the held main command to start (tracers only wait on this)."""
         return True
@@ -103,6 +110,7 @@ class PtyPane(Pane):
         self.exec_report = exec_report
         self._eof = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._typed = bytearray()  # typed input the pty would not take yet
 
     def decode(self, data: bytes, final: bool = False) -> str:
         """Bytes from the pty as text; a character split across reads comes out whole."""
@@ -141,6 +149,31 @@ class PtyPane(Pane):
             with contextlib.suppress(OSError):
                 os.write(self.proc.fd, data)
 
+    def type_in(self, data: bytes) -> None:
+        """What the user typed (input mode), in order, without ever blocking the
+        loop: the pty is non-blocking, and a paste larger than its input buffer
+        waits here for the program to read (flush_typed, every turn)."""
+        self._typed += data
+        self.flush_typed()
+
+    @property
+    def typing_pending(self) -> bool:
+        return bool(self._typed)
+
+    def flush_typed(self) -> None:
+        if self.status is not None or self._eof:
+            self._typed.clear()
+            return
+        while self._typed:
+            try:
+                written = os.write(self.proc.fd, self._typed)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._typed.clear()
+                return
+            del self._typed[:written]
+
     @property
     def execed(self) -> bool:
         """Its own program runs (or ran): not our held child any more."""
@@ -174,6 +207,48 @@ class PtyPane(Pane):
         self.proc.terminated = True
         with contextlib.suppress(OSError):
             self.proc.close(force=True)
+
+
+class MovedPane(PtyPane):
+    """A job picked up after Ctrl-Z, its stdio moved to this pane's pty: its
+    output is read like our own panes', and it can be typed into. The pty's
+    process is the holder (terminal_move.HOLDER), not the job; the job is
+    never killed, and is given back to the terminals in `came_from` at the end
+    (with any child born since, which inherited the pty)."""
+
+    def __init__(self, record: PaneRecord, writer: PaneWriter, holder: PtyProcess,
+                 spawned_at: float, pid: int, pty: str, came_from: dict[int, dict[int, str]]):
+        super().__init__(record, writer, holder, spawned_at)
+        self._pid = pid
+        self.pty = pty  # the path of the pane's pty, the job's terminal now
+        self.came_from = came_from  # each process of the job moved: fd -> the terminal it was on
+        self._finished = False
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def holder_pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def ours(self) -> bool:
+        return False
+
+    @property
+    def attached(self) -> bool:
+        return True
+
+    @property
+    def ended(self) -> bool:
+        return self._finished or (self.status is not None and self.eof)
+
+    def finish(self) -> None:
+        self._finished = True
+
+    def gone(self) -> bool:
+        return not procs.is_alive(self._pid)
 
 
 class ProbePane(Pane):

@@ -206,6 +206,15 @@ def wait_until_stopped(pid: int, timeout: float = 5.0) -> bool:
     return False
 
 
+def is_alive(pid: int) -> bool:
+    """PID runs (or is stopped): not gone, not a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
 def tracer_pid_of(pid: int) -> int:
     """The pid ptrace-attached to PID, 0 if none (psutil does not expose it)."""
     try:

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import psutil
+from ptyprocess import PtyProcess
 
-from autotrace.events import MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, RecordingWriter
-from autotrace.live import held, procs
+from autotrace.live import held, procs, terminal_move
 from autotrace.live.attach import job_group, signal_job
 from autotrace.live.hints import refusal_hint
-from autotrace.live.panes import AttachedPane, Pane, ProbePane, PtyPane, SkippedPane
+from autotrace.live.panes import AttachedPane, MovedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
 from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import make_probe
@@ -32,6 +33,8 @@ from autotrace.loop import Loop, running
 # How long to keep reading a pane after its process was reaped, for output
 # still in the pty, when something else (a background child) holds it open.
 DRAIN_AFTER_EXIT = 0.3
+# A paste the pane's pty could not take at once is written on this often.
+TYPED_RETRY = 0.02
 # Exit statuses that mean the command never ran (POSIX shells use these).
 NOT_STARTED = {126: "found but not executable", 127: "command not found"}
 # How much of a tracer's first output is searched for a permission refusal.
@@ -52,6 +55,7 @@ class SessionOptions:
     attach_held: bool = False  # it is stopped (Ctrl-Z): continue it once tracers are ready
     attach_job: bool = False  # it is a shell's job (Ctrl-Z pickup): pause its whole group
     netns: bool = False  # run tracers inside the main process's network namespace
+    record_input: bool = False  # what the user types into panes goes into the recording
 
 
 @dataclass
@@ -103,6 +107,13 @@ class Session:
     _next_probe: float = field(default=0.0, init=False)
     _listeners: list[Callable[[Event], None]] = field(default_factory=list, init=False)
     _pause: Pause = field(default_factory=Pause, init=False)  # what p stopped, and its guard
+    # Why a picked-up job's output still goes to the terminal (not moved to pane 0).
+    foreign_output: str | None = field(default=None, init=False)
+    handed_back: bool = field(default=False, init=False)  # a moved job went back to its terminal
+    # A Ctrl-Z job moved onto a pty of ours: (holder, the pty, where its fds were), or why not.
+    _moved_in: tuple[PtyProcess, str, dict[int, dict[int, str]]] | str | None = field(
+        default=None, init=False)
+    afterwords: list[str] = field(default_factory=list, init=False)  # lines for after the view
     _after_exec: list[Pane] = field(default_factory=list, init=False)  # samplers held for the main
 
     # ------------------------------------------------------------ public API
@@ -204,6 +215,26 @@ class Session:
         if isinstance(pane, PtyPane):
             pane.write(text.encode())
 
+    def send_input(self, index: int, text: str) -> None:
+        """What the user typed into a pane (input mode, `i`): to its program's
+        pty, as bytes, so the pty's line discipline makes Ctrl-C a SIGINT.
+        Recorded only when asked (--record-input): it may hold passwords."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if not isinstance(pane, PtyPane) or not text:
+            return
+        pane.type_in(text.encode("utf-8", "surrogateescape"))
+        if self.options.record_input and not self.over:
+            self._emit(Event(self.now(), index, INPUT, text))
+
+    def can_type_into(self, index: int) -> str | None:
+        """Why the user cannot type into this pane (None: they can)."""
+        pane = self.panes[index] if 0 <= index < len(self.panes) else None
+        if not isinstance(pane, PtyPane):
+            return "this pane has no program to type into (a probe's view)"
+        if pane.status is not None or pane.eof:
+            return "its program has ended"
+        return None
+
     def mark(self, label: str) -> None:
         self._emit(Event(self.now(), 0, MARKER, label))
 
@@ -238,6 +269,7 @@ class Session:
         procs.become_subreaper()
         self._loop = loop
         loop.on_signal(self._on_signal)
+        self._move_in_job()  # a gdb attach, up to seconds: before the clock starts
         # The time origin and the wall clock it stands for are read together:
         # event times plus started_unix must agree with other logs.
         self._t0 = self.clock()
@@ -370,9 +402,51 @@ class Session:
         output goes to the terminal it was started from, not to us."""
         record = self._new_record(0, spec, spec.command)
         record.pid, record.start = pid, 0.0
-        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         self.recording.session.attached = True
+        moved = self._moved_in
+        if moved is not None:  # a Ctrl-Z job: its output to pane 0, off the view
+            if not isinstance(moved, str):
+                holder, pty, came_from = moved
+                return self._add(MovedPane(record, self.recording.add_pane(record), holder,
+                                           self.clock(), pid, pty, came_from))
+            if self.view is not None and moved != terminal_move.NOT_ON_A_TERMINAL:
+                self.foreign_output = moved
+                self.notify(f"its output stays on this terminal: {moved}")
+        pane = AttachedPane(record, self.recording.add_pane(record), make_probe("@proc"), pid)
         return self._add(pane)
+
+    def _move_in_job(self) -> None:
+        """A Ctrl-Z job's terminal output onto a pty of ours (terminal_move.py)."""
+        pid = self.options.attach_pid
+        if not self.options.attach_job or pid is None:
+            return
+        cols, rows = self.options.cols, self.options.rows
+        if self.view is not None:
+            cols, rows = self.view.pane_size(0, len(self.specs))
+        self._moved_in = terminal_move.move_in(pid, job_group(pid) or pid, cols, rows)
+
+    def _give_back(self, pane: MovedPane) -> None:
+        """A moved job back to the terminal it came from, once no tracer holds
+        it (gdb must attach), as it is now, running or stopped; one line says where."""
+        if pane.gone():
+            return
+        why = terminal_move.give_back(pane.pid, job_group(pane.pid) or pane.pid, pane.pty,
+                                      pane.came_from)
+        try:
+            proc = psutil.Process(pane.pid)
+            name, stopped = proc.name(), proc.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return
+        self.handed_back = True
+        if why is not None:
+            self.afterwords.append(f"{name} (pid {pane.pid}) could not be given back to "
+                                   f"its terminal: {why}")
+        elif stopped:
+            self.afterwords.append(f"{name} (pid {pane.pid}) is stopped in the background of "
+                                   "this shell: fg or bg continues it")
+        else:
+            self.afterwords.append(f"{name} (pid {pane.pid}) goes on in the background of "
+                                   "this shell: fg brings it back")
 
     def _add_probe(self, index: int, spec: PaneSpec, command_run: str) -> Pane:
         record = self._new_record(index, spec, command_run)
@@ -402,10 +476,7 @@ class Session:
             return
         self._next_probe = now + self.options.interval
         main = self.main
-        if isinstance(main, AttachedPane) and main.status is None and main.gone():
-            main.status, main.reaped_at = ExitStatus(), now
-            self._finish_pane_record(main)
-            self._emit(Event(self.now(), 0, STATE, main.state()))
+        self._check_main_gone(now)
         try:
             target = psutil.Process(main.pid)
         except (psutil.Error, TypeError):
@@ -422,6 +493,14 @@ class Session:
                 pane.finish()
                 if pane is not main:
                     pane.record.end = round(self.now(), 6)
+
+    def _check_main_gone(self, now: float) -> None:
+        """An attached main (not our child: never reaped by us) that has ended."""
+        main = self.main if self.panes else None
+        if main is not None and main.attached and main.status is None and main.gone():
+            main.status, main.reaped_at = ExitStatus(), now
+            self._finish_pane_record(main)
+            self._emit(Event(self.now(), 0, STATE, main.state()))
 
     def _main_execed(self) -> bool:
         main = self.main
@@ -478,6 +557,12 @@ class Session:
         waited = self.clock() - self._stopping_since if self._stopping_since is not None else 0.0
         procs.terminate(groups, max(0.0, self.options.kill_timeout - waited),
                         on_reaped=self._on_reaped)
+        for pane in self.panes:
+            if isinstance(pane, MovedPane):  # the tracers are gone: gdb may attach
+                with contextlib.suppress(Exception):
+                    self._give_back(pane)
+                self._read_pane(pane, limit=1 << 20)  # what it wrote here before it went back
+                terminal_move.end_holder(pane.proc)
         t = self.now()
         for pane in self.panes:
             if isinstance(pane, PtyPane):
@@ -509,6 +594,8 @@ class Session:
         for pane in self.panes:
             if pane.reaped_at is not None and not pane.eof:
                 deadlines.append(pane.reaped_at + DRAIN_AFTER_EXIT)
+            if isinstance(pane, PtyPane) and pane.typing_pending:
+                deadlines.append(self.clock() + TYPED_RETRY)  # a paste the pty had no room for
         return min(deadlines) if deadlines else None  # type: ignore[type-var]
 
     def advance(self, now: float) -> None:
@@ -522,6 +609,8 @@ class Session:
     def _advance(self, now: float) -> None:
         self._refresh_probes(now)
         for pane in self.panes:
+            if isinstance(pane, PtyPane) and pane.typing_pending:
+                pane.flush_typed()
             drained = pane.reaped_at is not None and now >= pane.reaped_at + DRAIN_AFTER_EXIT
             if drained and not pane.eof:
                 self._close_pane_fd(pane)
@@ -548,6 +637,7 @@ class Session:
         if signum == signal.SIGCHLD:
             for pid, status in procs.reap_any():
                 self._on_reaped(pid, status)
+            self._check_main_gone(self.clock())  # a moved job's holder ends with the job
         elif signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.request_end(signum)
 

@@ -114,6 +114,11 @@ def describe(proc: psutil.Process) -> str:
     return message(f"pid {proc.pid}, {state}: {command_line(proc)}")
 
 
+def name_of(proc: psutil.Process) -> str:
+    """The process's name, safe to print."""
+    return message(_name(proc))
+
+
 def command_line(proc: psutil.Process) -> str:
     """PROC's command line, quoted so that a shell runs it again as it was.
 
@@ -194,10 +199,20 @@ def prompt_choice(proc: psutil.Process, term: Terminal | None = None) -> Action:
     stream.flush()
     while True:
         action = action_for_key(read_key(term))
-        if action is not None:
-            stream.write(f"{action.value}\r\n")
+        if action is None:
+            continue
+        stream.write(f"{action.value}\r\n")
+        if action is Action.RERUN:
+            # Killing is not undone: it is asked again, and only y kills.
+            stream.write(f"kill {describe(proc)}? y kills it, any other key does not: ")
             stream.flush()
-            return action
+            if read_key(term).lower() != "y":
+                stream.write("not killed\r\n\r\n" + question(proc))
+                stream.flush()
+                continue
+            stream.write("y\r\n")
+        stream.flush()
+        return action
 
 
 def _leader(members: Iterable[psutil.Process]) -> psutil.Process:

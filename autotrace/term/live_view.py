@@ -18,7 +18,7 @@ from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
 from autotrace.loop import Loop
 from autotrace.term.terminal import Terminal, TerminalGone
-from autotrace.view.multipane import MultiPaneView
+from autotrace.view.multipane import Action, MultiPaneView
 from autotrace.view.screen import PaneScreen
 
 # Output is drawn at most 10 times a second, and 4 while it keeps coming:
@@ -27,6 +27,9 @@ from autotrace.view.screen import PaneScreen
 FRAME_INTERVAL = 1 / 10
 BUSY_FRAME_INTERVAL = 1 / 4
 HIDDEN_CATCH_UP = 1.0  # hidden panes' screen models catch up this often
+# A picked-up job that could not be moved to a pane writes over the view:
+# the whole screen is repainted this often (we cannot see its writes).
+FOREIGN_REPAINT = 0.5
 # Emulation gets at most this much time per turn of the session's loop
 # (between two ticks), for all panes together: reading every pty, and so
 # the recorded times, must never wait longer (issue 8: a flooding pane held
@@ -100,6 +103,8 @@ class LiveView:
         self._emulation_left = EMULATION_PER_TURN
         self._emulated = False  # screens caught up since the last frame, not drawn yet
         self._backlog = False  # a shown pane has output queued
+        self._typing_into: int | None = None  # input mode: the pane whose program gets keys
+        self._last_repaint = 0.0  # a whole-screen repaint (foreign output on the terminal)
         for index, spec in enumerate(session.specs):
             view.add_pane(index, spec.command, 80, 24)
         view.relayout()
@@ -120,7 +125,8 @@ class LiveView:
 
     def session_over(self, code: int) -> None:
         """Every pane ended: quit, or stay on the final screen until `q`."""
-        if self.exit_at_end or self._quitting:
+        # A job given back to its terminal writes there again: the view must go.
+        if self.exit_at_end or self._quitting or self.session.handed_back:
             self._stop(code)
             return
         self.view.ended = True
@@ -160,6 +166,8 @@ class LiveView:
             pane = self.session.panes[event.pane]
             self.view.set_state(event.pane, event.data)
             self.view.panes[event.pane].command = pane.record.command_run
+            if event.pane == self._typing_into and self.session.can_type_into(event.pane):
+                self._carry_out(self.view.leave_typing())  # its program ended
             self._update_status()
         self._dirty = True
 
@@ -171,24 +179,35 @@ class LiveView:
 
     def on_input(self) -> None:
         try:
-            keys = self.terminal.pending_keys()
+            keys = self.terminal.pending_keystrokes()
         except TerminalGone:
             if self.loop is not None:
                 self.loop.unwatch(self.terminal.fileno())
             self._on_signal(signal.SIGHUP)  # as if the terminal hung up
             self.session.request_end(signal.SIGHUP)
             return
-        for key in keys:
-            action = self.view.handle_key(key)
-            self._dirty = True
-            if action is None:
+        typed: list[str] = []  # input mode: keys as the terminal sent them, in one piece
+        for name, raw in keys:
+            if self.view.typing is not None:
+                typed.append(raw)
                 continue
-            command = getattr(self, f"_do_{action.name}", None)
-            if command is not None:
-                command(action.arg)
-            self._update_status()
+            self._carry_out(self.view.handle_key(name))
+        if typed:
+            screen = self.view.panes[self.view.typing].screen  # type: ignore[index]
+            self._catch_up(screen)  # has its program asked for bracketed paste?
+            for action in self.view.handle_typed("".join(typed)):
+                self._carry_out(action)
         # Keys must show at once, not at the next frame slot: `p` is felt instantly.
         self._draw()
+
+    def _carry_out(self, action: Action | None) -> None:
+        self._dirty = True
+        if action is None:
+            return
+        command = getattr(self, f"_do_{action.name}", None)
+        if command is not None:
+            command(action.arg)
+        self._update_status()
 
     def on_resize(self) -> None:
         cols, rows = self.terminal.size()
@@ -203,6 +222,8 @@ class LiveView:
         if self._dirty:
             frame = self._last_frame + self._frame_interval
             return min(frame, self.session.clock() + BACKLOG_PAUSE) if self._backlog else frame
+        if self.session.foreign_output and not self.session.over:
+            return self._last_repaint + FOREIGN_REPAINT
         if self.session.over:
             return None  # the final screen: nothing changes until a key
         # The status line's clock ticks once a second; nothing else is scheduled.
@@ -214,6 +235,13 @@ class LiveView:
             if self.view.search_job is None:
                 self._apply_pane_sizes()  # a match in a hidden pane brings it on screen
             self._dirty = True
+        if self.session.foreign_output and now >= self._last_repaint + FOREIGN_REPAINT:
+            # The job writes to this terminal too: repaint every row, so the
+            # view's own rows come back over what it wrote.
+            self._last_repaint = now
+            self.terminal.forget_screen()
+            self.view.chrome_dirty = True
+            self._render()
         second = int(now - self._t0())
         if second != self._clock_second:
             self._clock_second = second
@@ -258,6 +286,24 @@ class LiveView:
 
     def _do_mark(self, arg: str) -> None:
         self.session.mark(f"user:{arg}")
+
+    def _do_type_in(self, arg: str) -> None:
+        index = int(arg)
+        why_not = self.session.can_type_into(index)
+        if why_not is not None:
+            self.view.message = f"pane {index}: cannot type into it: {why_not}"
+            return
+        self._typing_into = index
+        self.view.start_typing(index)
+        self.terminal.typing(True)
+
+    def _do_send(self, arg: str) -> None:
+        if self._typing_into is not None:
+            self.session.send_input(self._typing_into, arg)
+
+    def _do_leave_input(self, arg: str) -> None:
+        self._typing_into = None
+        self.terminal.typing(False)
 
     def _do_search(self, arg: str) -> None:
         self.view.run_search(arg)
@@ -377,6 +423,9 @@ class LiveView:
                 state = "stopped (by a signal, not by autotrace)"
             self.view.status_right = (f"session over, main: {state}; q quits" if over
                                       else f"main: {state} (pid {main.pid})")
+            if self.session.foreign_output and not over:
+                # Its output is on this terminal, not in pane 0 (short: 80 columns).
+                self.view.status_right += f", not moved: {self.session.foreign_output}"
         if self.session.recording.stopped:  # a full disk: the panes go on, unrecorded
             self.view.status_left = (f"■ NOT RECORDING ({self.session.recording.stopped}) "
                                      f"{self._recording_label}")

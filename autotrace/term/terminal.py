@@ -113,6 +113,7 @@ class Terminal:
         # curtsies asks blessed for a cursor move per changed row, and blessed
         # formats the capability anew each time: remember them.
         self.window.t.move = functools.lru_cache(maxsize=4096)(self.window.t.move)  # type: ignore[attr-defined]
+        self._before_typing: list | None = None  # terminal modes while not typing into a pane
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Terminal]:
@@ -122,6 +123,7 @@ class Terminal:
             stack.enter_context(no_flow_control(self.fileno()))
             stack.enter_context(ignoring(signal.SIGTSTP))
             stack.enter_context(self.window)
+            stack.callback(self.typing, False)  # first undone: its sequence goes out too
             self.out.send()
             yield self
 
@@ -139,9 +141,14 @@ class Terminal:
         """Every key waiting on stdin, as blessed names (KEY_UP) or characters.
 
         Raises TerminalGone when stdin has closed (the terminal went away)."""
+        return [name for name, _ in self.pending_keystrokes()]
+
+    def pending_keystrokes(self) -> list[tuple[str, str]]:
+        """Every key waiting on stdin: (its name as pending_keys gives it, the
+        text the terminal sent for it), so a key can be passed on as typed."""
         if self._hung_up():  # before inkey(): some blessed versions spin at EOF
             raise TerminalGone
-        keys: list[str] = []
+        keys: list[tuple[str, str]] = []
         while True:
             try:
                 key = self.term.inkey(timeout=0)
@@ -149,7 +156,28 @@ class Terminal:
                 raise TerminalGone from None
             if not key:
                 return keys
-            keys.append(key.name if key.is_sequence and key.name else str(key))
+            keys.append((key.name if key.is_sequence and key.name else str(key), str(key)))
+
+    def typing(self, on: bool) -> None:
+        """Input mode on or off. On, every key reaches us as typed, for a
+        pane's program: no signals from Ctrl-C, Ctrl-Z or Ctrl-\\ (ISIG off:
+        the pane's own pty makes them), no Ctrl-V quoting, Enter as CR, and
+        pastes in brackets (?2004), so pasted text is told from typed text."""
+        fd = self.fileno()
+        with contextlib.suppress(termios.error, OSError):
+            if on and self._before_typing is None:
+                self._before_typing = termios.tcgetattr(fd)
+                raw = termios.tcgetattr(fd)
+                raw[0] &= ~(termios.ICRNL | termios.INLCR | termios.IGNCR | termios.IXON)
+                raw[3] &= ~(termios.ISIG | termios.IEXTEN)
+                termios.tcsetattr(fd, termios.TCSANOW, raw)
+                self.out.write("\x1b[?2004h")
+                self.out.send()
+            elif not on and self._before_typing is not None:
+                saved, self._before_typing = self._before_typing, None
+                self.out.write("\x1b[?2004l")
+                self.out.send()
+                termios.tcsetattr(fd, termios.TCSANOW, saved)
 
     def _hung_up(self) -> bool:
         """stdin says it is readable yet holds nothing: the terminal is gone."""

@@ -8,6 +8,8 @@ A binding applies in some *modes*; the view is in one or two at a time:
     ended     a live session that is over: its final screen
     replay    a replay, playing or paused
     replay_paused  a replay, paused (scrolling keys apply)
+    input     typing into a pane's program (`i`): every key goes to it, but
+              the keys this table gives the mode
 
 The first binding (in table order) whose keys and modes match wins, so
 replay's Space (play/pause) comes before the pager's Space (page down).
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 LIVE, PAUSED, ENDED = "live", "paused", "ended"
 REPLAY, REPLAY_PAUSED = "replay", "replay_paused"
+INPUT = "input"
+LEAVE_INPUT = "\x1d"  # Ctrl-]: telnet's escape, which no program needs
 EVERY_LIVE = frozenset({LIVE, PAUSED, ENDED})
 READING = frozenset({PAUSED, ENDED, REPLAY_PAUSED})  # scrolling applies
 EVERYWHERE = EVERY_LIVE | {REPLAY}
@@ -109,6 +113,11 @@ TABLE: tuple[Binding, ...] = (
     _b("search_reverse", ("N",), "N", None, EVERYWHERE),
     _b("mark", ("M",), "M", "insert a named marker into the recording", {LIVE, PAUSED},
        "M mark"),
+    _b("type_in", ("i",), "i", "type into the focused pane's program (Ctrl-C, Ctrl-Z, "
+       "Ctrl-D and paste go to it) until Ctrl-]", {LIVE}, "i type"),
+    _b("input_refused", ("i",), "i", None, {PAUSED, ENDED, REPLAY}),
+    _b("leave_input", (LEAVE_INPUT,), "Ctrl-]", "leave input mode: keys are the view's again",
+       {INPUT}, "Ctrl-] leave input mode"),
     _b("redraw", ("r",), "r", "redraw the screen", EVERYWHERE),
     _b("colours", ("l",), "l", "colours on/off", EVERYWHERE),
     _b("help", ("h", "?"), "h  ?", "this help (Space: its next page; any other key closes it)",
@@ -117,8 +126,8 @@ TABLE: tuple[Binding, ...] = (
 
 # Footer order per mode (a command listed is shown when its binding applies).
 FOOTER_ORDER: dict[str, tuple[str, ...]] = {
-    LIVE: ("quit", "unzoom", "pause", "zoom", "cycle", "scroll_left", "focus_next", "search",
-           "mark", "help"),
+    LIVE: ("quit", "unzoom", "pause", "type_in", "zoom", "cycle", "scroll_left", "focus_next",
+           "search", "mark", "help"),
     PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
              "search_again", "sync", "quit"),
     ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
@@ -126,6 +135,7 @@ FOOTER_ORDER: dict[str, tuple[str, ...]] = {
     REPLAY: ("quit", "unzoom", "play_pause", "faster", "seek_back", "marker_previous",
              "cycle", "scroll_left", "start", "go_to", "search", "search_again", "zoom",
              "help"),
+    INPUT: ("leave_input",),
 }
 
 

@@ -31,6 +31,7 @@ from autotrace.view.search import (
     match_spans,
     pane_order,
 )
+from autotrace.view.typing import TypingTranslator
 
 # The smallest terminal the view draws into is one pane of the smallest size
 # (min_pane) with its title, the header and the footer; below it a message
@@ -139,6 +140,9 @@ class MultiPaneView:
     # but for a zoomed pane (or one with wrap off), re-wrapped for reading.
     fixed_screens: bool = False
     chrome_dirty: bool = True  # header/footer/titles need a redraw
+    typing: int | None = None  # input mode: the pane whose program gets the keys
+    _typed: TypingTranslator = field(
+        default_factory=lambda: TypingTranslator(keymap.LEAVE_INPUT))
 
     @property
     def reading(self) -> bool:
@@ -307,6 +311,8 @@ class MultiPaneView:
 
     def modes(self) -> frozenset[str]:
         """The keymap modes the view is in (view/keymap.py)."""
+        if self.typing is not None:
+            return frozenset({keymap.INPUT})
         if self.replay:
             return frozenset({keymap.REPLAY, keymap.REPLAY_PAUSED} if self.paused
                              else {keymap.REPLAY})
@@ -335,7 +341,49 @@ class MultiPaneView:
         own = getattr(self, f"_do_{binding.command}", None)
         return own(key) if own is not None else Action(binding.command)
 
+    def handle_typed(self, raw: str) -> list[Action]:
+        """Input mode: keys as the terminal sent them, for the program of the
+        pane being typed into (an Action "send" the controller carries out),
+        until the key that leaves the mode; keys after it are the view's."""
+        if self.typing is None:
+            return []
+        typed = self._typed.translate(raw, self.panes[self.typing].screen.bracketed_paste)
+        actions = [Action("send", typed.text)] if typed.text else []
+        if typed.leave:
+            binding = keymap.lookup(keymap.LEAVE_INPUT, self.modes())
+            if binding is not None:
+                actions.append(getattr(self, f"_do_{binding.command}")(keymap.LEAVE_INPUT))
+            for key in typed.rest:
+                action = self.handle_key(key)
+                if action is not None:
+                    actions.append(action)
+        return actions
+
+    def leave_typing(self) -> Action:
+        """Input mode ends without the key (the program being typed into ended)."""
+        return self._do_leave_input(keymap.LEAVE_INPUT)
+
+    def start_typing(self, index: int) -> None:
+        self.typing = index
+        self._typed.in_paste = False
+        self.message = ""  # the footer says how to leave
+        self._all_dirty()
+
     # The view's own commands (keymap.TABLE names them).
+
+    def _do_type_in(self, key: str) -> Action:
+        return Action("type_in", str(self.focus))
+
+    def _do_input_refused(self, key: str) -> None:
+        self.message = ("a replay cannot be typed into: input goes to a live session's panes"
+                        if self.replay else "the session is over: nothing to type into"
+                        if self.ended else "paused: c continues, then i types into the pane")
+
+    def _do_leave_input(self, key: str) -> Action:
+        self.typing = None
+        self.message = "left input mode: keys are view commands again"
+        self._all_dirty()
+        return Action("leave_input")
 
     def _do_help(self, key: str) -> None:
         self.help_open, self.help_page = True, 0
@@ -762,6 +810,8 @@ class MultiPaneView:
             notes.append(f"re-wrapped from {pane.recorded_size[0]} cols")  # type: ignore[index]
         if cut:
             notes.append("cropped " + ", ".join(cut))
+        if pane.index == self.typing:
+            notes.insert(0, "TYPING (Ctrl-] leaves)")
         title = render.pane_title(pane.index, pane.command, pane.state, rect.width,
                                   focused=(pane.index == self.focus), extra="  ".join(notes))
         lines = [title]
@@ -774,7 +824,10 @@ class MultiPaneView:
         return lines
 
     def _header(self) -> FmtStr:
-        if self.badge:
+        if self.typing is not None:
+            badge = f" TYPING INTO {self.typing} "
+            state = render.styled(badge, len(badge), fg="black", bg="magenta", bold=True)
+        elif self.badge:
             state = render.styled(f" {self.badge} ", len(self.badge) + 2, fg="black",
                                   bg="yellow", bold=True)
         elif self.paused:
@@ -829,6 +882,11 @@ class MultiPaneView:
             turns += ["b back"] if self.help_page else []
             return (f" help page {self.help_page + 1}/{pages}: {'  '.join(turns)}  "
                     "any other key closes")
+        if self.typing is not None:
+            entries = keymap.footer(keymap.INPUT, self.modes(), set(), self.sync)
+            # How to leave first: it must fit even at 80 columns.
+            return (" " + "  ".join(entries) + f"   keys, Ctrl-C/Z/D, paste: to pane "
+                    f"{self.typing}'s program")
         primary = keymap.REPLAY if self.replay else keymap.ENDED if self.ended \
             else keymap.PAUSED if self.paused else keymap.LIVE
         states = set()

@@ -617,6 +617,10 @@ _STATE = (
 )
 
 
+# pyte keeps private modes shifted left by 5 (DEC ?2004 is 2004 << 5).
+BRACKETED_PASTE = 2004 << 5
+
+
 class PaneScreen:
     """The screen of one pane: fed lazily, read as rows of cells.
 
@@ -672,6 +676,11 @@ class PaneScreen:
     @property
     def in_alt_screen(self) -> bool:
         return self._emulator.in_alt
+
+    @property
+    def bracketed_paste(self) -> bool:
+        """The program asked for pastes in brackets (mode ?2004, as of what is emulated)."""
+        return BRACKETED_PASTE in self._emulator.mode
 
     @property
     def cursor(self) -> tuple[int, int] | None:
