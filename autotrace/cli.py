@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,9 @@ DESCRIPTION = """\
 Run a command and tracers pointed at it (strace, tcpdump, lsof, ...), each in
 its own pty pane, and record everything with timestamps.
 
+A command written `HOST: COMMAND` runs COMMAND on HOST over ssh (in a remote
+pty, one connection per host, BatchMode); PID there is the main's pid on HOST.
+
 In tracer commands the whole word PID becomes the main command's pid. The main
 command is held (stopped before it runs) until its tracers are attached, so
 nothing is missed.
@@ -23,6 +27,7 @@ nothing is missed.
 other commands:
   autotrace cat PATH [--pane N]   the recording as one time-ordered text timeline
   autotrace info PATH             commands, pids, times, exit status, bytes per pane
+  autotrace findings PATH         what went wrong (DNS, resolver files), with evidence
   autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
@@ -91,11 +96,23 @@ def _count(text: str) -> int:
     return int(_number(text, int, 1, "a whole number"))
 
 
+def _ssh_command(text: str) -> list[str]:
+    """--ssh's value as an argv, split as a shell would."""
+    try:
+        argv = shlex.split(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--ssh: {err}") from None
+    if not argv:
+        raise argparse.ArgumentTypeError("expected an ssh command, e.g. 'ssh -F FILE'")
+    return argv
+
+
 def trace_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace",
         usage="autotrace [options] MAIN [TRACER ...]\n"
-              "       autotrace {replay,cat,info,pack} PATH\n       autotrace {ls,prune}",
+              "       autotrace {replay,cat,info,findings,pack} PATH\n"
+              "       autotrace {ls,prune}",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -126,6 +143,9 @@ def trace_parser() -> argparse.ArgumentParser:
                       help="attach to the running process N instead of starting MAIN; all "
                            "commands given are tracers. It is never killed: at the end the "
                            "tracers detach and it goes on")
+    more.add_argument("--container", metavar="NAME",
+                      help="attach to container NAME's main process (its pid from docker, "
+                           "podman or nerdctl): as --pid PID --netns")
     more.add_argument("-y", "--yes", action="store_true",
                       help="with no command: trace the latest background job without asking")
     more.add_argument("--preset", metavar="NAME",
@@ -136,6 +156,9 @@ def trace_parser() -> argparse.ArgumentParser:
     more.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
                       help="refresh of probe panes @proc @files @net @tree (default: 1, "
                            f"at least {MIN_INTERVAL})")
+    more.add_argument("--ssh", type=_ssh_command, default=["ssh"], metavar="COMMAND",
+                      help="the ssh command line for `HOST: COMMAND` panes, e.g. "
+                           "'ssh -F ~/.ssh/lab_config -o User=root' (default: ssh)")
     more.add_argument("--netns", action="store_true",
                       help="run the tracers inside the main process's network namespace "
                            "(nsenter -t PID -n), e.g. to capture inside a container")
@@ -180,6 +203,22 @@ def cat_parser() -> argparse.ArgumentParser:
     p.add_argument("path", type=Path,
                    help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
     p.add_argument("--pane", type=int, metavar="N", help="only pane N (0 is the main command)")
+    p.add_argument("--findings", action="store_true",
+                   help="interleave the findings (marked [F]) with the timeline")
+    return p
+
+
+def findings_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace findings",
+        description="Print what autotrace found in a recording (DNS errors, truncation "
+                    "without retry, failed resolver files, ...), each with its evidence: "
+                    "pane, time and line. A recording made before findings existed is "
+                    "read through the rules now.",
+    )
+    p.add_argument("path", type=Path,
+                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
 
 
@@ -278,6 +317,7 @@ def prune_parser() -> argparse.ArgumentParser:
 # subcommand -> (its parser, module in autotrace.commands, function there)
 SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, str]] = {
     "cat": (cat_parser, "text", "run_cat"),
+    "findings": (findings_parser, "text", "run_findings"),
     "info": (info_parser, "text", "run_info"),
     "pack": (pack_parser, "pack", "run_pack"),
     "replay": (replay_parser, "replay", "run_replay"),
@@ -299,7 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in SUBCOMMAND_TABLE:
         make_parser, module, function = SUBCOMMAND_TABLE[args[0]]
         return guarded(_command(module, function), make_parser().parse_args(args[1:]))
-    options = trace_parser().parse_args(args)
+    parser = trace_parser()
+    options = parser.parse_args(args)
+    if options.container is not None and options.pid is not None:
+        parser.error("--container and --pid both name the process: give one")
     if options.replay is not None:
         replay_args = [str(options.replay), "--speed", str(options.replayspeed),
                        "--visible", str(options.visible),

@@ -9,6 +9,7 @@ RESIZE = "r"  # data: "COLSxROWS"
 MARKER = "m"  # data: label (pause, resume, user:NAME, end)
 INPUT = "i"  # data: what the user typed into the pane (recorded only with --record-input)
 STATE = "s"  # data: the pane's new state, e.g. "running", "exited 0" (not recorded)
+FINDING = "f"  # data: a finding as one line of JSON (findings/model.py); recorded in findings.jsonl
 
 
 class Event(NamedTuple):

@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmarks import each other as plain modules
 
 import bench_idle  # noqa: E402
+import bench_remote  # noqa: E402
 import bench_replay  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_throughput  # noqa: E402
@@ -29,7 +30,7 @@ import bench_view  # noqa: E402
 from common import BenchError, Settings, Target, autotrace_executable  # noqa: E402
 
 BENCHMARKS = {b.NAME: b for b in (bench_throughput, bench_idle, bench_view, bench_replay,
-                                   bench_startup)}
+                                   bench_startup, bench_remote)}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

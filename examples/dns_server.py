@@ -14,7 +14,11 @@ sent truncated, with the TC bit set and no answers, and the client retries
 over TCP, where it gets all 100 records. That retry is what the examples
 show in strace and tcpdump.
 
-Usage: dns_server.py [--address 127.0.0.153] [--port 53]
+Usage: dns_server.py [--address 127.0.0.153] [--port 53] [--netns /run/netns/NAME]
+
+With --netns it first enters that network namespace (setns(2), as Docker's
+daemon does to serve a container's embedded DNS on 127.0.0.11) and listens
+there, while the rest of the process stays where it was started.
 
 When both sockets are bound it prints one line, `ready ADDRESS PORT pid PID`,
 so scripts can wait for it. SIGTERM or SIGINT stops it. Serve only on the
@@ -24,6 +28,7 @@ loopback: it answers anyone who asks.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import ipaddress
 import os
 import signal
@@ -226,10 +231,34 @@ def bind(address: str, port: int) -> tuple[UDPServer, TCPServer]:
     return udp, tcp
 
 
-def serve(address: str, port: int) -> int:
+CLONE_NEWNET = 0x40000000  # linux/sched.h; os.setns only came with Python 3.12
+
+
+def enter_network_namespace(path: str) -> None:
+    """setns(2) into the network namespace at `path` (e.g. /run/netns/NAME):
+    sockets made after it live there."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), path)
+    finally:
+        os.close(fd)
+
+
+def serve(address: str, port: int, netns: str | None = None) -> int:
     # Block the stop signals before any thread starts, so that only sigwait sees them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    if netns is not None:
+        try:
+            enter_network_namespace(netns)
+        except OSError as error:
+            print(f"dns_server.py: cannot enter the network namespace {netns}: "
+                  f"{error.strerror}", file=sys.stderr)
+            return 1
+        print(f"entered network namespace {os.readlink('/proc/thread-self/ns/net')} ({netns})",
+              flush=True)
     try:
         udp, tcp = bind(address, port)
     except OSError as error:
@@ -279,8 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="loopback address to listen on (default: 127.0.0.153)")
     parser.add_argument("--port", type=_port, default=53,
                         help="UDP and TCP port (default: 53; 0 picks a free one)")
+    parser.add_argument("--netns", metavar="PATH",
+                        help="enter this network namespace (setns) before listening, "
+                             "e.g. /run/netns/NAME")
     options = parser.parse_args(argv)
-    return serve(options.address, options.port)
+    return serve(options.address, options.port, options.netns)
 
 
 if __name__ == "__main__":

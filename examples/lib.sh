@@ -17,12 +17,18 @@ DNS_ADDRESS=${DNS_ADDRESS:-127.0.0.153}
 
 WORK=$(mktemp -d -t autotrace-example-XXXXXX)
 DNS_PID=
+NETNS=  # network namespaces made by make_netns, removed at the end
 
 cleanup() {
   if [ -n "$DNS_PID" ]; then
     kill "$DNS_PID" 2>/dev/null || true
     wait "$DNS_PID" 2>/dev/null || true
   fi
+  local ns
+  for ns in $NETNS; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    ip netns delete "$ns" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -66,9 +72,12 @@ recording_dir() {
   printf '%s\n' "$dir"
 }
 
-# start_dns_server: run dns_server.py on $DNS_ADDRESS port 53 until the script exits.
+# start_dns_server [PREFIX...]: run dns_server.py on $DNS_ADDRESS port
+# ${DNS_PORT:-53} until the script exits; PREFIX runs it elsewhere, e.g.
+# `ip netns exec NAME`.
 start_dns_server() {
-  "$PYTHON" "$EXAMPLES/dns_server.py" --address "$DNS_ADDRESS" >"$WORK/dns.log" 2>&1 &
+  "$@" "$PYTHON" "$EXAMPLES/dns_server.py" --address "$DNS_ADDRESS" --port "${DNS_PORT:-53}" \
+    >"$WORK/dns.log" 2>&1 &
   DNS_PID=$!
   for _ in $(seq 100); do
     grep -q '^ready' "$WORK/dns.log" && return 0
@@ -78,15 +87,33 @@ start_dns_server() {
   die "dns_server.py did not get ready in 10 s"
 }
 
-# with_private_resolver CMD...: run CMD where /etc/resolv.conf names only our server.
+# with_private_resolver CMD...: run CMD where /etc/resolv.conf names only our
+# server (or holds what the caller wrote to $WORK/resolv.conf before).
 with_private_resolver() {
-  printf 'nameserver %s\n' "$DNS_ADDRESS" >"$WORK/resolv.conf"
+  [ -f "$WORK/resolv.conf" ] || printf 'nameserver %s\n' "$DNS_ADDRESS" >"$WORK/resolv.conf"
   printf 'hosts: files dns\n' >"$WORK/nsswitch.conf"
   # shellcheck disable=SC2016  # $1, $2, $@ are the inner shell's
   unshare --mount --propagation private sh -c '
     mount --bind "$1" /etc/resolv.conf &&
     mount --bind "$2" /etc/nsswitch.conf &&
     shift 2 && exec "$@"' sh "$WORK/resolv.conf" "$WORK/nsswitch.conf" "$@"
+}
+
+# make_netns: a new network namespace with only lo (up), named in $NS and
+# removed at the end. Nothing in it can reach this machine's network, so a
+# story's queries cannot leave it. (Not in $(...): that would lose $NETNS.)
+make_netns() {
+  NS="autotrace-$(basename "$0" .sh | cut -c1-20)-$$"
+  ip netns add "$NS" || die "cannot make a network namespace (ip netns add $NS)"
+  NETNS="$NETNS $NS"
+  ip netns exec "$NS" ip link set lo up
+  echo "network namespace: $NS (removed at the end)"
+}
+
+# real_python: the interpreter's own path (not a pyenv or venv shim that forks
+# first), so strace of a helper shows the helper.
+real_python() {
+  "$PYTHON" -c 'import sys; print(sys.executable)'
 }
 
 # tcpdump_dns: the tcpdump tracer for our server's traffic. --immediate-mode
@@ -103,6 +130,19 @@ show() {
   echo "== $1"
   "$AUTOTRACE" cat "$2" >"$WORK/timeline"
   grep -E -m "${4:-1000000}" -- "$3" "$WORK/timeline" | cut -c1-160 || echo "   (none)"
+}
+
+# key_findings DIR PATTERN...: for each PATTERN, the first finding of the
+# recording (its title line) that matches it.
+key_findings() {
+  local dir=$1 pattern
+  shift
+  echo "== findings"
+  "$AUTOTRACE" findings "$dir" >"$WORK/findings" || true
+  for pattern in "$@"; do
+    grep -E -m 1 -- "^ +[0-9.]+ (ERROR|WARNING|INFO) +.*($pattern)" "$WORK/findings" ||
+      echo "   (none for /$pattern/)"
+  done
 }
 
 # finish DIR STATUS SECONDS: print where the recording went and exit. A

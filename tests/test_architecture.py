@@ -13,16 +13,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "autotrace"
 ALLOWED = {
     "base": {"base"},
     "format": {"base", "format"},
-    "view": {"base", "view"},
-    "live": {"base", "format", "live"},
-    "replay": {"base", "format", "view", "replay", "export"},
-    "export": {"base", "format", "view", "export"},
-    "term": {"base", "format", "view", "live", "replay", "export", "term"},
-    "commands": {"base", "format", "view", "live", "replay", "export", "term", "commands"},
+    "findings": {"base", "findings"},
+    "view": {"base", "view", "findings"},
+    "live": {"base", "format", "findings", "live"},
+    "replay": {"base", "format", "findings", "view", "replay", "export"},
+    "export": {"base", "format", "findings", "view", "export"},
+    "term": {"base", "format", "findings", "view", "live", "replay", "export", "term"},
+    "commands": {"base", "format", "findings", "view", "live", "replay", "export", "term",
+                 "commands"},
     "cli": {"base", "commands", "cli"},
 }
 # Rooms whose code must not touch files or processes itself.
-NO_IO = {"view"}
+NO_IO = {"view", "findings"}
 
 
 def room_of(module: str) -> str:

@@ -8,6 +8,7 @@ the test needs no download.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -53,6 +54,14 @@ def test_quick_run_prints_ratio_tables_for_every_benchmark() -> None:
         assert re.search(r"^  tmux\s+\S", view, re.M), view
         assert re.search(r"^  autotrace \(ours\)\s+\S", view, re.M), view
         assert re.search(r"target  ours.*(PASS|FAIL|n/a)$", view, re.M), view
+    remote = table(out, "remote: panes over ssh")
+    if os.geteuid() == 0:  # its hosts are network namespaces
+        for count in (1, 8):  # --quick: 1 and 8 panes (the full run adds 32)
+            row = re.search(rf"^  autotrace, {count} pane\(s\)\s+\d\s+\d+\.\d\d%\s+"
+                            r"\d+\.\d\d%\s+\d+\.\d MB\s+\d+\.\d MB.*\s(\d+)/(\d+)$",
+                            remote, re.M)
+            assert row and row[1] == row[2], remote  # every line printed was recorded
+        assert re.search(r"target  autotrace CPU per pane.*(PASS|FAIL)", remote), remote
     assert "autotrace 0.0.26" not in out  # left out as asked
     assert re.search(r"^summary: \d+ PASS, \d+ FAIL, \d+ n/a, 0 benchmark\(s\) could not run",
                      out, re.M), out

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from autotrace.live.hints import PTRACE_SCOPE
 from autotrace.live.presets import (
     BUILTIN_PRESETS,
     CAP_NET_RAW,
     CAPTURE,
     LSOF_LOOP,
     PTRACE,
-    PTRACE_SCOPE,
     RESOLVER_VIEW,
     Preset,
     PresetError,
@@ -53,9 +53,8 @@ def write_config(path: Path, text: str) -> Path:
 def test_builtin_presets_run_what_the_issue_asks():
     assert BUILTIN_PRESETS["default"].tracers == ("strace -f -tt -p PID", "@proc", "@files")
     dns = BUILTIN_PRESETS["dns"].tracers
-    assert dns[:3] == ("strace -f -tt -e trace=%file,%network -p PID",
-                       "tcpdump -l -n -i any port 53", "@net")
-    assert "/proc/PID/root/etc/resolv.conf" in dns[3]
+    assert dns == ("strace -f -tt -e trace=%file,%network -p PID",
+                   "tcpdump -l -n -i any port 53", "@dns", "@net", "@resolv")
     assert BUILTIN_PRESETS["net"].tracers == (
         "strace -f -tt -e trace=%network -p PID", "tcpdump -l -n -i any", "@net")
     assert BUILTIN_PRESETS["files"].tracers[:2] == ("strace -f -tt -e trace=%file -p PID",
@@ -65,7 +64,7 @@ def test_builtin_presets_run_what_the_issue_asks():
 
 def test_needs_follow_the_program_each_tracer_runs():
     assert BUILTIN_PRESETS["default"].needs == (PTRACE, None, None)
-    assert BUILTIN_PRESETS["dns"].needs == (PTRACE, CAPTURE, None, None)
+    assert BUILTIN_PRESETS["dns"].needs == (PTRACE, CAPTURE, CAPTURE, None, None)
 
 
 def test_with_every_privilege_nothing_is_skipped():
@@ -80,9 +79,9 @@ def test_without_ptrace_strace_is_skipped_with_the_reason():
 
 def test_without_capture_tcpdump_is_skipped_and_the_rest_kept():
     tracers, skipped = resolve("dns", NO_CAPTURE)
-    assert tracers == [t for t in BUILTIN_PRESETS["dns"].tracers if not t.startswith("tcpdump")]
-    assert skipped == [("tcpdump -l -n -i any port 53",
-                        "packet capture not permitted: run autotrace with sudo")]
+    assert tracers == ["strace -f -tt -e trace=%file,%network -p PID", "@net", "@resolv"]
+    assert skipped == [(capture, "packet capture not permitted: run autotrace with sudo")
+                       for capture in ("tcpdump -l -n -i any port 53", "@dns")]
 
 
 def test_a_tool_that_is_not_installed_is_skipped(own_config):
@@ -144,7 +143,7 @@ def test_no_config_file_means_only_builtins(own_config):
      "preset 'x': unknown key 'tracer' (known keys: description, tracers)"),
     ("[x]\ndescription = 1\ntracers = ['@net']\n", "preset 'x': 'description' must be a string"),
     ("[x]\ntracers = ['@disk']\n",
-     "preset 'x': unknown probe '@disk' (the probes are @proc, @files, @net, @tree)"),
+     "preset 'x': unknown probe '@disk' (the probes are @proc, @files, @net, @tree, @resolv)"),
 ])
 def test_a_malformed_config_is_one_clear_line(own_config, text, message):
     write_config(own_config, text)

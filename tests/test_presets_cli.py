@@ -134,7 +134,8 @@ def test_an_unknown_probe_is_one_line_and_exit_2(config, tmp_path):
     rec_dir = tmp_path / "rec"
     result = autotrace(config, "--headless", "-l", rec_dir, "true", "@nope")
     line = assert_one_line_error(result, code=2)
-    assert line == "autotrace: unknown probe '@nope': the probes are @proc, @files, @net, @tree"
+    assert line == ("autotrace: unknown probe '@nope': the probes are @proc, @files, @net, @tree, "
+                    "@resolv, @dns")
     assert not rec_dir.exists()
 
 
@@ -155,11 +156,13 @@ def test_dns_preset_end_to_end(config, tmp_path):
     assert re.search(r'openat\(AT_FDCWD, "/etc/hosts"', strace)
     assert "htons(53)" not in strace  # answered from files: no DNS query at all
     assert "listening on any" in rec.output(2)
+    assert re.search(r"@dns: ports 53 in the network namespace of pid \d+", rec.output(3))
 
-    assert rec.panes[3]["role"] == "probe"
-    assert re.search(r"@net  pid \d+", rec.output(3))
+    assert rec.panes[4]["role"] == "probe"
+    assert re.search(r"@net  pid \d+", rec.output(4))
 
-    resolver = rec.output(4)
+    assert rec.panes[5]["role"] == "probe"
+    resolver = rec.output(5)
     hosts_line = next(line for line in Path("/etc/nsswitch.conf").read_text().splitlines()
                       if line.startswith("hosts:"))
     assert "# /etc/resolv.conf" in resolver

@@ -260,8 +260,8 @@ def test_what_is_not_permitted_shows_as_na(traced):
     assert any(line.startswith("state ") and "n/a" not in line for line in lines)
 
 
-def test_make_probe_knows_the_four_probes():
-    assert PROBE_NAMES == ("@proc", "@files", "@net", "@tree")
+def test_make_probe_knows_the_five_probes():
+    assert PROBE_NAMES == ("@proc", "@files", "@net", "@tree", "@resolv")
     assert [make_probe(name).name for name in PROBE_NAMES] == list(PROBE_NAMES)
     assert make_probe("@net") is not make_probe("@net")  # each pane keeps its own memory
     assert is_probe(" @net") and not is_probe("strace -p PID")
@@ -270,4 +270,5 @@ def test_make_probe_knows_the_four_probes():
 def test_unknown_probe_names_the_known_ones():
     with pytest.raises(ValueError) as err:
         make_probe("@disk")
-    assert str(err.value) == "unknown probe '@disk': the probes are @proc, @files, @net, @tree"
+    assert str(err.value) == ("unknown probe '@disk': the probes are @proc, @files, @net, "
+                              "@tree, @resolv, @dns")

@@ -11,6 +11,7 @@ from autotrace.format.sources import open_recording
 
 
 def run_replay(options: argparse.Namespace) -> int:
+    from autotrace.export.findings import recording_findings
     from autotrace.replay.player import Player
     from autotrace.term.replay_loop import run_player
     from autotrace.term.terminal import Terminal
@@ -27,6 +28,7 @@ def run_replay(options: argparse.Namespace) -> int:
                              vertical=options.vertical, colours=not options.colorsoff,
                              sync=not options.syncoff)
         view.status_left = f"▶ REPLAY {path}"
+        view.findings.items = recording_findings(recording)
         player = Player(recording, view, idle_limit=options.idle_limit, speed=options.speed,
                         exit_at_end=options.exit_at_end)
         if options.paused:

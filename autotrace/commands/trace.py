@@ -17,8 +17,10 @@ from autotrace.commands.common import (
     to_stderr,
     to_stdout,
 )
+from autotrace.export.findings import finding_event
+from autotrace.findings.engine import FindingsEngine, PaneInfo
 from autotrace.format.errors import RecordingError
-from autotrace.format.files import RecordingFolder
+from autotrace.format.files import RecordingFolder, invoking_user_ids
 from autotrace.format.recording import (
     RecordingWriter,
     SessionRecord,
@@ -26,10 +28,13 @@ from autotrace.format.recording import (
     prepare_directory,
 )
 from autotrace.live.attach import AttachPlan, end_replaced_job, plan_for_latest_job, plan_for_pid
-from autotrace.live.presets import Privileges, list_presets_text
+from autotrace.live.container import find_container
+from autotrace.live.dns_capture import parse_ports
+from autotrace.live.presets import Privileges, list_presets_text, why_not
 from autotrace.live.presets import resolve as resolve_preset
 from autotrace.live.probes import make_probe
 from autotrace.live.session import PaneSpec, Session, SessionOptions
+from autotrace.live.ssh import SshHosts, split_remote
 
 # The main command succeeded but the recording stopped early (full disk, I/O
 # error, file size limit): sysexits' EX_IOERR.
@@ -78,7 +83,9 @@ def run_trace(options: argparse.Namespace) -> int:
                        attach_held=plan.held, attach_job=plan.job, netns=options.netns,
                        record_input=options.record_input),
         notify=notify,
+        ssh=SshHosts(options.ssh, user=invoking_user_ids()),
     )
+    watch_for_findings(session)
     code = run_with_view(session, options, directory) if interactive else session.run()
     # Said even with -q and after the view: otherwise a typo in a tracer's
     # name ends as an empty pane and exit 0.
@@ -91,6 +98,19 @@ def run_trace(options: argparse.Namespace) -> int:
     if not options.quiet:
         report_recording(directory)
     return incomplete_status(code) if writer.stopped else code
+
+
+def watch_for_findings(session: Session) -> None:
+    """The findings engine as one more consumer of the session's events; each
+    finding goes back into the stream, so the recording and the view get it."""
+    def pane_info(index: int) -> PaneInfo | None:
+        if not 0 <= index < len(session.panes):
+            return None
+        record = session.panes[index].record
+        return PaneInfo(index, record.command, record.role, session.main.pid)
+
+    engine = FindingsEngine(pane_info, lambda finding: session.publish(finding_event(finding)))
+    session.subscribe(engine.consume)
 
 
 def incomplete_status(code: int) -> int:
@@ -112,6 +132,13 @@ def new_recording_directory(logdir: Path | None, main_command: str) -> Recording
 
 def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> AttachPlan:
     """Run a command (the usual), or attach: --pid N, or no command at all."""
+    if options.container is not None:
+        container = find_container(options.container)
+        options.netns = True  # its tracers see the container's network
+        notify(f"container {container.name}: pid {container.pid} ({container.runtime})")
+        plan = plan_for_pid(container.pid)
+        plan.label = f"container {container.name}: {plan.label}"
+        return plan
     if options.pid is not None:
         return plan_for_pid(options.pid)
     if options.commands:
@@ -127,7 +154,8 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
             raise UsageError(f"{what} is empty: give a command, quoted, e.g. 'sleep 1'")
     attaching = plan.pid is not None
     main = PaneSpec(plan.label or f"pid {plan.pid}", role="main") if attaching \
-        else PaneSpec(options.commands[0], role="main")
+        else PaneSpec(options.commands[0], role="main",
+                      host=split_remote(options.commands[0])[0])
     tracers = list(options.commands if attaching else options.commands[1:])
     # A job picked up after Ctrl-Z gets the default tracers, attached or re-run (`r`).
     picked_up = attaching or plan.rerun is not None
@@ -140,14 +168,25 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
         tracers = [t for t in tracers if t.split()[:1] != ["@proc"]]  # the main pane is @proc
     specs = [main]
     for command in tracers:
-        if command.startswith("@"):
+        if command.startswith("@dns"):  # a probe with a process: tcpdump, decoded
+            try:
+                parse_ports(command.split()[0])
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+            reason = why_not(command, Privileges.detect(plan.pid))
+            specs.append(PaneSpec(command.split()[0], skipped=reason))
+        elif command.startswith("@"):
             try:
                 make_probe(command.split()[0])
             except ValueError as err:
                 raise UsageError(str(err)) from None
             specs.append(PaneSpec(command.split()[0], role="probe"))
         else:
-            specs.append(PaneSpec(command))
+            host, body = split_remote(command)
+            if host is not None and body.startswith("@"):
+                raise UsageError(f"{command!r}: probes run on this host only; "
+                                 f"write {body.split()[0]} without a host")
+            specs.append(PaneSpec(command, host=host))
     specs += [PaneSpec(command, skipped=reason) for command, reason in skipped]
     return specs
 

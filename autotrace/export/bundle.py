@@ -13,14 +13,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from autotrace.export.findings import pane_infos, recording_findings, write_findings_summary
 from autotrace.export.text import write_info
 from autotrace.export.visible import VisibleCheck
+from autotrace.findings.model import Finding
 from autotrace.format.bundle import LOG, resolve_recording
-from autotrace.format.errors import RecordingError
-from autotrace.format.manifest import MANIFEST
+from autotrace.format.errors import RecordingError, decode_json
+from autotrace.format.manifest import FINDINGS, MANIFEST
 from autotrace.format.opening import open_for_reading
 from autotrace.format.reader import Recording, read_cast_header
-from autotrace.format.redact import Redactor, redact_manifest, write_redacted_cast
+from autotrace.format.redact import (
+    Redactor,
+    redact_finding,
+    redact_manifest,
+    write_redacted_cast,
+)
 
 SUMMARY = "SUMMARY.txt"
 
@@ -84,12 +91,14 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(_member(name, len(data), time.time()), io.BytesIO(data))
 
 
-def summary_text(manifest: dict[str, Any], name: str, bundle_file: str) -> str:
+def summary_text(manifest: dict[str, Any], name: str, bundle_file: str,
+                 findings: Sequence[Finding] = ()) -> str:
     out = io.StringIO()
     out.write(f"autotrace recording {name}\n")
     out.write(f"  replay:  autotrace replay {bundle_file}\n")
     out.write(f"  as text: autotrace cat {bundle_file}\n\n")
     write_info(Recording(Path(name), manifest), out)
+    write_findings_summary(findings, out, pane_infos(manifest))
     return out.getvalue()
 
 
@@ -114,8 +123,9 @@ def _written_atomically(target: Path) -> Iterator[Path]:
 
 def _pack_files(recording: Recording) -> list[Path]:
     files = [recording.directory / pane["file"] for pane in recording.panes]
-    log = recording.directory / LOG
-    files += [log] if os.path.lexists(log) else []
+    for extra in (FINDINGS, LOG):  # after the panes: members keep the panes' positions
+        path = recording.directory / extra
+        files += [path] if os.path.lexists(path) else []
     for path in files:
         open_for_reading(path).close()  # a link, fifo or device is refused here
     return files
@@ -142,7 +152,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
         manifest = redact_manifest(recording.manifest, redactor) if redactor \
             else recording.manifest
         members = [pane["file"] for pane in manifest["panes"]]
-        members += [LOG] if len(files) > len(members) else []
+        members += [path.name for path in files[len(members):]]  # findings.jsonl, the log
         total = sum(path.lstat().st_size for path in files)
         done = 0
 
@@ -153,7 +163,8 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
                 progress(done, total)
 
         manifest_json = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        summary = redactor.text(summary_text(manifest, name, target.name))
+        summary = redactor.text(summary_text(manifest, name, target.name,
+                                             recording_findings(recording)))
         try:
             with _written_atomically(target) as partial, \
                     tarfile.open(partial, "w:gz", compresslevel=6) as tar:
@@ -182,7 +193,17 @@ def _add_file(tar: tarfile.TarFile, name: str, path: Path, redactor: Redactor,
     # The redacted copy is staged in an anonymous file: the tar header
     # needs its size before its data.
     with tempfile.TemporaryFile() as staged:
-        if path.name == LOG:
+        if path.name == FINDINGS:
+            with open_for_reading(path) as findings:
+                for number, raw in enumerate(findings, start=1):
+                    counted(len(raw))
+                    if not raw.endswith(b"\n"):
+                        break  # torn: not a finding
+                    kept = redact_finding(decode_json(raw, f"{path}:{number}", "finding"),
+                                          redactor)
+                    if kept is not None:
+                        staged.write(json.dumps(kept, ensure_ascii=False).encode() + b"\n")
+        elif path.name == LOG:
             with io.TextIOWrapper(open_for_reading(path), encoding="utf-8",
                                   errors="replace") as log:
                 for line in log:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TextIO
 
 import pyte
 
+from autotrace.findings.model import Finding
 from autotrace.format.reader import Recording
 from autotrace.sanitise import printable
 
@@ -172,11 +173,27 @@ def merged_lines(recording: Recording, panes: Iterable[int]) -> Iterator[Timelin
     return heapq.merge(*(pane_lines(recording, i) for i in panes), key=lambda line: line.t)
 
 
-def write_timeline(recording: Recording, out: TextIO, pane: int | None = None) -> None:
+def write_timeline(recording: Recording, out: TextIO, pane: int | None = None,
+                   findings: Sequence[Finding] = ()) -> None:
+    """The timeline; FINDINGS (`cat --findings`) come in at their times, marked [F]."""
     indexes = range(len(recording.panes)) if pane is None else [pane]
+    pending = iter(findings)
+    finding = next(pending, None)
     for line in merged_lines(recording, indexes):
+        while finding is not None and finding.t <= line.t:
+            out.write(finding_line(finding))
+            finding = next(pending, None)
         text = "\t".join(printable(part) for part in line.text.split("\t"))  # tabs are text
         out.write(f"{line.t:10.3f} [{line.pane}] {text}\n")
+    while finding is not None:
+        out.write(finding_line(finding))
+        finding = next(pending, None)
+
+
+def finding_line(finding: Finding) -> str:
+    first = f" (pane {finding.pane})" if finding.evidence else ""
+    return printable(f"{finding.t:10.3f} [F] {finding.severity.upper()}: "
+                     f"{finding.title}{first}") + "\n"
 
 
 def describe_end(pane: dict[str, Any], attached: bool = False) -> str:
@@ -194,8 +211,38 @@ def describe_end(pane: dict[str, Any], attached: bool = False) -> str:
     return "no end recorded"
 
 
-def _seconds(value: Any) -> str:
-    return f"{value:.3f}s" if isinstance(value, (int, float)) else "-"
+def _signed(value: Any) -> str:
+    return f"{value:+.6f}s" if isinstance(value, (int, float)) else "?"
+
+
+def host_clock_lines(hosts: Any) -> list[str]:
+    """Each remote host's clock against the recording's, at start and at end.
+
+    Pane times are all this host's (remote output is timed when it arrives);
+    a time printed on HOST minus its offset is a time on this host's clock,
+    good to within the uncertainty (half the round trip)."""
+    if not isinstance(hosts, dict) or not hosts:
+        return []
+    lines = ["hosts:      clock offset (theirs minus ours) ± uncertainty"]
+    for name, host in hosts.items():
+        host = host if isinstance(host, dict) else {}
+        if host.get("error"):
+            lines.append(f"  {name}: not connected: {host['error']}")
+            continue
+        parts = []
+        for when in ("start", "end"):
+            sample = host.get(when)
+            if isinstance(sample, dict):
+                parts.append(f"{when} {_signed(sample.get('offset'))} ± "
+                             f"{_seconds(sample.get('uncertainty'), 6)}")
+            else:
+                parts.append(f"{when} not measured")
+        lines.append(f"  {name}: {', '.join(parts)}")
+    return lines
+
+
+def _seconds(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}s" if isinstance(value, (int, float)) else "-"
 
 
 class _PrintableLines:
@@ -231,11 +278,19 @@ def write_info(recording: Recording, out: TextIO) -> None:
                   f"format {m.get('format_version', '?')}\n")
     if m.get("redactions"):
         out.write(f"redacted:   {', '.join(m['redactions'])}\n")
+    for line in host_clock_lines(m.get("hosts")):
+        out.write(line + "\n")
+    findings = m.get("findings")
+    if isinstance(findings, dict) and isinstance(findings.get("count"), int):
+        out.write(f"findings:   {findings['count']} (autotrace findings PATH lists them)\n")
     for pane in recording.panes:
         out.write(f"\npane {pane.get('index')} ({pane.get('role')})\n")
         out.write(f"  command:  {pane.get('command')}\n")
         if pane.get("command_run") != pane.get("command"):
             out.write(f"  ran as:   {pane.get('command_run')}\n")
+        if isinstance(pane.get("host"), str):
+            out.write(f"  host:     {pane['host']}   pid there: {pane.get('remote_pid')}"
+                      f"   (pid: ssh's here)\n")
         pid = pane.get("pid")
         out.write(f"  pid:      {pid if pid is not None else 'none (not run)'}\n")
         out.write(f"  start:    {_seconds(pane.get('start'))}   end: {_seconds(pane.get('end'))}\n")

@@ -17,6 +17,7 @@ from autotrace.sanitise import shorten, spelled_out
 FORMAT_NAME = "autotrace-recording"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+FINDINGS = "findings.jsonl"  # one finding a line (docs/recording-format.md, Findings)
 # A manifest is a few KiB; a bigger one is not ours to hold in memory.
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_NAME_BYTES = 255  # a file name on Linux
@@ -27,13 +28,14 @@ _NULL = (type(None),)
 # does not know are not checked (docs/recording-format.md).
 MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
     "started_unix": _NUMBER, "duration": _NUMBER + _NULL, "terminal": (dict,),
-    "attached": (bool,), "redactions": (list,),
+    "attached": (bool,), "redactions": (list,), "hosts": (dict, *_NULL),
 }
 PANE_TYPES: dict[str, tuple[type, ...]] = {
     "index": (int,), "role": (str,), "command": (str,), "command_run": (str,),
     "pid": (int, *_NULL), "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
     "exit_status": (int, *_NULL), "exit_signal": (int, *_NULL),
     "exit_signal_name": (str, *_NULL), "note": (str, *_NULL), "bytes": (int,),
+    "host": (str, *_NULL), "remote_pid": (int, *_NULL),
 }
 # Keys holding seconds: a time of 1e400 or -5 is damage, not a moment.
 TIME_KEYS = ("started_unix", "duration", "start", "end")

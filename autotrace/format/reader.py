@@ -20,8 +20,9 @@ from autotrace.format.asciicast import (
     read_header,
     read_line,
 )
-from autotrace.format.errors import RecordingError
-from autotrace.format.manifest import manifest_for_cast, read_manifest
+from autotrace.format.errors import RecordingError, decode_json
+from autotrace.format.limits import MAX_LINE_BYTES
+from autotrace.format.manifest import FINDINGS, manifest_for_cast, read_manifest
 from autotrace.format.opening import open_for_reading
 
 
@@ -104,3 +105,22 @@ class Recording:
         recording is a source like a live pane (DESIGN.md, One stream)."""
         for event in read_cast(self.pane_path(index), codes):
             yield Event(event.t, index, event.code, event.data)
+
+    def findings_data(self) -> list[Any] | None:
+        """The lines of findings.jsonl as JSON values (findings/model.py reads
+        them); None when the recording has none (made before findings, or a lone
+        cast). A torn last line is ignored, as in a pane file."""
+        path = self.directory / FINDINGS
+        if "asciicast_version" in self.manifest or not os.path.lexists(path):
+            return None  # a lone cast's folder is not its recording
+        found = []
+        with open_for_reading(path) as f:
+            for number, line in enumerate(f, start=1):
+                if len(line) > MAX_LINE_BYTES:
+                    raise RecordingError(f"{path}:{number}: a line over "
+                                         f"{MAX_LINE_BYTES // (1024 * 1024)} MiB")
+                if not line.endswith(b"\n"):
+                    break  # torn: autotrace was killed mid-write
+                if line.strip():
+                    found.append(decode_json(line, f"{path}:{number}", "finding"))
+        return found

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autotrace import __version__
-from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
+from autotrace.events import FINDING, INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.asciicast import event_line
 from autotrace.format.errors import RecordingError
 from autotrace.format.files import (
@@ -32,6 +32,7 @@ from autotrace.format.files import (
 )
 from autotrace.format.limits import MAX_EVENT_TEXT
 from autotrace.format.manifest import (
+    FINDINGS,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -112,6 +113,8 @@ class PaneRecord:
     exit_signal_name: str | None = None
     note: str | None = None
     bytes: int = 0
+    host: str | None = None  # the host it ran on over ssh; None: this one
+    remote_pid: int | None = None  # its pid there (pid is the local ssh client's)
 
     @property
     def file(self) -> str:
@@ -120,6 +123,9 @@ class PaneRecord:
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
         data["file"] = self.file
+        for key in ("host", "remote_pid"):  # a local pane's manifest stays as it was
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -135,6 +141,8 @@ class SessionRecord:
     duration: float | None = None
     redactions: list[str] = field(default_factory=list)
     recording_stopped: dict[str, Any] | None = None  # {"t", "reason"}: a write failed
+    hosts: dict[str, Any] | None = None  # remote hosts: clock offsets (recording-format.md)
+    findings: int | None = None  # how many lines findings.jsonl holds; None: no such file
 
     def to_json(self) -> dict[str, Any]:
         started = datetime.datetime.fromtimestamp(self.started_unix).astimezone()
@@ -152,7 +160,10 @@ class SessionRecord:
             "attached": self.attached,
             "redactions": self.redactions,
             "recording_stopped": self.recording_stopped,
+            **({"hosts": self.hosts} if self.hosts is not None else {}),
             "panes": [p.to_json() for p in self.panes],
+            **({} if self.findings is None else
+               {"findings": {"file": FINDINGS, "version": 1, "count": self.findings}}),
         }
 
 
@@ -262,6 +273,7 @@ class RecordingWriter:
         self.session = session
         self._term = term
         self._panes: dict[int, PaneWriter] = {}
+        self._findings: LineFile | None = None
         self.stopped: str | None = None  # why the recording stopped early
         self.on_stop: Callable[[str], None] = lambda line: None
         self.save_manifest()
@@ -329,6 +341,22 @@ class RecordingWriter:
             self.marker(event.t, event.data)
         elif event.kind == STATE:
             self.save_manifest()
+        elif event.kind == FINDING:
+            self.finding(event.data)
+
+    def finding(self, line: str) -> None:
+        """One finding (a line of JSON) appended to findings.jsonl, made on the first."""
+        if self.stopped is not None:
+            return
+        try:
+            if self._findings is None:
+                self._findings = LineFile(self.folder.create(FINDINGS))
+                self.session.findings = 0
+            self._findings.write(line.replace("\n", " ").encode("utf-8", "replace") + b"\n")
+        except OSError as err:
+            self._failed(err, max((w.last_t for w in self._panes.values()), default=0.0))
+            return
+        self.session.findings = (self.session.findings or 0) + 1
 
     def marker(self, t: float, label: str) -> None:
         """Session markers live in the main pane's file (format spec)."""
@@ -339,6 +367,9 @@ class RecordingWriter:
         self.session.duration = round(t, 6)
         for writer in self._panes.values():
             writer.close(t)
+        if self._findings is not None:
+            with contextlib.suppress(OSError):
+                self._findings.close()
         self.save_manifest()
         if self._own_folder:
             self.folder.close()

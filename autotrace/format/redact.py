@@ -12,7 +12,9 @@ from typing import IO, Any, Callable
 
 from autotrace.format.asciicast import KNOWN_CODES, CastEvent
 from autotrace.format.errors import RecordingError
+from autotrace.format.manifest import FINDINGS
 from autotrace.format.reader import read_cast, read_cast_header
+from autotrace.sanitise import printable
 
 MASK = "«redacted»"
 NAME_MASK = "redacted"  # in file and folder names: plain ASCII, no quotes to trip a shell
@@ -267,15 +269,28 @@ MANIFEST_KEYS: dict[str, tuple[type, ...]] = {
     "format": _TEXT, "format_version": _INT, "autotrace_version": _TEXT, "host": _TEXT,
     "kernel": _TEXT, "user": _TEXT, "started_at": _TEXT, "started_unix": _NUMBER,
     "duration": _NUMBER + _NULL, "terminal": (dict,), "attached": (bool,),
-    "redactions": (list,), "panes": (list,),
+    "redactions": (list,), "panes": (list,), "hosts": (dict,), "findings": (dict,),
 }
+# The manifest's `findings` object, and each line of findings.jsonl.
+FINDINGS_KEYS: dict[str, tuple[type, ...]] = {"file": _TEXT, "version": _INT, "count": _INT}
+FINDING_KEYS: dict[str, tuple[type, ...]] = {
+    "t": _NUMBER, "rule": _TEXT, "severity": _TEXT, "title": _TEXT, "detail": _TEXT,
+    "evidence": (list,),
+}
+EVIDENCE_KEYS: dict[str, tuple[type, ...]] = {"pane": _INT, "t": _NUMBER, "line": _TEXT}
 TERMINAL_KEYS: dict[str, tuple[type, ...]] = {"cols": _INT, "rows": _INT}
 PANE_KEYS: dict[str, tuple[type, ...]] = {
     "index": _INT, "role": _TEXT, "command": _TEXT, "command_run": _TEXT, "cols": _INT,
     "rows": _INT, "pid": _INT + _NULL, "start": _NUMBER + _NULL, "end": _NUMBER + _NULL,
     "exit_status": _INT + _NULL, "exit_signal": _INT + _NULL,
     "exit_signal_name": _TEXT + _NULL, "note": _TEXT + _NULL, "file": _TEXT, "bytes": _INT,
+    "host": _TEXT, "remote_pid": _INT + _NULL,
 }
+# manifest "hosts": {HOST: {"error", "start": CLOCK, "end": CLOCK}}
+HOST_KEYS: dict[str, tuple[type, ...]] = {"error": _TEXT + _NULL, "start": (dict, *_NULL),
+                                          "end": (dict, *_NULL)}
+CLOCK_KEYS: dict[str, tuple[type, ...]] = {"t": _NUMBER, "offset": _NUMBER,
+                                           "round_trip": _NUMBER, "uncertainty": _NUMBER}
 # The asciicast v2 header keys autotrace writes; `env` keeps only these variables.
 HEADER_KEYS: dict[str, tuple[type, ...]] = {
     "version": _INT, "width": _INT, "height": _INT, "timestamp": _NUMBER, "command": _TEXT,
@@ -319,13 +334,30 @@ def redact_manifest(manifest: dict[str, Any], redactor: Redactor) -> dict[str, A
     result = _kept(manifest, MANIFEST_KEYS, redactor)
     if "terminal" in result:
         result["terminal"] = _kept(result["terminal"], TERMINAL_KEYS, redactor)
+    if "hosts" in result:  # names and ssh's words masked, figures kept
+        result["hosts"] = _redacted_hosts(manifest["hosts"], redactor)
     result["panes"] = []
     for position, pane in enumerate(manifest["panes"]):
         kept = _kept(pane, PANE_KEYS, redactor)
         kept["file"] = pane_file_name(position)
         result["panes"].append(kept)
+    if "findings" in result:
+        result["findings"] = _kept(result["findings"], FINDINGS_KEYS, redactor)
+        result["findings"]["file"] = FINDINGS
     earlier = [p for p in manifest.get("redactions") or [] if isinstance(p, str)]
     result["redactions"] = [redactor.text(pattern) for pattern in earlier + redactor.patterns]
+    return result
+
+
+def _redacted_hosts(hosts: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """Each host's clock figures, its name and ssh's words masked."""
+    result = {}
+    for name, host in hosts.items():
+        kept = _kept(host, HOST_KEYS, redactor) if isinstance(host, dict) else {}
+        for when in ("start", "end"):
+            if isinstance(kept.get(when), dict):
+                kept[when] = _kept(kept[when], CLOCK_KEYS, redactor)
+        result[redactor.text(name)] = kept
     return result
 
 
@@ -399,3 +431,26 @@ def write_redacted_cast(source: Path, out: IO[bytes], redactor: Redactor,
     stream.close()
     return header
 
+
+
+def redact_finding(data: Any, redactor: Redactor) -> dict[str, Any] | None:
+    """A findings.jsonl line's object with only the keys the format defines, every
+    string masked in the form a terminal shows it (`printable`: a NUL inside a
+    secret must not hide it from the regex); None for a line of another shape."""
+    if not isinstance(data, dict):
+        return None
+    shown = _printable_strings(data)
+    result = _kept(shown, FINDING_KEYS, redactor)
+    result["evidence"] = [_kept(item, EVIDENCE_KEYS, redactor)
+                          for item in result.get("evidence", []) if isinstance(item, dict)]
+    return result
+
+
+def _printable_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: _printable_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable_strings(item) for item in value]
+    return value

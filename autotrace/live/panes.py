@@ -198,6 +198,8 @@ class PtyPane(Pane):
             return True
         if procs.is_ptrace_tool(self.record.command_run):
             return procs.tracer_pid_of(main_pid) != 0
+        if self.record.command.startswith("@dns"):
+            return False  # it says when its capture has begun (live/dns_capture.py)
         return now - self.spawned_at >= settle
 
     def close(self) -> None:

@@ -81,7 +81,7 @@ BUILTIN_PRESETS = {
         Preset("dns", "name resolution: file and network calls, DNS packets, "
                       "sockets and the resolver configuration the process sees",
                ("strace -f -tt -e trace=%file,%network -p PID",
-                "tcpdump -l -n -i any port 53", "@net", RESOLVER_VIEW)),
+                "tcpdump -l -n -i any port 53", "@dns", "@net", "@resolv")),
         Preset("net", "network calls, all packets and the sockets of the process",
                ("strace -f -tt -e trace=%network -p PID", "tcpdump -l -n -i any", "@net")),
         Preset("files", "file calls, open files and lsof of the process",
@@ -92,6 +92,8 @@ BUILTIN_PRESETS = {
 
 def need_of(command: str) -> str | None:
     """The privilege a tracer command needs, judged by the program it runs."""
+    if command.strip().startswith("@dns"):
+        return CAPTURE  # its process runs tcpdump (live/dns_capture.py)
     program = program_of(command)
     if program in PTRACE_TOOLS:
         return PTRACE
@@ -244,7 +246,8 @@ def parse_preset(path: Path, name: str, table: object) -> Preset:
     if not isinstance(description, str):
         raise fail("'description' must be a string")
     for tracer in tracers:
-        if is_probe(tracer) and tracer.strip() not in PROBE_NAMES:
+        if is_probe(tracer) and tracer.strip() not in PROBE_NAMES \
+                and not tracer.strip().startswith("@dns"):
             raise fail(f"unknown probe {tracer.strip()!r} (the probes are "
                        f"{', '.join(PROBE_NAMES)})")
     return Preset(name, description, tuple(t.strip() for t in tracers), str(path))
@@ -277,8 +280,8 @@ def resolve(name: str, privileges: Privileges,
 
 def why_not(tracer: str, privileges: Privileges) -> str | None:
     """Why TRACER cannot run here, or None if it can."""
-    program = program_of(tracer)
-    if program and shutil.which(tracer.split()[0]) is None:
+    program = program_of(tracer) or ("tcpdump" if tracer.strip().startswith("@dns") else None)
+    if program and shutil.which(program if tracer.startswith("@") else tracer.split()[0]) is None:
         return f"{program} is not installed"
     return privileges.refusal(need_of(tracer))
 

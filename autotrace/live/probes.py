@@ -1,4 +1,5 @@
-"""Built-in probe panes (`@proc`, `@files`, `@net`, `@tree`), from psutil only.
+"""Built-in probe panes (`@proc`, `@files`, `@net`, `@tree`, `@resolv`), from psutil
+(and /proc/PID/root for @resolv).
 
 A probe turns a process into a text frame. The session calls `frame()` at
 each refresh and feeds the result into the pane like a tracer's output: a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -250,7 +252,7 @@ class FilesProbe(Probe):
         refused = []
         for member in with_descendants(proc):
             try:
-                files = attempt(member.open_files)
+                files = attempt(partial(regular_files, member.pid))
             except psutil.NoSuchProcess:
                 continue
             if files is None:
@@ -261,6 +263,47 @@ class FilesProbe(Probe):
                 line = f"{member.pid:>7} {f.fd:>4} {mode:<2} {f.path}"
                 current[(member.pid, f.fd, f.path)] = line
         return current, refused
+
+
+class OpenFile(NamedTuple):
+    fd: int
+    path: str
+    mode: str
+
+
+def regular_files(pid: int) -> list[OpenFile]:
+    """PID's open regular files, judged through /proc/PID/fd itself.
+
+    psutil's open_files checks each path in *our* mount namespace, so a
+    process in a container (a mount namespace of its own) seemed to have none
+    open; a stat of the fd's own link reaches the file wherever it is."""
+    base = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        raise psutil.NoSuchProcess(pid) from None
+    found = []
+    for name in names:
+        link = f"{base}/{name}"
+        try:
+            path = os.readlink(link)
+            if not path.startswith("/") or not stat.S_ISREG(os.stat(link).st_mode):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{name}", encoding="ascii") as info:
+                flags = next((int(line.split()[1], 8) for line in info
+                              if line.startswith("flags:")), 0)
+        except (OSError, ValueError, IndexError):
+            continue  # closed meanwhile, or not ours to read
+        found.append(OpenFile(int(name), path, _mode(flags)))
+    return sorted(found)
+
+
+def _mode(flags: int) -> str:
+    """open(2) flags as psutil writes them: r, w, a, r+, a+."""
+    mode = {os.O_RDONLY: "r", os.O_WRONLY: "w", os.O_RDWR: "r+"}.get(flags & os.O_ACCMODE, "?")
+    if flags & os.O_APPEND:
+        mode = "a" if mode == "w" else "a+" if mode == "r+" else mode
+    return mode
 
 
 def proto_of(conn) -> str:  # psutil's pconn/sconn namedtuple
@@ -424,8 +467,39 @@ def entry(proc: psutil.Process) -> str:
     return f"{proc.pid} {command_of(proc)}{marks.get(status or '', '')}"
 
 
+class ResolverProbe(Probe):
+    """The resolver files the process sees, through /proc/PID/root (its own
+    mount namespace: a container's, not the host's). Drawn whole, never cut,
+    so the findings rules (findings/resolver.py) can diff one frame with the next."""
+
+    name = "@resolv"
+    FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf")
+
+    def render(self, proc: psutil.Process, width: int, height: int | None = None) -> str:
+        return super().render(proc, 0, None)
+
+    def body(self, proc: psutil.Process) -> list[str]:
+        lines: list[str] = []
+        for path in self.FILES:
+            lines.append(f"# {path}")
+            try:
+                with open(f"/proc/{proc.pid}/root{path}", encoding="utf-8",
+                          errors="replace") as f:
+                    text = f.read(65536)
+            except OSError as err:
+                lines.append(f"({NA}: {err.strerror})")
+                continue
+            if path == "/etc/nsswitch.conf":  # only the line that steers lookups
+                text = "\n".join(line for line in text.splitlines()
+                                 if line.startswith("hosts:"))
+            lines += text.splitlines()
+            lines.append("")
+        return lines
+
+
 PROBES: dict[str, type[Probe]] = {
-    probe.name: probe for probe in (ProcProbe, FilesProbe, NetProbe, TreeProbe)
+    probe.name: probe
+    for probe in (ProcProbe, FilesProbe, NetProbe, TreeProbe, ResolverProbe)
 }
 PROBE_NAMES = tuple(PROBES)
 
@@ -441,4 +515,4 @@ def make_probe(name: str) -> Probe:
         return PROBES[name.strip()]()
     except KeyError:
         raise ValueError(f"unknown probe {name.strip()!r}: the probes are "
-                         f"{', '.join(PROBE_NAMES)}") from None
+                         f"{', '.join(PROBE_NAMES)}, @dns") from None

@@ -19,15 +19,26 @@ import psutil
 from ptyprocess import PtyProcess
 
 from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
-from autotrace.format.recording import PaneRecord, RecordingWriter
+from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
 from autotrace.live import held, procs, terminal_move
 from autotrace.live.attach import job_group, signal_job
+from autotrace.live.dns_capture import probe_command
 from autotrace.live.hints import refusal_hint
 from autotrace.live.panes import AttachedPane, MovedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
 from autotrace.live.pause_guard import GuardError
 from autotrace.live.probes import make_probe
 from autotrace.live.procs import ExitStatus
+from autotrace.live.remote import (
+    SSH_FAILED,
+    SSH_HINT,
+    RemotePane,
+    UnreachablePane,
+    lost_connection_line,
+    remote_command,
+    signal_remote,
+)
+from autotrace.live.ssh import CONNECT_TIMEOUT, SshHosts, split_remote
 from autotrace.loop import Loop, running
 
 # How long to keep reading a pane after its process was reaped, for output
@@ -63,6 +74,12 @@ class PaneSpec:
     command: str  # as the user gave it; PID is substituted for tracers
     role: str = "tracer"  # main, tracer or probe
     skipped: str | None = None  # why this tracer is not run (shown in its pane)
+    host: str | None = None  # `HOST: COMMAND`: run on HOST over ssh
+
+    @property
+    def runs(self) -> str:
+        """The command itself, without its `HOST: `."""
+        return split_remote(self.command)[1] if self.host else self.command
 
 
 class Phase(enum.Enum):
@@ -93,6 +110,7 @@ class Session:
     # Called once the session is over (every pane ended, the recording closed)
     # with autotrace's exit status; headless, it ends the loop.
     on_done: Callable[[int], None] | None = None
+    ssh: SshHosts | None = None  # the connections to other hosts, when a pane runs on one
 
     panes: list[Pane] = field(default_factory=list, init=False)
     phase: Phase = field(default=Phase.ATTACHING, init=False)
@@ -129,6 +147,10 @@ class Session:
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
+
+    def publish(self, event: Event) -> None:
+        """An event a consumer made (a finding): to every consumer, as the session's own."""
+        self._emit(event)
 
     @property
     def main(self) -> Pane:
@@ -167,10 +189,15 @@ class Session:
     def _set_paused(self, paused: bool) -> None:
         self.paused = paused
         panes = self._pausable_panes()
+        # A remote pane is stopped on its host: stopping its ssh client here
+        # would only leave its output waiting on the wire.
+        here = [pane for pane in panes if not isinstance(pane, RemotePane)]
         if paused:
-            self._pause.stop(self._pause_target(pane) for pane in panes)
+            self._pause.stop(self._pause_target(pane) for pane in here)
+            self._signal_remote("STOP", wait=False)  # the view must not wait on the wire
         else:
             self._pause.resume()
+            self._signal_remote("CONT", wait=False)
         for pane in panes:
             pane.stopped = paused
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))
@@ -182,7 +209,7 @@ class Session:
         """What the stopped processes printed before they stopped is recorded
         before the pause marker: what the paused view shows is what they did."""
         main = self.main
-        if main.ours and main.status is None:
+        if main.ours and main.status is None and not isinstance(main, RemotePane):
             procs.wait_until_stopped(main.pid, timeout=0.1)  # type: ignore[arg-type]
         for pane in self.panes:
             if isinstance(pane, PtyPane) and not pane.eof:
@@ -276,6 +303,7 @@ class Session:
         self.recording.session.started_unix = time.time()
         self._listeners.insert(0, self.recording.consume)  # recorded before it is shown
         loop.join(self)
+        self._connect_hosts()
         self._start_panes()
 
     def finish(self) -> None:
@@ -319,17 +347,23 @@ class Session:
             hold = self.options.attach_held
         else:
             hold = bool(tracers)
-            main = self._spawn(0, main_spec, main_spec.command, hold=hold)
-            if hold and not procs.wait_until_stopped(main.pid):  # type: ignore[arg-type]
+            main = self._spawn(0, main_spec, main_spec.runs, hold=hold)
+            if hold and not self._wait_held(main):
                 self.notify("the main command did not stop before exec; "
                             "tracers may miss its start")
         for i, spec in enumerate(tracer_specs, start=1):
-            command_run = self._tracer_command(spec.command, main.pid)  # type: ignore[arg-type]
-            if spec.role == "probe":
+            pid = self._main_pid_on(spec.host)
+            # No pid where it runs: the command stays as given (it is refused
+            # below if it names PID).
+            command_run = spec.runs if pid is None else self._tracer_command(spec.runs, pid)
+            why_not = spec.skipped or self._cannot_run(spec, pid)
+            if spec.role == "probe" and not why_not:
                 self._add_probe(i, spec, command_run)
-            elif spec.skipped:
-                self._add_skipped(i, spec, command_run)
-            elif hold and procs.is_sampler(command_run):
+            elif why_not:
+                self._add_skipped(i, PaneSpec(spec.command, spec.role, why_not, spec.host),
+                                  command_run)
+            elif hold and spec.host is None and self.main.record.host is None \
+                    and procs.is_sampler(command_run):
                 # Held too, continued once the main has exec'd: its first
                 # sample is of the program (lsof -p PID), not of our child.
                 self._after_exec.append(self._spawn(i, spec, command_run, hold=True))
@@ -342,7 +376,63 @@ class Session:
         else:
             self._enter_running()
 
+    def _wait_held(self, main: Pane) -> bool:
+        """The held main command has stopped itself (here or on its host)."""
+        if isinstance(main, RemotePane):
+            main.record.remote_pid = main.wait_for_pid(CONNECT_TIMEOUT)
+            if main.pid_news():
+                self._emit(Event(self.now(), main.index, STATE, main.state()))
+            return main.record.remote_pid is not None or main.eof
+        if main.pid is None:
+            return True  # it never started (an unreachable host): nothing to hold
+        return procs.wait_until_stopped(main.pid)
+
+    def _main_pid_on(self, host: str | None) -> int | None:
+        """The main process's pid as HOST sees it (None: it is not on HOST)."""
+        main = self.main
+        if main.record.host != host:
+            return None
+        return main.remote_pid if isinstance(main, RemotePane) else main.pid
+
+    def _cannot_run(self, spec: PaneSpec, pid: int | None) -> str | None:
+        """Why a tracer cannot run where it was asked to, if it cannot."""
+        main_host = self.main.record.host
+        where = main_host or "this host"
+        if spec.role == "probe" and main_host is not None:
+            return f"probes read this host's /proc; the main command runs on {main_host}"
+        if pid is None and procs.PID_WORD.search(spec.runs):
+            if (main_host == spec.host) or self.main.pid is None:
+                return "the main command did not start, so there is no PID"
+            return (f"PID is the main command's pid on {where}, "
+                    f"not on {spec.host or 'this host'}")
+        return None
+
+    def _connect_hosts(self) -> None:
+        """One ssh master per host named, and its clock against ours."""
+        hosts = [spec.host for spec in self.specs if spec.host]
+        if not hosts:
+            return
+        if self.ssh is None:
+            self.ssh = SshHosts()
+        self.ssh.connect(hosts)
+        for link in self.ssh.links.values():
+            if link.error:
+                self.notify(f"{link.host}: {link.error}")
+        self.ssh.measure_clocks("start")
+        self._record_hosts()
+
+    def _record_hosts(self) -> None:
+        assert self.ssh is not None
+        started = self.recording.session.started_unix
+        self.recording.session.hosts = {
+            link.host: {"error": link.error,
+                        "start": link.start.to_json(started) if link.start else None,
+                        "end": link.end.to_json(started) if link.end else None}
+            for link in self.ssh.links.values()}
+
     def _tracer_command(self, command: str, pid: int) -> str:
+        if command.startswith("@dns"):  # a process of ours; it enters the namespace itself
+            return probe_command(command, pid)
         if command.startswith("@"):
             return command
         command = procs.substitute_pid(command, pid)
@@ -356,7 +446,7 @@ class Session:
         if self.view is not None:
             cols, rows = self.view.pane_size(index, len(self.specs))
         return PaneRecord(index=index, role=spec.role, command=spec.command,
-                          command_run=command_run, cols=cols, rows=rows)
+                          command_run=command_run, cols=cols, rows=rows, host=spec.host)
 
     def _add(self, pane: Pane) -> Pane:
         """A new pane of any kind: listed, watched, in the manifest, announced."""
@@ -369,6 +459,8 @@ class Session:
     def _spawn(self, index: int, spec: PaneSpec, command_run: str, hold: bool = False) -> Pane:
         record = self._new_record(index, spec, command_run)
         writer = self.recording.add_pane(record)
+        if spec.host is not None:
+            return self._spawn_remote(record, writer, spec.host, hold)
         if hold:
             child = procs.spawn_held(command_run, record.cols, record.rows)
             pane = PtyPane(record, writer, child.proc, spawned_at=self.clock(),
@@ -396,6 +488,23 @@ class Session:
             for sampler in self._after_exec:
                 procs.signal_group(sampler.pid, signal.SIGCONT)  # type: ignore[arg-type]
             self._after_exec.clear()
+
+    def _spawn_remote(self, record: PaneRecord, writer: PaneWriter, host: str,
+                      hold: bool) -> Pane:
+        """ssh -tt over the host's master; a host that did not connect shows why."""
+        record.host = host
+        if self.ssh is None or not self.ssh.usable(host):
+            link = self.ssh.links.get(host) if self.ssh else None
+            said = (link.error if link else None) or "not connected"
+            pane = self._add(UnreachablePane(record, writer, host, said))
+            self._write(pane, f"\x1b[1;31m{host}: {said}\x1b[0m\r\n"
+                              f"\x1b[1;33mautotrace: {SSH_HINT}\x1b[0m\r\n")
+            return pane
+        argv = self.ssh.pane_argv(host, remote_command(record.command_run, hold))
+        proc = procs.spawn(shlex.join(argv), record.cols, record.rows)
+        pane = RemotePane(record, writer, proc, spawned_at=self.clock(), host=host)
+        record.pid, record.start = proc.pid, round(pane.spawned_at - self._t0, 6)
+        return self._add(pane)
 
     def _add_attached(self, spec: PaneSpec, pid: int) -> Pane:
         """The main pane of a process we attach to: its @proc view, since its
@@ -519,7 +628,12 @@ class Session:
             return
         if not ready:
             self.notify("not every tracer was ready in time; starting the main command anyway")
-        self._signal(self.main, signal.SIGCONT)
+        main = self.main
+        if isinstance(main, RemotePane):
+            if main.remote_pid is not None and self.ssh is not None:
+                self.ssh.run(main.host, f"kill -CONT {main.remote_pid}")
+        elif main.pid is not None:
+            self._signal(main, signal.SIGCONT)
         self._enter_running()
 
     def _tracer_ready(self, pane: Pane, now: float) -> bool:
@@ -537,8 +651,11 @@ class Session:
         if self.paused:
             self.resume()
         for pane in self._live_panes():
+            if isinstance(pane, RemotePane) and pane.remote_pid is not None:
+                continue  # ended on its host (below): its last output still comes over ssh
             procs.signal_group(pane.pid, signal.SIGTERM)  # type: ignore[arg-type]
             procs.signal_group(pane.pid, signal.SIGCONT)  # type: ignore[arg-type]
+        self._signal_remote("TERM", wait=False)
         # Probe panes (an attached main is one) have no process to wait for:
         # without this, every attached session waited out the whole kill timeout.
         for pane in self.panes:
@@ -551,6 +668,7 @@ class Session:
             with contextlib.suppress(Exception):
                 self._set_paused(False)
         self._pause.close()  # before terminate(): the guard is not a pane's process
+        self._end_remote()
         groups = [p.pid for p in self._live_panes() if p.pid is not None]
         # When stopping began, TERM went out already: KILL after what is left of
         # --kill-timeout, not after a second one.
@@ -633,6 +751,32 @@ class Session:
             elif now >= self._phase_deadline:  # type: ignore[operator]
                 self.phase = Phase.DONE  # _teardown escalates to KILL
 
+    def _signal_remote(self, sig: str, wait: bool) -> None:
+        """SIG to the remote process groups of the remote panes still running."""
+        if self.ssh is None:
+            return
+        by_host: dict[str, list[int]] = {}
+        for pane in self._live_panes():
+            if isinstance(pane, RemotePane) and pane.remote_pid is not None:
+                pane.ended_by_us = pane.ended_by_us or sig in ("TERM", "KILL")
+                by_host.setdefault(pane.host, []).append(pane.remote_pid)
+        for host, pids in by_host.items():
+            if wait:
+                self.ssh.run(host, signal_remote(pids, sig))
+            else:
+                self.ssh.start(host, signal_remote(pids, sig))
+
+    def _end_remote(self) -> None:
+        """Before the local teardown: nothing of ours goes on running on another
+        host; each host's clock is measured again; the masters are closed."""
+        if self.ssh is None or not self.ssh.links:  # no pane on another host
+            return
+        with contextlib.suppress(Exception):  # a host gone must not stop the teardown
+            self._signal_remote("KILL", wait=True)
+            self.ssh.measure_clocks("end")
+            self._record_hosts()
+        self.ssh.close()
+
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
             for pid, status in procs.reap_any():
@@ -647,8 +791,28 @@ class Session:
                 pane.status = ExitStatus.from_wait(status)
                 pane.reaped_at = self.clock()
                 pane.stopped = False
+                if isinstance(pane, RemotePane) and pane.status.code == SSH_FAILED \
+                        and not pane.ended_by_us:
+                    self._ended_255(pane)
                 self._finish_pane_record(pane)
                 self._emit(Event(self.now(), pane.index, STATE, pane.state()))
+
+    def _ended_255(self, pane: RemotePane) -> None:
+        """ssh's 255: the connection went, or (its master still up) the remote
+        process was killed by a signal, whose number ssh does not pass on."""
+        if self.ssh is None or self.ssh.lost(pane.host):
+            self._lost(pane)
+        elif pane.record.note is None:
+            pane.record.note = (f"ended on {pane.host} without an exit status (killed by a "
+                                f"signal there?): ssh says {SSH_FAILED}")
+
+    def _lost(self, pane: RemotePane) -> None:
+        """ssh ended with its own failure, not ours: the pane says when."""
+        with contextlib.suppress(OSError):
+            self._read_pane(pane, limit=1 << 20)  # ssh's own words first
+        when = self.recording.session.started_unix + self.now()
+        self._write(pane, lost_connection_line(pane.host, when, SSH_FAILED))
+        pane.record.note = f"connection to {pane.host} lost at {round(self.now(), 3)} s"
 
     def _finish_pane_record(self, pane: Pane) -> None:
         record = pane.record
@@ -668,6 +832,8 @@ class Session:
 
     def _read_pane(self, pane: PtyPane, limit: int = procs.READ_PER_TURN) -> None:
         data, eof = pane.read(limit)
+        if isinstance(pane, RemotePane) and pane.pid_news():
+            self._emit(Event(self.now(), pane.index, STATE, pane.state()))  # its pid there
         self._on_output(pane, data)
         if eof:
             self._close_pane_fd(pane)
@@ -700,7 +866,9 @@ class Session:
     def _look_for_refusal(self, pane: Pane, text: str) -> None:
         pane.hint_scanned += len(text)
         pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
-        hint = refusal_hint(pane.hint_buffer, command=pane.record.command_run)
+        # A @dns pane's capture tool is the tcpdump its helper runs.
+        tool = "tcpdump" if pane.record.command.startswith("@dns") else pane.record.command_run
+        hint = refusal_hint(pane.hint_buffer, command=tool)
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough

@@ -332,6 +332,11 @@ class Player:
         if action.name == "time":
             self._go_to(action.arg)
             return None
+        if action.name == "moment":  # a finding chosen: its recorded time, held there
+            self.clock.pause()
+            self.seek(self.idle.to_replay(float(action.arg)))
+            self.view.paused = True
+            return None
         command = getattr(self, f"_do_{action.name}", None)
         if command is None:
             return action

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import functools
 import io
+import locale
 import os
 import select
 import signal
@@ -101,10 +102,30 @@ class FrameBuffer(io.TextIOBase):
         return self.real.encoding
 
 
+# Locales whose character widths are UTF-8's, in the order tried.
+UTF8_LOCALES = ("C.UTF-8", "C.utf8", "en_US.UTF-8")
+
+
+def utf8_character_widths() -> None:
+    """curtsies measures text with the C library's wcswidth, which in the C or
+    POSIX locale (LC_ALL=C) knows no character past ASCII: the first frame
+    with a `│` would fail. Python writes UTF-8 there anyway (PEP 540), so the
+    C library is given a UTF-8 LC_CTYPE too (messages and numbers keep theirs)."""
+    if locale.nl_langinfo(locale.CODESET).replace("-", "").upper() == "UTF8":
+        return
+    for name in UTF8_LOCALES:
+        try:
+            locale.setlocale(locale.LC_CTYPE, name)
+            return
+        except locale.Error:
+            continue
+
+
 class Terminal:
     """Full screen, no echo, hidden cursor; restored however we leave."""
 
     def __init__(self) -> None:
+        utf8_character_widths()
         self.term = blessed.Terminal()
         self._size = (80, 24)
         self.out = FrameBuffer(sys.__stdout__)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ EVERYWHERE = EVERY_LIVE | {REPLAY}
 # Footer entries shown only when the view is in such a state.
 WHEN_ZOOMED, WHEN_MORE_PANES, WHEN_SEARCHED = "zoomed", "more panes", "searched"
 WHEN_WIDE = "wide"  # the focused pane's screen is wider than its place
+WHEN_FINDINGS = "findings"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ TABLE: tuple[Binding, ...] = (
        "back to the start); next / previous match", EVERYWHERE, "/ search"),
     _b("search_again", ("n",), "n", None, EVERYWHERE, "n/N next/prev", WHEN_SEARCHED),
     _b("search_reverse", ("N",), "N", None, EVERYWHERE),
+    _b("findings", ("F",), "F", "findings: what went wrong; Enter moves every pane to it "
+       "and highlights the evidence", EVERYWHERE, "F findings", WHEN_FINDINGS),
     _b("mark", ("M",), "M", "insert a named marker into the recording", {LIVE, PAUSED},
        "M mark"),
     _b("type_in", ("i",), "i", "type into the focused pane's program (Ctrl-C, Ctrl-Z, "
@@ -119,7 +122,7 @@ TABLE: tuple[Binding, ...] = (
     _b("leave_input", (LEAVE_INPUT,), "Ctrl-]", "leave input mode: keys are the view's again",
        {INPUT}, "Ctrl-] leave input mode"),
     _b("redraw", ("r",), "r", "redraw the screen", EVERYWHERE),
-    _b("colours", ("l",), "l", "colours on/off", EVERYWHERE),
+    _b("colours", ("l",), "l", "colours and lenses on/off", EVERYWHERE),
     _b("help", ("h", "?"), "h  ?", "this help (Space: its next page; any other key closes it)",
        EVERYWHERE, "h help"),
 )
@@ -127,14 +130,14 @@ TABLE: tuple[Binding, ...] = (
 # Footer order per mode (a command listed is shown when its binding applies).
 FOOTER_ORDER: dict[str, tuple[str, ...]] = {
     LIVE: ("quit", "unzoom", "pause", "type_in", "zoom", "cycle", "scroll_left", "focus_next",
-           "search", "mark", "help"),
+           "search", "findings", "mark", "help"),
     PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
              "search_again", "sync", "quit"),
     ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
-            "search_again", "sync", "zoom", "help"),
+            "search_again", "findings", "sync", "zoom", "help"),
     REPLAY: ("quit", "unzoom", "play_pause", "faster", "seek_back", "marker_previous",
-             "cycle", "scroll_left", "start", "go_to", "search", "search_again", "zoom",
-             "help"),
+             "cycle", "scroll_left", "start", "go_to", "search", "search_again", "findings",
+             "zoom", "help"),
     INPUT: ("leave_input",),
 }
 

@@ -16,10 +16,13 @@ from typing import Any, Callable
 from curtsies.formatstring import FmtStr
 from curtsies.formatstringarray import FSArray
 
-from autotrace.events import MARKER, OUTPUT, RESIZE, Event, parse_size
+from autotrace.events import FINDING, MARKER, OUTPUT, RESIZE, Event, parse_size
+from autotrace.findings.model import Finding
 from autotrace.view import keymap, layout, render
+from autotrace.view.findings_list import FindingsList
 from autotrace.view.layout import MIN_PANE, Rect
-from autotrace.view.screen import PaneScreen, SearchHit, row_text
+from autotrace.view.lenses import Lens, lens_for, row_text
+from autotrace.view.screen import PaneScreen, SearchHit
 from autotrace.view.search import (
     SEARCH_SLICE,
     RecordedHit,
@@ -44,6 +47,7 @@ UNWRAPPED_COLS = 320
 # old size for at most this long: a flooding pane's backlog must not freeze
 # the view; what is left is emulated at the new size.
 RESIZE_CATCH_UP = 0.02
+EVIDENCE_MATCH = 40  # characters of an evidence line looked for on screen: enough to be its own
 HELP_NOTE = ("While paused, the kernel may drop packets a stopped tcpdump "
              "cannot read in time.")
 
@@ -73,6 +77,8 @@ class PaneState:
     # Drawn rows by their cells: output that scrolls moves rows, it rarely
     # changes them, so most rows of a new frame are already drawn.
     line_cache: dict[tuple[Any, ...], tuple[list[Any], FmtStr]] = field(default_factory=dict)
+    # What the pane's output means, drawn over it while colours are on (strace, tcpdump).
+    lens: Lens | None = None
 
     @property
     def shown(self) -> PaneScreen:
@@ -140,6 +146,7 @@ class MultiPaneView:
     # but for a zoomed pane (or one with wrap off), re-wrapped for reading.
     fixed_screens: bool = False
     chrome_dirty: bool = True  # header/footer/titles need a redraw
+    findings: FindingsList = field(default_factory=FindingsList)  # F: what the rules found
     typing: int | None = None  # input mode: the pane whose program gets the keys
     _typed: TypingTranslator = field(
         default_factory=lambda: TypingTranslator(keymap.LEAVE_INPUT))
@@ -156,7 +163,8 @@ class MultiPaneView:
             if self.reply:
                 self.reply(index, text)
 
-        pane = PaneState(index, command, PaneScreen(cols, rows, self.history, reply=answer))
+        pane = PaneState(index, command, PaneScreen(cols, rows, self.history, reply=answer),
+                         lens=lens_for(command))
         while len(self.panes) <= index:
             self.panes.append(pane)
         self.panes[index] = pane
@@ -178,6 +186,9 @@ class MultiPaneView:
                 if self.screen_size(event.pane) == size:
                     pane.screen.resize(*size)
                 pane.dirty = True
+        elif event.kind == FINDING:
+            self.findings.add_json(event.data)
+            self.chrome_dirty = True
         elif event.kind == MARKER and event.data.startswith("user:"):
             # Live, the user just added it; in a replay, playing reached it.
             self.message = f"marker{'' if self.replay else ' added'}: {event.data[5:]}"
@@ -335,6 +346,8 @@ class MultiPaneView:
             self._help_key(key)
             self._all_dirty()
             return None
+        if self.findings.open:
+            return self._findings_key(key)
         binding = keymap.lookup(key, self.modes())
         if binding is None:
             return None
@@ -437,6 +450,42 @@ class MultiPaneView:
         self.relayout()
         wrapped = "on" if pane.wrap else f"off ({pane.screen.cols} columns: < > scroll)"
         self.message = self.message or f"pane {pane.index}: wrap {wrapped}"
+        return Action("resize")
+
+    def _do_findings(self, key: str) -> None:
+        self.findings.open = True
+        self._all_dirty()
+
+    def _findings_key(self, key: str) -> Action | None:
+        chosen = self.findings.key(key)
+        self._all_dirty()
+        return self.go_to_finding(chosen) if isinstance(chosen, Finding) else None
+
+    def go_to_finding(self, finding: Finding) -> Action:
+        """Every pane to the finding's moment, its evidence highlighted (as a
+        search's matches are). Live, the pane scrolls back to the evidence line
+        and time-sync brings the others; a replay seeks there (Action "moment")."""
+        evidence = [e for e in finding.evidence if 0 <= e.pane < len(self.panes)]
+        first = evidence[0] if evidence else None
+        pieces = {re.escape(e.line.strip()[:EVIDENCE_MATCH]) for e in evidence if e.line.strip()}
+        self.search = re.compile("|".join(sorted(pieces))) if pieces else None
+        self.message = f"finding at {finding.t:.3f} s: {finding.title}"
+        if first is None:
+            return Action("moment", repr(finding.t)) if self.replay else Action("none")
+        self.show_pane(first.pane)
+        if self.replay:  # to the last of its evidence: every line of it is on screen
+            return Action("moment", repr(max(e.t for e in evidence)))
+        pane = self.panes[first.pane]
+        pane.drop_archives()
+        hit = pane.screen.search(self.search, 0) if self.search else None
+        if hit is not None:
+            pane.highlight = hit
+            self._show_hit(pane, hit)
+        else:  # gone from memory: the line printed by then, at the bottom
+            back = pane.screen.last_printed_by(first.t)
+            self.scroll_to(pane.index, 0 if back is None else back - self._window(pane)[1])
+        if not self.sync:
+            self._follow(pane)  # the finding's moment, in every pane, sync or not
         return Action("resize")
 
     def _do_zoom(self, key: str) -> Action:
@@ -765,6 +814,9 @@ class MultiPaneView:
         rects = self.arrangement()
         if self.help_open:
             blocks = [(Rect(0, 1, self.cols, self.rows - 2), self._help_rows(self.cols))]
+        elif self.findings.open:
+            blocks = [(Rect(0, 1, self.cols, self.rows - 2),
+                       self.findings.rows(self.cols, self.rows - 2))]
         else:
             blocks = [(rect, self._pane_rows(i, rect)) for i, rect in rects.items()]
         return render.compose(self.cols, self.rows, blocks, self._header(), self._footer())
@@ -781,7 +833,8 @@ class MultiPaneView:
             if len(pane.line_cache) > 4 * max(cols, 100):
                 pane.line_cache.clear()  # bounded: a screenful or two is all that repeats
             marks = match_spans(self.search, cells[:cols]) if self.search else ()
-            line = render.cells_to_line(cells, cols, self.colours, marks)
+            spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
+            line = render.cells_to_line(cells, cols, self.colours, marks, spans)
             hit = pane.line_cache[key] = (cells, line if border is None else border + line)
         return hit[1]
 
@@ -841,9 +894,11 @@ class MultiPaneView:
         parts.append(self.clock_text)
         if self.shows_moment():
             parts.append(self.moment_text())
+        if self.findings.items:
+            parts.append(self.findings.count_text())
         right_text = " " + "  ".join(parts)
-        # The hidden count, the clock and the moment matter more than the
-        # status, which matters more than the label on the left.
+        # The hidden count, the clock, the moment and the findings matter more
+        # than the status, which matters more than the label on the left.
         status_room = self.cols - state.width - len(right_text) - 3
         if self.status_right and status_room > 0:
             right_text += "  " + _shortened(self.status_right, status_room)
@@ -899,6 +954,8 @@ class MultiPaneView:
             states.add(keymap.WHEN_WIDE)
         if self.search is not None:
             states.add(keymap.WHEN_SEARCHED)
+        if self.findings.items:
+            states.add(keymap.WHEN_FINDINGS)
         return " " + "  ".join(keymap.footer(primary, self.modes(), states, self.sync))
 
     def help_rows(self) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from curtsies.formatstringarray import FSArray
 from curtsies.termformatconstants import BG_COLORS, FG_COLORS
 
 from autotrace.sanitise import cell_text
+from autotrace.view import lenses
 from autotrace.view.layout import Rect
 
 ACCENTS = ("cyan", "yellow", "green", "magenta", "blue", "red", "gray")
@@ -89,23 +90,51 @@ def cell_atts(cell: Any, colours: bool) -> dict[str, int | bool]:
     return style_atts(_STYLE(cell), colours)
 
 
+# How a lens's spans (view/lenses.py) are drawn over the cell's own attributes.
+LENS_ATTS: dict[str, dict[str, int | bool]] = {
+    lenses.CALL: {"bold": True},
+    lenses.FAILED_CALL: {"bold": True, "fg": FG_COLORS["red"]},
+    lenses.FAILED: {"bold": True, "fg": FG_COLORS["red"]},
+    lenses.TRUNCATED: {"bold": True, "fg": FG_COLORS["black"], "bg": BG_COLORS["yellow"]},
+    lenses.RCODE: {"bold": True, "fg": FG_COLORS["red"]},
+}
+
+
 def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
-                  marks: Sequence[tuple[int, int]] = ()) -> FmtStr:
+                  marks: Sequence[tuple[int, int]] = (),
+                  spans: Sequence[lenses.Span] = ()) -> FmtStr:
     """One screen row as a FmtStr exactly `width` columns wide.
 
     Each of `marks`, (col_start, col_end) with the end exclusive, is drawn
-    inverted: search matches.
+    inverted: search matches. Each of a lens's `spans` is drawn in its style,
+    its text (if any) instead of the cells' (what follows moves right).
     """
     chunks: list[Chunk] = []
     marked_cols = {x for start, end in marks for x in range(start, end)}
     cells = cells[:width]
     # The screen model's Cell has `char`; a plain pyte Char has `data`.
     text_of = _CHAR if cells and hasattr(cells[0], "char") else _DATA
-    for (style, marked), group in itertools.groupby(
-            enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols)):
+    if not spans:  # most rows: no lens, or nothing for it on the row
+        for (style, marked), group in itertools.groupby(
+                enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols)):
+            text = "".join(text_of(cell) for _, cell in group)
+            if text:
+                chunks.append(Chunk(cell_text(text), style_atts(style, colours, marked)))
+        return _fit(FmtStr(*chunks), width)
+    span_at = {x: span for span in spans for x in range(span.start, span.end)}
+    replaced: set[lenses.Span] = set()
+    for (style, marked, span), group in itertools.groupby(
+            enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols,
+                                                span_at.get(item[0]))):
         text = "".join(text_of(cell) for _, cell in group)
+        atts = style_atts(style, colours, marked)
+        if span is not None:
+            atts = {**atts, **LENS_ATTS[span.style]}
+            if span.text is not None:
+                text = "" if span in replaced else span.text
+                replaced.add(span)
         if text:
-            chunks.append(Chunk(cell_text(text), style_atts(style, colours, marked)))
+            chunks.append(Chunk(cell_text(text), atts))
     return _fit(FmtStr(*chunks), width)
 
 
