@@ -89,7 +89,9 @@ def test_demo_in_a_smaller_terminal_shows_the_newest_rows_marked_cropped():
             if room < len(final):
                 assert f"cropped 30→{room} rows" in title, title
         # Zoom gives a pane the room, no crop in its title, and its text
-        # re-wrapped to the zoomed size (issue 10: zoom re-wraps).
+        # re-wrapped to the zoomed size (issue 10: zoom re-wraps). Lenses off
+        # (`l`): the text as printed, to compare with the emulated file.
+        tmux.send("l")
         tmux.send("2")
         screen = tmux.wait_for(r" 2  exited 0  (?!.*cropped)")
         zoomed = rects(200, 50, 1)[0]
