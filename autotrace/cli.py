@@ -174,6 +174,9 @@ def trace_parser() -> argparse.ArgumentParser:
                       help="panes shown at once (default: 4); `m` cycles the others in")
     view.add_argument("-v", "--vertical", action="store_true",
                       help="split two panes side by side instead of one above the other")
+    view.add_argument("--min-pane", type=_size, default=(40, 5), metavar="COLSxROWS",
+                      help="no pane (or its pty) smaller than this (default: 40x5); a "
+                           "smaller terminal shows fewer panes at once")
     view.add_argument("--syncoff", action="store_true",
                       help="start with time-sync off (scrolling one pane leaves the others)")
     view.add_argument("--colorsoff", action="store_true", help="start with colours off")
@@ -264,6 +267,8 @@ def replay_parser() -> argparse.ArgumentParser:
     p.add_argument("--paused", action="store_true", help="start paused at the beginning")
     p.add_argument("--visible", type=_count, default=4, metavar="N", help="panes shown at once")
     p.add_argument("-v", "--vertical", action="store_true", help="two panes side by side")
+    p.add_argument("--min-pane", type=_size, default=(40, 5), metavar="COLSxROWS",
+                   help="no pane smaller than this (default: 40x5); fewer shown at once")
     p.add_argument("--colorsoff", action="store_true", help="start with colours off")
     p.add_argument("--syncoff", action="store_true", help="start with time-sync off")
     p.add_argument("--share", metavar="[HOST:]PORT",
@@ -377,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--container and --pid both name the process: give one")
     if options.replay is not None:
         replay_args = [str(options.replay), "--speed", str(options.replayspeed),
-                       "--visible", str(options.visible)]
+                       "--visible", str(options.visible),
+                       "--min-pane", "{}x{}".format(*options.min_pane)]
         replay_args += [flag for flag, on in (("--vertical", options.vertical),
                                               ("--syncoff", options.syncoff),
                                               ("--colorsoff", options.colorsoff)) if on]

@@ -74,6 +74,7 @@ def replay_on_terminal(recording: Recording, path: Path, options: argparse.Names
 
     terminal = Terminal()
     view = MultiPaneView(*terminal.size(), visible=options.visible,
+                         min_pane=options.min_pane,
                          vertical=options.vertical, colours=not options.colorsoff,
                          sync=not options.syncoff)
     view.status_left = f"▶ REPLAY {path}"

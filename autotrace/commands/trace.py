@@ -249,6 +249,7 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
     terminal = Terminal()
     cols, rows = terminal.size()
     view = MultiPaneView(cols, rows, visible=options.visible, vertical=options.vertical,
+                         min_pane=options.min_pane,
                          colours=not options.colorsoff, sync=not options.syncoff,
                          history=options.history)
     live = LiveView(terminal, view, session, str(directory), exit_at_end=options.exit_at_end)

@@ -191,20 +191,24 @@ def runs_text(runs: Sequence[Any]) -> str:
 
 
 def view_for(panes: list[tuple[int, int]]) -> tuple[int, int]:
-    """A view size (cols, rows) whose layout gives every pane at least its
-    recorded size, as the terminal would need to show them uncropped."""
+    """A view size (cols, rows) whose layout shows every pane with at least
+    its recorded size, as a terminal would need to show them all uncropped."""
     cols, rows = 80, 24
     while cols < 1000 or rows < 1000:
         view = MultiPaneView(cols, rows, visible=max(1, len(panes)))
         for i, (c, r) in enumerate(panes):
             view.add_pane(i, "", c, r)
-        places = view.pane_sizes()
-        short_cols = any(places[i][0] < c for i, (c, _) in enumerate(panes) if i in places)
-        short_rows = any(places[i][1] < r for i, (_, r) in enumerate(panes) if i in places)
-        if not (short_cols or short_rows) and not view.too_small():
-            return cols, rows
-        cols = min(1000, cols + 8) if short_cols or view.too_small() else cols
-        rows = min(1000, rows + 2) if short_rows or view.too_small() else rows
+        rects = view.arrangement()
+        if len(rects) < len(panes) or view.too_small():  # some do not fit yet
+            short_cols = short_rows = True
+        else:
+            places = {i: view.content_size(rect) for i, rect in rects.items()}
+            short_cols = any(places[i][0] < c for i, (c, _) in enumerate(panes))
+            short_rows = any(places[i][1] < r for i, (_, r) in enumerate(panes))
+            if not (short_cols or short_rows):
+                return cols, rows
+        cols = min(1000, cols + 8) if short_cols else cols
+        rows = min(1000, rows + 2) if short_rows else rows
         if cols == 1000 and rows == 1000:
             break
     return cols, rows

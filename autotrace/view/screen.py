@@ -694,6 +694,17 @@ class PaneScreen:
     def max_scroll(self) -> int:
         return len(self._emulator.history_lines)
 
+    @property
+    def reply(self) -> Callable[[str], None] | None:
+        """Where answers to the program's device queries go (None: nowhere)."""
+        return self._emulator.reply
+
+    def answer_with(self, reply: Callable[[str], None] | None) -> None:
+        """Answer device queries from now on through `reply`: a screen rebuilt
+        from a recording is given it only once it has caught up, so what the
+        program asked long ago is not answered again."""
+        self._emulator.reply = reply
+
     # --- feeding
 
     def feed(self, text: str, t: float = 0.0) -> None:
