@@ -109,6 +109,21 @@ def _output_path(out: Path | None, name: str) -> Path:
     return out / f"{name}.tar.gz" if out.is_dir() else out
 
 
+def _free_target(out: Path | None, name: str, force: bool) -> Path:
+    target = _output_path(out, name)
+    if os.path.lexists(target) and not force:
+        raise RecordingError(f"{target} exists already; use --force to replace it")
+    return target
+
+
+def bundle_target(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
+                  force: bool = False) -> Path:
+    """Where `pack` would write, refused at once if a file is there and not
+    FORCE: a caller with costly work before packing (the player page) asks first."""
+    with resolve_recording(recording_dir, manifest_only=True) as directory:
+        return _free_target(out, Redactor(redact).name(directory.resolve().name), force)
+
+
 @contextlib.contextmanager
 def _written_atomically(target: Path) -> Iterator[Path]:
     """A path to write to that becomes `target` only when writing succeeded."""
@@ -147,9 +162,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
         recording = Recording.open(directory)
         # The folder's name is in every member path: it may hold the secret too.
         name = redactor.name(directory.resolve().name)
-        target = _output_path(out, name)
-        if os.path.lexists(target) and not force:
-            raise RecordingError(f"{target} exists already; use --force to replace it")
+        target = _free_target(out, name, force)
         files = _pack_files(recording)
         manifest = redact_manifest(recording.manifest, redactor) if redactor \
             else recording.manifest

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from autotrace.errors import UserError
-from autotrace.export.bundle import Progress, pack
+from autotrace.export.bundle import Progress, bundle_target, pack
 from autotrace.export.html import PAGE_LIMIT, page
 from autotrace.format.errors import RecordingError
 from autotrace.format.files import invoking_user_ids
@@ -116,6 +116,7 @@ def pack_with_player(path: Path, out: Path | None, redact: Sequence[str] = (),
             notice(f"no {PLAYER} in the bundle: {err}")
             return {}
 
+    bundle_target(path, out, redact, force)  # before the page's seconds of work
     if not redact:
         with open_recording(path) as recording:
             name = path.resolve().name if recording.directory == path else path.name
