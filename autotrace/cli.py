@@ -31,6 +31,8 @@ other commands:
   autotrace replay [PATH]         play a recording or bundle in the same multi-pane view
   autotrace pack PATH [-o FILE]   one .tar.gz to share (--redact REGEX masks secrets)
                                   PATH may be a recording folder or a bundle
+  autotrace export PATH --html    one HTML page that plays it in a browser
+                                  (--cast: one asciicast, --svg --at TIME: a picture)
   autotrace ls                    the recordings in the default location, newest first
   autotrace prune --older-than DAYS   remove old ones (after listing them)
   autotrace -- CMD ...            trace a program whose name is one of the above
@@ -172,6 +174,9 @@ def trace_parser() -> argparse.ArgumentParser:
                       help="panes shown at once (default: 4); `m` cycles the others in")
     view.add_argument("-v", "--vertical", action="store_true",
                       help="split two panes side by side instead of one above the other")
+    view.add_argument("--min-pane", type=_size, default=(40, 5), metavar="COLSxROWS",
+                      help="no pane (or its pty) smaller than this (default: 40x5); a "
+                           "smaller terminal shows fewer panes at once")
     view.add_argument("--syncoff", action="store_true",
                       help="start with time-sync off (scrolling one pane leaves the others)")
     view.add_argument("--colorsoff", action="store_true", help="start with colours off")
@@ -184,6 +189,10 @@ def trace_parser() -> argparse.ArgumentParser:
     view.add_argument("--history", type=_count, default=5000, metavar="LINES",
                       help="scrollback kept in memory per pane (default: 5000); older "
                            "lines stay in the recording")
+    p.add_argument("--share", metavar="[HOST:]PORT",
+                   help="serve a read-only page of the session for browsers while it "
+                        "runs (127.0.0.1 unless HOST is given; PORT 0 picks one); the URL, "
+                        "with its token, is printed at the start")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="do not print notices and the recording's location")
     p.add_argument("--version", action="version", version=f"autotrace {__version__}")
@@ -258,8 +267,13 @@ def replay_parser() -> argparse.ArgumentParser:
     p.add_argument("--paused", action="store_true", help="start paused at the beginning")
     p.add_argument("--visible", type=_count, default=4, metavar="N", help="panes shown at once")
     p.add_argument("-v", "--vertical", action="store_true", help="two panes side by side")
+    p.add_argument("--min-pane", type=_size, default=(40, 5), metavar="COLSxROWS",
+                   help="no pane smaller than this (default: 40x5); fewer shown at once")
     p.add_argument("--colorsoff", action="store_true", help="start with colours off")
     p.add_argument("--syncoff", action="store_true", help="start with time-sync off")
+    p.add_argument("--share", metavar="[HOST:]PORT",
+                   help="also serve the recording's player page to browsers, read-only, "
+                        "while the replay runs (without a terminal: until interrupted)")
     return p
 
 
@@ -309,9 +323,37 @@ def prune_parser() -> argparse.ArgumentParser:
     return p
 
 
+def export_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="autotrace export",
+        description="Write a recording as one file for someone without autotrace: "
+                    "a self-contained HTML player (--html), one asciicast of the whole "
+                    "view (--cast) or a picture of the view at a moment (--svg --at TIME).",
+    )
+    p.add_argument("path", type=Path,
+                   help="recording folder, bundle (.tar.gz) or asciicast file (.cast)")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--html", action="store_true",
+                      help="a page that plays the session in a browser, opened from disk "
+                           "with no network request")
+    kind.add_argument("--cast", action="store_true",
+                      help="the multi-pane view as one asciicast, for asciinema")
+    kind.add_argument("--svg", action="store_true", help="the view at --at TIME as a picture")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="where to write it (default: ./NAME.html, .cast or .svg)")
+    p.add_argument("--format", choices=("v2", "v3"), default="v2",
+                   help="with --cast: asciicast version (default: v2)")
+    p.add_argument("--at", metavar="TIME", help="with --svg: the moment, 83.5 or 1:23.5")
+    p.add_argument("--redact", action="append", default=[], metavar="REGEX",
+                   help="mask matches of REGEX first, as `autotrace pack --redact` does")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    return p
+
+
 # subcommand -> (its parser, module in autotrace.commands, function there)
 SUBCOMMAND_TABLE: dict[str, tuple[Callable[[], argparse.ArgumentParser], str, str]] = {
     "cat": (cat_parser, "text", "run_cat"),
+    "export": (export_parser, "export", "run_export"),
     "findings": (findings_parser, "text", "run_findings"),
     "info": (info_parser, "text", "run_info"),
     "pack": (pack_parser, "pack", "run_pack"),
@@ -340,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--container and --pid both name the process: give one")
     if options.replay is not None:
         replay_args = [str(options.replay), "--speed", str(options.replayspeed),
-                       "--visible", str(options.visible)]
+                       "--visible", str(options.visible),
+                       "--min-pane", "{}x{}".format(*options.min_pane)]
         replay_args += [flag for flag, on in (("--vertical", options.vertical),
                                               ("--syncoff", options.syncoff),
                                               ("--colorsoff", options.colorsoff)) if on]

@@ -21,6 +21,10 @@ Measured, with no terminal (Player + MultiPaneView + an injected clock):
          grow with the recording (ratio to a 2 MB recording of the same
          shape <= 1.5x). Peers on the same pane file, in a pty: asciinema
          play (until its first output) and asciinema cat (whole file).
+  export `autotrace export hour --html` (issue 12): wall and CPU, and the
+         page's size. Targets: <= 30 s, <= 20 MB. What it costs: every pane
+         emulated once, start to end, and a frame taken every 0.5 s (0.1 s
+         for recordings up to 10 minutes) of each pane that changed.
 """
 
 from __future__ import annotations
@@ -39,7 +43,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BenchError, Settings, Table, Target, alternate, fmt, median, ratio, require_tool
+from common import (
+    BenchError,
+    Settings,
+    Table,
+    Target,
+    alternate,
+    autotrace_executable,
+    fmt,
+    median,
+    ratio,
+    require_tool,
+    run_measured,
+)
 
 from autotrace.format.reader import Recording
 from autotrace.replay.player import Player
@@ -389,6 +405,7 @@ def run(settings: Settings) -> list[Target]:
     cold = timed_seeks(work / "hour", targets, keep_snapshots=False)
     start_cost = from_the_start(work / "hour", duration * 0.9)
     seek_results = report_seeks(duration, total, kept, cold, start_cost)
+    seek_results += export_page(work, duration, total)
 
     big = write_big(work / "big", big_mb)
     small = write_big(work / "small", SMALL_MB)
@@ -401,6 +418,30 @@ def run(settings: Settings) -> list[Target]:
     small_rss = median([ours_first_frame(small)["rss"] for _ in range(rounds)])
     size_mb = sum(p.stat().st_size for p in big.iterdir()) / 2**20
     return seek_results + report_open(results, small_rss, size_mb, cast.stat().st_size / 2**20)
+
+
+EXPORT_SECONDS, EXPORT_MB = 30.0, 20.0
+
+
+def export_page(work: Path, duration: float, total: int) -> list[Target]:
+    """The hour recording as one HTML page: how long, how big."""
+    page = work / "hour.html"
+    usage = run_measured([*autotrace_executable(), "export", str(work / "hour"), "--html",
+                          "-o", str(page)], timeout=600)
+    # For scale: reading every pane's text once (cat emulates lines, not screens).
+    cat = run_measured([*autotrace_executable(), "cat", str(work / "hour")], timeout=600)
+    size = page.stat().st_size / 2**20
+    table = Table(f"export --html: {duration / 3600:.2g} h, 4 panes, "
+                  f"{total / 2**20:.0f} MB recording", ["wall", "cpu", "vs cat", "out"])
+    table.add("autotrace export --html", fmt(usage.wall, "s"), fmt(usage.cpu, "s"),
+              fmt(ratio(usage.wall, cat.wall), "x"), f"{size:.1f} MB")
+    table.add("autotrace cat", fmt(cat.wall, "s"), fmt(cat.cpu, "s"), "1.00x", "(text)")
+    table.targets = [Target("export --html wall (s)", usage.wall, EXPORT_SECONDS, "s"),
+                     Target("export --html page (MB)", size, EXPORT_MB, "MB")]
+    table.notes = ["no peer makes a multi-pane page; the page holds frames of every "
+                   "pane's screen (gzipped JSON, base64) and the player script"]
+    table.print()
+    return table.targets
 
 
 def report_seeks(duration: float, total: int, kept: list[float], cold: list[float],

@@ -9,6 +9,10 @@ Wall time and CPU (user + system of the whole process tree) of each; the
 ratios autotrace/script and autotrace/asciinema. Target: autotrace's wall
 at most 1.3x script's. Every autotrace recording is read back and must hold
 all N lines: a throughput that drops data is not a throughput.
+Then the share (issue 12): the same seq under `autotrace --share`, with 10
+browsers' worth of viewers reading its stream, and with none. Ingest is the
+recorded span of seq's output (first to last event). Target: 10 viewers'
+ingest at most 1.1x none's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import shutil
+import subprocess
+import threading
+import time
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from common import (
     Settings,
@@ -104,8 +113,66 @@ def run(settings: Settings) -> list[Target]:
         "asciinema rec": run_asciinema,
     })
     targets = report(results, lines, expected[0], rounds)
-    return targets + report_rules(rules_cost, median(
+    targets += report_rules(rules_cost, median(
         [r.usage.wall for r in results["autotrace --headless"]]), lines)
+    shared = alternate(rounds, {
+        f"--share, {count} viewers": lambda count=count: shared_ingest(
+            settings.workdir / f"share-{next(serial)}", command, count)
+        for count in (0, VIEWERS)})
+    return targets + report_share(shared, lines)
+
+
+VIEWERS = 10
+SHARE_TARGET = 1.1  # ingest with 10 viewers / with none
+
+
+def _viewer(url: str, stop: threading.Event) -> None:
+    """A browser's worth of reading: the page once, then its stream to the end."""
+    urllib.request.urlopen(url, timeout=60).read()
+    with urllib.request.urlopen(url.replace("/?", "/stream?") + "&from=0", timeout=60) as s:
+        while not stop.is_set() and s.read(65536):
+            pass
+
+
+def shared_ingest(logdir: Path, command: str, viewers: int) -> float:
+    """Seconds the session took to record `command`'s output, shared."""
+    flag = logdir.with_suffix(".go")
+    proc = subprocess.Popen(
+        [*autotrace_executable(), "--headless", "-q", "-l", str(logdir), "--share", "0",
+         f"while [ ! -e {flag} ]; do sleep 0.02; done; {command}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    url = proc.stderr.readline().split("sharing read-only at ")[-1].strip()
+    stop = threading.Event()
+    threads = [threading.Thread(target=_viewer, args=(url, stop), daemon=True)
+               for _ in range(viewers)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # connected (their page loaded, their stream open)
+    flag.touch()
+    proc.wait(timeout=300)
+    stop.set()
+    times = [e.t for e in Recording.open(logdir).events(0, codes=("o",))]
+    shutil.rmtree(logdir)
+    flag.unlink()
+    return times[-1] - times[0]
+
+
+def report_share(results: dict[str, list[float]], lines: int) -> list[Target]:
+    spans = {name: median(values) for name, values in results.items()}
+    none, many = spans["--share, 0 viewers"], spans[f"--share, {VIEWERS} viewers"]
+    table = Table(f"share: seq 1 {lines} recorded while shared, medians",
+                  ["ingest", "vs no viewer"])
+    for name, span in spans.items():
+        table.add(name, fmt(span, "s"), fmt(ratio(span, none), "x"))
+    table.targets.append(Target(f"ingest with {VIEWERS} viewers / none", ratio(many, none),
+                                SHARE_TARGET))
+    table.notes.append("ingest = first to last recorded event of seq's output; viewers "
+                       "read the page, then the stream of frames (share/server.py)")
+    table.print()
+    return table.targets
+
+
 
 
 # The dns preset's rules (findings/) run in the session's loop, on every pane

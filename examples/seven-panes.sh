@@ -12,8 +12,9 @@
 #   pane 5  tcpdump: each query and answer on the loopback
 #   pane 6  vmstat 1: the whole machine
 #
-# The view shows four panes at a time; `m` cycles the others in (or use
-# --visible 7 on a big terminal). Bounded by DURATION seconds (default 20).
+# The view shows up to four panes at a time (as many as fit at 40x5); `m`
+# cycles the others in (or use --visible 7 on a big terminal). Bounded by
+# DURATION seconds (default 20).
 #
 # Usage: [DURATION=20] sudo examples/seven-panes.sh [RECORDING_DIR]
 set -euo pipefail

@@ -19,8 +19,9 @@ ALLOWED = {
     "replay": {"base", "format", "findings", "view", "replay", "export"},
     "export": {"base", "format", "findings", "view", "export"},
     "term": {"base", "format", "findings", "view", "live", "replay", "export", "term"},
+    "share": {"base", "format", "findings", "view", "replay", "export", "share"},
     "commands": {"base", "format", "findings", "view", "live", "replay", "export", "term",
-                 "commands"},
+                 "share", "commands"},
     "cli": {"base", "commands", "cli"},
 }
 # Rooms whose code must not touch files or processes itself.

@@ -17,7 +17,7 @@ from conftest import REPO, assert_one_line_error, autotrace_env
 
 from autotrace.format.asciicast import CastEvent, read_events, write_cast
 from autotrace.format.errors import RecordingError
-from autotrace.format.reader import Recording, read_cast, read_cast_header
+from autotrace.format.reader import Recording, read_cast, read_cast_header, read_cast_tail
 from autotrace.format.tracks import SAMPLE_BYTES, PaneTrack
 
 FIELDS = {"version": 2, "width": 90, "height": 30, "timestamp": 1700000000,
@@ -174,3 +174,21 @@ def test_a_lone_cast_that_is_damaged_is_one_line(tmp_path: Path) -> None:
     cast.write_text('{"version": 3, "term": {"cols": 80, "rows": 24}}\n[0.5, "o"]\n[1, "o", "x"]\n')
     line = assert_one_line_error(run("cat", cast))
     assert line == f"autotrace: {cast}:2: corrupt event: expected [time, code, data]"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_the_tail_of_a_file_is_its_last_whole_events(tmp_path: Path, version: int) -> None:
+    # The live view re-wraps a pane from the end of its recording (read_cast_tail).
+    events = events_with_steps(3000)
+    path = tmp_path / "pane-0.cast"
+    path.write_bytes(encoded(events, version) + b'[99, "o", "torn')
+    tail, before = read_cast_tail(path, 4096, codes=("o",))
+    outputs = [e for e in events if e.code == "o"]
+    if version == 3:  # intervals: read whole, times exact
+        assert (tail, before) == (outputs, 0)
+        return
+    assert 0 < len(tail) < len(outputs) and tail == outputs[-len(tail):]
+    assert sum(len(json.dumps(list(e), ensure_ascii=False)) + 1 for e in tail) <= 4096
+    assert before > 0
+    whole, nothing = read_cast_tail(path, 10**9)
+    assert whole == events and nothing == 0

@@ -75,8 +75,9 @@ def test_pack_writes_one_folder_with_summary(recording: Path, tmp_path: Path) ->
     assert result.stdout.strip() == str(bundle)
     content = members(bundle)
     assert sorted(content) == [
-        "secret-session", "secret-session/SUMMARY.txt", "secret-session/manifest.json",
-        "secret-session/pane-0.cast", "secret-session/pane-1.cast",
+        "secret-session", "secret-session/SUMMARY.txt", "secret-session/index.html",
+        "secret-session/manifest.json", "secret-session/pane-0.cast",
+        "secret-session/pane-1.cast",
     ]
     for name in ("pane-0.cast", "pane-1.cast"):
         assert content[f"secret-session/{name}"] == (recording / name).read_bytes()

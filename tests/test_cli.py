@@ -143,8 +143,9 @@ def test_old_replay_flag_keeps_the_view_options(monkeypatch) -> None:
     monkeypatch.setattr(common, "guarded", lambda command, options: seen.update(
         command=command, options=options) or 0)
     assert cli.main(["--replay", "/tmp/rec", "--replayspeed", "4", "-v", "--visible", "2",
-                     "--syncoff", "--colorsoff"]) == 0
+                     "--syncoff", "--colorsoff", "--min-pane", "30x4"]) == 0
     options = seen["options"]
     assert seen["command"] is replay.run_replay
     assert (str(options.path), options.speed, options.vertical, options.visible,
             options.syncoff, options.colorsoff) == ("/tmp/rec", 4.0, True, 2, True, True)
+    assert options.min_pane == (30, 4)

@@ -98,8 +98,7 @@ def test_a_container_is_traced_in_its_own_network_and_files(tmp_path: Path):
         assert rec.panes[0]["pid"] == pid and "container web" in rec.panes[0]["command"]
         outputs = {pane["command"]: rec.output(pane["index"]) for pane in rec.panes}
         assert f"127.0.0.1:{port}" in outputs["ss -Hlnt"]  # its network, not ours
-        resolver = next(text for command, text in outputs.items() if "resolv.conf" in command)
-        assert "nameserver 10.53.53.53" in resolver  # its /etc/resolv.conf, not ours
+        assert "nameserver 10.53.53.53" in outputs["@resolv"]  # its /etc/resolv.conf, not ours
         assert "/mnt/inside.txt" in outputs["@files"]  # a file of its mount namespace
         assert inside.poll() is None  # attached: never killed
     finally:

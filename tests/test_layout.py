@@ -12,6 +12,7 @@ from autotrace.view.layout import (
     Rect,
     arrange,
     fits,
+    shown_count,
     tile,
     visible_panes,
 )
@@ -84,8 +85,8 @@ def test_three_tracers_sit_side_by_side_under_the_main_pane() -> None:
     ]
 
 
-def test_many_tracers_form_a_grid_that_still_fits_80x24() -> None:
-    rects = tile(7, 80, 24)
+def test_many_tracers_form_a_grid_when_the_area_has_room() -> None:
+    rects = tile(7, 164, 40)
     assert fits(rects)
     assert len({r.y for r in rects[1:]}) == 2  # two rows of tracers
 
@@ -140,19 +141,74 @@ def test_arrange_covers_the_area_with_the_visible_panes(
     count: int, visible: int, offset: int, vertical: bool
 ) -> None:
     layout = arrange(count, 100, 30, visible=visible, offset=offset, vertical=vertical)
-    assert list(layout) == visible_panes(count, visible, offset)
+    fitting = max(shown_count(count, 100, 30, visible, v) for v in {vertical, False})
+    assert list(layout) == visible_panes(count, fitting, offset)
     assert_tiles_exactly(list(layout.values()), 100, 30)
 
 
 def test_fits_detects_a_terminal_too_small() -> None:
     assert fits(arrange(4, 80, 24).values())
-    assert not fits(arrange(4, 40, 8).values())
+    assert not fits(tile(4, 80, 24))
     assert not fits(arrange(1, MIN_PANE_COLS - 1, 24).values())
-    assert not fits(arrange(1, 80, MIN_PANE_ROWS - 1).values())
-    assert fits(arrange(1, MIN_PANE_COLS, MIN_PANE_ROWS).values())
+    assert not fits(arrange(1, 80, MIN_PANE_ROWS).values())  # the title takes a row
+    assert fits(arrange(1, MIN_PANE_COLS, MIN_PANE_ROWS + 1).values())
     assert not fits(arrange(1, 0, 0).values())
 
 
 def test_content_rows_exclude_the_title_line() -> None:
     assert Rect(0, 0, 80, 12).content_rows == 11
     assert Rect(0, 0, 80, 0).content_rows == 0
+
+
+# ---------------------------------------------------------------- small areas
+
+
+def content_sizes(layout: dict[int, Rect]) -> list[tuple[int, int]]:
+    return [(r.content_cols, r.content_rows) for r in layout.values()]
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+@pytest.mark.parametrize("cols,rows", [(80, 22), (81, 22), (100, 30), (120, 38), (200, 48),
+                                       (40, 6), (45, 60)])
+@pytest.mark.parametrize("count", range(1, 8))
+def test_no_pane_shown_is_smaller_than_the_minimum(count: int, cols: int, rows: int,
+                                                   vertical: bool) -> None:
+    layout = arrange(count, cols, rows, vertical=vertical)
+    assert layout and 0 < len(layout) <= min(count, 4)
+    for width, height in content_sizes(layout):
+        assert width >= MIN_PANE_COLS and height >= MIN_PANE_ROWS, (width, height)
+    assert_tiles_exactly(list(layout.values()), cols, rows)
+
+
+def test_80x24_with_four_tracers_shows_main_and_one_tracer() -> None:
+    # 22 rows between header and footer; two 40-column panes side by side
+    # leave 39 for the one right of the separator.
+    assert shown_count(5, 80, 22) == 2
+    assert content_sizes(arrange(5, 80, 22)) == [(80, 10), (80, 10)]
+    assert list(arrange(5, 80, 22, offset=2)) == [0, 3]
+
+
+def test_a_wider_terminal_shows_more_panes_up_to_visible() -> None:
+    assert shown_count(5, 82, 22) == 3
+    assert shown_count(5, 124, 22) == 4
+    assert shown_count(9, 300, 80) == 4
+    assert shown_count(9, 300, 80, visible=9) > 4
+
+
+def test_side_by_side_gives_way_to_stacking_when_stacking_shows_more() -> None:
+    # 80 columns cannot hold two 40-column panes and a separator.
+    assert list(arrange(3, 80, 30, vertical=True)) == [0, 1, 2]
+    layout = arrange(2, 120, 30, vertical=True)
+    assert [r.x for r in layout.values()] == [0, 60]
+
+
+def test_when_one_pane_fits_every_pane_takes_its_turn() -> None:
+    seen = [list(arrange(3, 50, 7, offset=offset)) for offset in range(3)]
+    assert seen == [[0], [1], [2]]
+    assert visible_panes(3, 1, 4) == [1]
+
+
+def test_a_smaller_minimum_shows_more_panes() -> None:
+    assert shown_count(5, 80, 22, minimum=(20, 3)) == 4
+    layout = arrange(5, 80, 22, minimum=(20, 3))
+    assert fits(layout.values(), (20, 3)) and not fits(layout.values())

@@ -445,3 +445,59 @@ def test_a_flood_is_read_in_bounded_memory_and_shown_exactly(tmp_path: Path) -> 
     player.seek(3.0)  # a short jump forward through the rest
     assert player.view.panes[0].screen.pending < LOOKBACK_MAX / 4
     assert shown(player) == expected[3.0]
+
+
+# ---------------------------------------------------------------- re-wrapping
+
+
+def resized_recording(directory: Path) -> Path:
+    """One pane, 40 columns wide, printing a 100-character line; at 2 s its pty
+    became 100 wide (the live view re-wrapped it then), then a last line."""
+    directory.mkdir()
+    writer = RecordingWriter(directory, SessionRecord(100, 30, time.time()))
+    record = PaneRecord(0, "main", "wide", "wide", 40, 10, pid=1000, start=0.0)
+    pane = writer.add_pane(record)
+    pane.output(1.0, "HEAD" + "x" * 92 + "TAIL\r\n")
+    pane.resize(2.0, "100x10")
+    pane.output(3.0, "last\r\n")
+    record.end, record.exit_status = 4.0, 0
+    writer.close(4.0)
+    return directory
+
+
+def rows_with(player: Player, text: str) -> list[str]:
+    screen = player.view.panes[0].screen
+    screen.catch_up()
+    return [row for row in screen.text() if text in row]
+
+
+def test_a_recorded_resize_re_wraps_the_text_before_it_as_live_did(tmp_path) -> None:
+    player, clock = make_player(resized_recording(tmp_path / "rec"))
+    player.seek(1.5)
+    assert player.view.panes[0].screen.cols == 40
+    assert not rows_with(player, "TAIL")[0].startswith("HEAD")  # wrapped at 40
+    player.seek(2.5)
+    assert player.view.panes[0].screen.cols == 100
+    assert rows_with(player, "TAIL")[0].startswith("HEAD")  # one row again
+    player.seek(0.5)
+    player.clock.play()
+    clock.now += 3.5  # played through the resize
+    player.advance()
+    assert rows_with(player, "TAIL")[0].startswith("HEAD") and rows_with(player, "last")
+
+
+def test_zoom_and_wrap_off_re_wrap_a_replayed_pane_and_unzoom_gives_its_size_back(
+        tmp_path) -> None:
+    player, _ = make_player(resized_recording(tmp_path / "rec"))
+    player.seek(1.5)  # 40 columns recorded: the line wraps over three rows
+    assert len(rows_with(player, "x" * 10)) == 3
+    player.handle_key("0")  # zoomed in a 160-column terminal
+    assert player.view.panes[0].screen.cols == 160
+    assert rows_with(player, "TAIL")[0].startswith("HEAD")
+    player.handle_key("0")
+    assert player.view.panes[0].screen.cols == 40
+    player.handle_key("w")
+    assert player.view.panes[0].screen.cols == 320
+    assert rows_with(player, "TAIL")[0].startswith("HEAD")
+    player.handle_key("w")
+    assert player.view.panes[0].screen.cols == 40

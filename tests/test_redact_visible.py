@@ -132,8 +132,8 @@ def test_pane_file_names_are_renamed_not_kept(tmp_path: Path) -> None:
     assert_nowhere(bundle, SECRET)
     top = source.name
     assert sorted(members(bundle)) == sorted(
-        [top, f"{top}/manifest.json", f"{top}/SUMMARY.txt", f"{top}/pane-0.cast",
-         f"{top}/pane-1.cast"])
+        [top, f"{top}/manifest.json", f"{top}/SUMMARY.txt", f"{top}/index.html",
+         f"{top}/pane-0.cast", f"{top}/pane-1.cast"])
     cat = run_autotrace(["cat", bundle, "--pane", "1"])
     assert cat.returncode == 0 and "tracer" in cat.stdout, cat.stderr
 

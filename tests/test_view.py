@@ -8,6 +8,7 @@ import pytest
 from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
 from autotrace.view.multipane import MultiPaneView
+from autotrace.view.screen import PaneScreen
 
 
 def view_with(panes: int, cols: int = 120, rows: int = 40, **kw) -> MultiPaneView:
@@ -409,3 +410,140 @@ def test_a_match_in_a_hidden_pane_brings_it_on_screen() -> None:
     view.handle_key("2")  # zoomed on another pane: the zoom follows the match
     run(view, "needle")
     assert list(view.arrangement()) == [5]
+
+
+# ---------------------------------------------------------------- small terminals
+
+
+def header(view: MultiPaneView) -> str:
+    return screen_text(view).split("\n")[0]
+
+
+def test_at_80x24_the_header_counts_the_hidden_panes_and_fits() -> None:
+    view = view_with(5, cols=80, rows=24)
+    view.status_left = "● REC /home/someone/.local/state/autotrace/recordings/20261201-a-long-name"
+    view.status_right = "main: stopped (by a signal, not by autotrace) (pid 123456)"
+    assert list(view.arrangement()) == [0, 1]
+    text = header(view)
+    assert len(text) <= 80
+    assert "Running  +3 hidden (m)  00:00" in text
+    assert "main: stopped" in text and "…" in text  # shortened, not cut off mid-air
+    view.handle_key("1")  # zoomed: nothing is hidden by the layout
+    assert "hidden" not in header(view)
+
+
+def test_every_pty_is_at_least_40x5_even_in_a_tiny_terminal() -> None:
+    for cols, rows in ((80, 24), (30, 6), (41, 8)):
+        view = view_with(5, cols=cols, rows=rows)
+        for size in view.pane_sizes().values():
+            assert size[0] >= 40 and size[1] >= 5, (cols, rows, size)
+
+
+def wide_line_view() -> MultiPaneView:
+    view = view_with(2, cols=80, rows=24)
+    assert view.handle_key("w").name == "resize"
+    assert view.pane_sizes()[0] == (320, 10) and view.panes[0].screen.cols == 320
+    view.feed(0, "A" * 100 + "B" * 100 + "\r\n", 0.0)
+    view.panes[0].screen.catch_up()
+    return view
+
+
+def test_a_wide_pane_scrolls_sideways_up_to_its_widest_line() -> None:
+    view = wide_line_view()
+    title, rows = content_rows(view, 0)
+    assert "nowrap" in title and "cropped 320→80 cols" in title
+    assert rows[0] == "A" * 80
+    view.handle_key(">")
+    title, rows = content_rows(view, 0)
+    assert rows[0] == "A" * 60 + "B" * 20 and "from 41" in title
+    view.handle_key(">")
+    view.handle_key(">")
+    title, rows = content_rows(view, 0)
+    assert rows[0] == "B" * 80 and "from 121" in title  # the line's end: no further
+    view.handle_key(">")
+    assert "nothing further right" in view.message
+    for _ in range(4):
+        view.handle_key("<")
+    assert content_rows(view, 0)[1][0] == "A" * 80
+    assert "at its first column" in view.message
+    assert "</> sideways" in view.footer_keys()
+
+
+def test_wrap_on_again_gives_the_place_width_back() -> None:
+    view = wide_line_view()
+    view.handle_key(">")
+    view.handle_key("w")
+    assert view.pane_sizes()[0] == (80, 10) and view.panes[0].screen.cols == 80
+    assert view.panes[0].hscroll == 0 and "wrap on" in view.message
+    assert "</> sideways" not in view.footer_keys()
+
+
+def test_fixed_screens_with_no_recording_to_read_keep_their_width_and_say_so() -> None:
+    view = MultiPaneView(80, 24, fixed_screens=True, replay=True)
+    view.add_pane(0, "wide", 200, 10)
+    view.relayout()
+    view.feed(0, "x" * 199 + "END\r\n", 0.0)
+    view.panes[0].screen.catch_up()
+    view.handle_key("w")
+    assert "keep the width they were printed at" in view.message
+    assert view.panes[0].screen.cols == 200
+    view.handle_key(">")
+    view.handle_key(">")
+    view.handle_key(">")
+    view.handle_key(">")
+    row = content_rows(view, 0)[1][0]
+    assert len(row) == 80 and row.endswith("xE")  # its 200th column: E wrapped its ND
+
+
+def test_a_new_size_rebuilds_the_screen_from_the_recording() -> None:
+    asked: list[tuple[int, int, int]] = []
+    answers: list[str] = []
+
+    def rebuild(index: int, cols: int, rows: int):
+        asked.append((index, cols, rows))
+        screen = PaneScreen(cols, rows)
+        screen.feed("W" * 70 + "\r\n", 0.0)
+        screen.catch_up()
+        return screen
+
+    view = view_with(2, cols=80, rows=24, reply=lambda index, text: answers.append(text))
+    view.rebuild = rebuild
+    view.handle_key("1")
+    assert asked == [(1, 80, 21)]
+    screen = view.panes[1].screen
+    assert (screen.cols, screen.rows) == (80, 21)
+    assert content_rows(view, 1)[1][0] == "W" * 70
+    screen.feed("\x1b[c", 1.0)  # the rebuilt screen answers the program's queries
+    screen.catch_up()
+    assert answers
+    view.handle_key("1")
+    assert asked[-1] == (1, 80, 10)
+
+
+def test_a_match_right_of_the_window_is_brought_into_view() -> None:
+    view = wide_line_view()
+    view.feed(0, " " * 250 + "needle\r\n", 0.1)
+    view.panes[0].screen.catch_up()
+    view.paused = True
+    run(view, "needle")
+    pane = view.panes[0]
+    assert pane.hscroll > 0
+    assert any("needle" in row for row in content_rows(view, 0)[1])
+
+
+@pytest.mark.parametrize("mode", ["live", "paused", "ended", "replay"])
+def test_help_fits_80x24_in_pages_in_every_mode(mode: str) -> None:
+    view = view_with(2, cols=80, rows=24, replay=mode == "replay")
+    view.paused, view.ended = mode == "paused", mode == "ended"
+    view.handle_key("h")
+    pages = []
+    while view.help_open:
+        rows = screen_text(view).split("\n")
+        assert len(rows) == 24
+        pages.append("\n".join(rows[1:-1]))
+        assert all(len(row.rstrip()) < 80 for row in rows[1:-1]), "a help row is cut"
+        view.handle_key(" ")
+    assert len(pages) >= 2
+    text = " ".join(" ".join(pages).split())
+    for keys, meaning in view.help_rows():
+        assert " ".join(keys.split()) in text and " ".join(meaning.split()) in text

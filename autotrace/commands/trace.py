@@ -57,6 +57,7 @@ def run_trace(options: argparse.Namespace) -> int:
         if plan.cwd:
             os.chdir(plan.cwd)
     specs = pane_specs(options, plan)
+    share = LiveShare(options.share) if options.share else None
     folder = new_recording_directory(options.logdir, specs[0].command)
     directory = folder.path
     log_internal_errors_to(folder)
@@ -86,7 +87,13 @@ def run_trace(options: argparse.Namespace) -> int:
         ssh=SshHosts(options.ssh, user=invoking_user_ids()),
     )
     watch_for_findings(session)
-    code = run_with_view(session, options, directory) if interactive else session.run()
+    url = share.start(session, directory.name) if share else ""
+    try:
+        code = run_with_view(session, options, directory, url) if interactive \
+            else session.run()
+    finally:
+        if share is not None:
+            share.stop()
     # Said even with -q and after the view: otherwise a typo in a tracer's
     # name ends as an empty pane and exit 0.
     for line in session.not_started():
@@ -98,6 +105,46 @@ def run_trace(options: argparse.Namespace) -> int:
     if not options.quiet:
         report_recording(directory)
     return incomplete_status(code) if writer.stopped else code
+
+
+class LiveShare:
+    """`--share`: bound before the recording's folder is made (a port in use
+    leaves nothing behind), fed by the session once there is one. The
+    session's events go to a share of its own, in a thread: the session
+    never waits for it."""
+
+    def __init__(self, address: str):
+        from autotrace.share.live import LiveFrames
+        from autotrace.share.server import Share, parse_address
+
+        try:
+            host_port = parse_address(address)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        self.session: Session | None = None
+        self.frames = LiveFrames(self._describe, "", started_unix=time.time())
+        self.share = Share(host_port, "autotrace", self.frames.page_data, self.frames.log,
+                           self.frames.changed)
+
+    def _describe(self, index: int) -> tuple[str, int, int]:
+        assert self.session is not None
+        record = self.session.panes[index].record
+        return record.command_run or record.command, record.cols, record.rows
+
+    def start(self, session: Session, label: str) -> str:
+        from autotrace.share.server import announce
+
+        self.session = session
+        self.frames.view.status_left = f"● LIVE {label}"
+        self.share.title = f"autotrace: {label}"
+        session.subscribe(self.frames.on_event)
+        self.frames.start()
+        announce(self.share, say)
+        return self.share.url
+
+    def stop(self) -> None:
+        self.frames.close()
+        self.share.close()
 
 
 def watch_for_findings(session: Session) -> None:
@@ -191,7 +238,8 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     return specs
 
 
-def run_with_view(session: Session, options: argparse.Namespace, directory: Path) -> int:
+def run_with_view(session: Session, options: argparse.Namespace, directory: Path,
+                  share_url: str = "") -> int:
     """The interactive view; the terminal is restored whatever happens inside."""
     from autotrace.loop import Loop
     from autotrace.term.live_view import LiveView
@@ -201,10 +249,13 @@ def run_with_view(session: Session, options: argparse.Namespace, directory: Path
     terminal = Terminal()
     cols, rows = terminal.size()
     view = MultiPaneView(cols, rows, visible=options.visible, vertical=options.vertical,
+                         min_pane=options.min_pane,
                          colours=not options.colorsoff, sync=not options.syncoff,
                          history=options.history)
     live = LiveView(terminal, view, session, str(directory), exit_at_end=options.exit_at_end)
     session.view = live
+    if share_url:  # the line printed before the view is hidden by it
+        view.message = f"sharing read-only at {share_url}"
 
     def notice(line: str) -> None:
         view.message = line

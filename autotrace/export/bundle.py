@@ -109,6 +109,21 @@ def _output_path(out: Path | None, name: str) -> Path:
     return out / f"{name}.tar.gz" if out.is_dir() else out
 
 
+def _free_target(out: Path | None, name: str, force: bool) -> Path:
+    target = _output_path(out, name)
+    if os.path.lexists(target) and not force:
+        raise RecordingError(f"{target} exists already; use --force to replace it")
+    return target
+
+
+def bundle_target(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
+                  force: bool = False) -> Path:
+    """Where `pack` would write, refused at once if a file is there and not
+    FORCE: a caller with costly work before packing (the player page) asks first."""
+    with resolve_recording(recording_dir, manifest_only=True) as directory:
+        return _free_target(out, Redactor(redact).name(directory.resolve().name), force)
+
+
 @contextlib.contextmanager
 def _written_atomically(target: Path) -> Iterator[Path]:
     """A path to write to that becomes `target` only when writing succeeded."""
@@ -132,12 +147,14 @@ def _pack_files(recording: Recording) -> list[Path]:
 
 
 def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (),
-         progress: Progress | None = None, force: bool = False) -> Path:
+         progress: Progress | None = None, force: bool = False,
+         extra: dict[str, bytes] | None = None) -> Path:
     """Pack a recording (a folder, or a bundle to redact again) into one
     .tar.gz with a single top-level folder named after the recording.
 
     Default output: ./NAME.tar.gz; `out` may be a file or a folder. A file
     there already is replaced only with FORCE: it may be a redacted bundle.
+    `extra` files (the player's index.html) go in after SUMMARY.txt, as given.
     Returns the bundle's path.
     """
     redactor = Redactor(redact)
@@ -145,9 +162,7 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
         recording = Recording.open(directory)
         # The folder's name is in every member path: it may hold the secret too.
         name = redactor.name(directory.resolve().name)
-        target = _output_path(out, name)
-        if os.path.lexists(target) and not force:
-            raise RecordingError(f"{target} exists already; use --force to replace it")
+        target = _free_target(out, name, force)
         files = _pack_files(recording)
         manifest = redact_manifest(recording.manifest, redactor) if redactor \
             else recording.manifest
@@ -172,6 +187,8 @@ def pack(recording_dir: Path, out: Path | None = None, redact: Sequence[str] = (
                 tar.addfile(_member(name, 0, time.time(), directory=True))
                 _add_bytes(tar, f"{name}/{MANIFEST}", manifest_json.encode("utf-8"))
                 _add_bytes(tar, f"{name}/{SUMMARY}", summary.encode("utf-8"))
+                for extra_name, data in (extra or {}).items():
+                    _add_bytes(tar, f"{name}/{extra_name}", data)
                 for position, (path, member) in enumerate(zip(files, members)):
                     _add_file(tar, f"{name}/{member}", path, redactor, counted,
                               f"pane {position} ({member})")  # never the name it had

@@ -4,6 +4,7 @@ codec. A lone asciicast file opens as a recording of one pane."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from autotrace.events import Event
-from autotrace.format.asciicast import KNOWN_CODES, CastEvent, read_events, read_header
+from autotrace.format.asciicast import (
+    KNOWN_CODES,
+    CastEvent,
+    parse_header,
+    read_events,
+    read_header,
+    read_line,
+)
 from autotrace.format.errors import RecordingError, decode_json
 from autotrace.format.limits import MAX_LINE_BYTES
 from autotrace.format.manifest import FINDINGS, manifest_for_cast, read_manifest
@@ -26,6 +34,33 @@ def read_cast(path: Path, codes: tuple[str, ...] = KNOWN_CODES) -> Iterator[Cast
             yield from read_events(f, str(path), codes)
         except OSError as err:  # e.g. EIO from a failing disk
             raise RecordingError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def read_cast_tail(path: Path, size: int,
+                   codes: tuple[str, ...] = KNOWN_CODES) -> tuple[list[CastEvent], int]:
+    """The events in (about) the last `size` bytes of a v2 file, whole lines
+    only, and how many bytes of events come before them; the rest of the
+    file is never read, so this costs the same for a pane of any length. A
+    v3 file's times are intervals from the start: it is read whole."""
+    with open_for_reading(path) as f:
+        try:
+            header_line = read_line(f, str(path), 1)
+            header = parse_header(header_line, str(path))
+            if header.relative:
+                f.seek(0)
+                return list(read_events(f, str(path), codes)), 0
+            end = os.fstat(f.fileno()).st_size
+            start = max(len(header_line), end - size)
+            f.seek(start)
+            if start > len(header_line):
+                start += len(f.readline())  # the line the cut fell in
+            tail = f.read(end - start)
+        except OSError as err:
+            raise RecordingError(f"{path}: cannot read: {err.strerror or err}") from None
+    # The codec reads the stretch as a file of its own (line numbers in an
+    # error count from the stretch).
+    events = list(read_events(io.BytesIO(header_line + tail), f"{path} (its end)", codes))
+    return events, start - len(header_line)
 
 
 def read_cast_header(path: Path) -> dict[str, Any]:

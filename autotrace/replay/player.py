@@ -132,7 +132,9 @@ class Player:
         for i, pane in enumerate(self.recording.panes):
             cols, rows = self.tracks[i].size_at(0.0)
             self.view.add_pane(i, str(pane.get("command_run") or pane.get("command")), cols, rows)
+            self.view.panes[i].recorded_size = (cols, rows)
         self.view.fixed_screens = True
+        self.view.rebuild = self._rebuilt_now
         self.view.replay = True  # replay's keys, help and footer (view/keymap.py)
         started = self.recording.manifest.get("started_unix")
         if isinstance(started, (int, float)):
@@ -147,13 +149,24 @@ class Player:
             self.idle.to_recorded(self.clock.position)
         return self._read_to(target)
 
+    def play_to(self, recorded_t: float) -> bool:
+        """Read forward to a recorded time, as playing would (an export steps
+        through a recording this way); True if anything changed."""
+        return self._read_to(max(recorded_t, self.recorded_now))
+
     def _read_to(self, target: float) -> bool:
         changed = False
         for index, track in enumerate(self.tracks):
             stop = track.count_until(target)
-            if track.bytes_between(track.position, stop) > LOOKBACK_MAX:
+            pane = self.view.panes[index]
+            pane.recorded_size = track.size_at(target)
+            if track.bytes_between(track.position, stop) > LOOKBACK_MAX \
+                    or self.view.screen_size(index) != (pane.screen.cols, pane.screen.rows):
                 # A flood (or a long jump): what is on screen at `target` only
                 # needs the output just before it, and memory stays bounded.
+                # A resize: the live view re-wrapped the pane's text to its
+                # new size from the recording (MultiPaneView.rebuild), so
+                # the replay does too.
                 self._rebuild_pane(index, target)
                 changed = True
                 continue
@@ -253,6 +266,24 @@ class Player:
         self.recorded_now = target
 
     def _rebuild_pane(self, index: int, target: float) -> None:
+        """A fresh screen for pane `index` at `target`, at the size the view
+        wants it (the recorded one, unless zoomed: MultiPaneView.screen_size)."""
+        pane = self.view.panes[index]
+        pane.recorded_size = self.tracks[index].size_at(target)
+        pane.screen = self._rebuilt(index, target, self.view.screen_size(index))
+        pane.dirty = True
+
+    def _rebuilt_now(self, index: int, cols: int, rows: int) -> PaneScreen:
+        """The pane's screen at the moment shown, re-wrapped to cols x rows (the
+        view's rebuild: a zoom, wrap off); where the tracks are stays put."""
+        track = self.tracks[index]
+        position = track.position
+        screen = self._rebuilt(index, self.recorded_now, (cols, rows))
+        if track.position != position:
+            track.seek_event(position)
+        return screen
+
+    def _rebuilt(self, index: int, target: float, size: tuple[int, int]) -> PaneScreen:
         """A fresh screen fed from a bounded stretch of output before `target`.
 
         The stretch starts `lookback_bytes` back and grows until it holds
@@ -268,20 +299,17 @@ class Player:
             first = track.rewind_bytes(stop, lookback)
             track.seek_event(first)
             events = track.read_until(target)
-            rows = track.size_at(target)[1]
-            if first == 0 or lookback >= LOOKBACK_MAX or _enough_to_rebuild(events, rows):
+            if first == 0 or lookback >= LOOKBACK_MAX or _enough_to_rebuild(events, size[1]):
                 break
             lookback *= 4
-        events, start_t = _from_last_clear(events)
-        if first > 0 and start_t is None:
-            start_t = track.time_of(first - 1)
-        cols, rows = track.size_at(start_t or 0.0)
-        pane = self.view.panes[index]
-        pane.screen = PaneScreen(cols, rows, self.view.history)
-        pane.dirty = True
+        events, _ = _from_last_clear(events)
+        # All of it at one size, as the live view re-wrapped it on each
+        # resize (its resizes are not replayed); markers passed are no news.
+        screen = PaneScreen(*size, self.view.history)
         for event in events:
-            if event.code != "m":  # a marker passed long ago is no news
-                self._apply(index, event.code, event.data, event.t)
+            if event.code == "o":
+                screen.feed(event.data, event.t)
+        return screen
 
     # -- searching
 

@@ -13,7 +13,7 @@ from autotrace.events import OUTPUT, STATE, Event
 from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
 from autotrace.format.errors import RecordingError
-from autotrace.format.reader import read_cast
+from autotrace.format.reader import read_cast, read_cast_tail
 from autotrace.format.tracks import PaneTrack
 from autotrace.live.session import Session
 from autotrace.loop import Loop
@@ -44,6 +44,13 @@ BACKLOG_PAUSE = 0.01
 # second wait for the next frame (a tenth of a second), as they did before
 # there were floods to keep up with; waking up for each cost CPU for nothing.
 BACKLOG_BIG = 16 * 1024
+# A pane re-wrapped to a new size (zoom, wrap, a resize) is rebuilt from about
+# this much of the end of its recording, keeping at most REWRAP_LINES lines of
+# history: a key must be answered in a blink (about 80 ms a pane here), and
+# the reads of the other panes wait meanwhile. Scrolling further back reads
+# the recording (_archive).
+REWRAP_BYTES = 128 * 1024
+REWRAP_LINES = 300
 
 
 def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[CastEvent]:
@@ -87,6 +94,7 @@ class LiveView:
         self.view.reply = self._reply
         self.view.archive = self._archive
         self.view.recorded = self._recorded
+        self.view.rebuild = self._rebuild
         self._last_frame = -1.0
         self._frame_interval = FRAME_INTERVAL
         self._last_hidden_catch_up = 0.0
@@ -123,6 +131,8 @@ class LiveView:
             return
         self.view.ended = True
         self.view.fixed_screens = True  # the final screens keep the size they ended at
+        for pane, live in zip(self.view.panes, self.session.panes):
+            pane.recorded_size = (live.record.cols, live.record.rows)
         self._update_status()
         self._dirty = True
 
@@ -355,6 +365,29 @@ class LiveView:
         if depth is not None:
             screen.catch_up_keeping(depth + screen.rows)
         return _caught_up(screen)
+
+    def _rebuild(self, index: int, cols: int, rows: int) -> PaneScreen | None:
+        """The pane's screen at cols x rows, fed the end of its recording: its
+        text wraps to the new size as if it had been printed there (a program
+        that laid its output out for the old size, as top does, keeps that
+        layout until it redraws). The recording holds every event the view was
+        given (it is written first), so nothing is lost or shown twice. None
+        when there is no whole recording to read (a full disk stopped it)."""
+        if self.session.recording.stopped:
+            return None
+        path = self.session.recording.directory / f"pane-{index}.cast"
+        try:
+            events, before = read_cast_tail(path, REWRAP_BYTES, codes=(OUTPUT,))
+        except RecordingError:
+            return None
+        screen = PaneScreen(cols, rows, self.view.history)
+        # Output before the stretch read is not on this screen: scrolling up
+        # to it rebuilds from the recording, as past a flood's gap.
+        screen.skipped += before
+        for event in events:
+            screen.feed(event.data, event.t)
+        screen.catch_up_keeping(min(REWRAP_LINES, self.view.history) + rows)
+        return screen
 
     def _recorded(self, index: int, pattern: re.Pattern[str], backwards: bool,
                   bound: int | None, held: Callable[[float, str], bool]) -> PaneTextSearch:

@@ -30,6 +30,7 @@ EVERYWHERE = EVERY_LIVE | {REPLAY}
 
 # Footer entries shown only when the view is in such a state.
 WHEN_ZOOMED, WHEN_MORE_PANES, WHEN_SEARCHED = "zoomed", "more panes", "searched"
+WHEN_WIDE = "wide"  # the focused pane's screen is wider than its place
 WHEN_FINDINGS = "findings"
 
 
@@ -90,8 +91,13 @@ TABLE: tuple[Binding, ...] = (
     _b("zoom", DIGITS, "0-9", "zoom pane N (again: back to all panes)", EVERYWHERE,
        "0-9 zoom"),
     _b("unzoom", ("z",), "z", "unzoom", EVERYWHERE, "z unzoom", WHEN_ZOOMED),
-    _b("cycle", ("m",), "m", "cycle hidden panes into view (pane 0 stays)", EVERYWHERE,
+    _b("cycle", ("m",), "m", "cycle hidden panes into view (pane 0 stays if two fit)", EVERYWHERE,
        "m more panes", WHEN_MORE_PANES),
+    _b("scroll_left", ("<",), "<  >", "scroll the focused pane sideways (lines wider than "
+       "its place)", EVERYWHERE, "</> sideways", WHEN_WIDE),
+    _b("scroll_right", (">",), ">", None, EVERYWHERE),
+    _b("wrap", ("w",), "w", "wrap on/off in the focused pane (off: its pty is wider than its "
+       "place)", EVERYWHERE),
     _b("focus_next", ("\t", "KEY_TAB"), "Tab  arrows", "move focus between panes",
        EVERYWHERE, "Tab focus"),
     _b("focus_previous", ("KEY_BTAB",), "Shift-Tab", None, EVERYWHERE),
@@ -117,19 +123,21 @@ TABLE: tuple[Binding, ...] = (
        {INPUT}, "Ctrl-] leave input mode"),
     _b("redraw", ("r",), "r", "redraw the screen", EVERYWHERE),
     _b("colours", ("l",), "l", "colours and lenses on/off", EVERYWHERE),
-    _b("help", ("h", "?"), "h  ?", "this help (any key closes it)", EVERYWHERE, "h help"),
+    _b("help", ("h", "?"), "h  ?", "this help (Space: its next page; any other key closes it)",
+       EVERYWHERE, "h help"),
 )
 
 # Footer order per mode (a command listed is shown when its binding applies).
 FOOTER_ORDER: dict[str, tuple[str, ...]] = {
-    LIVE: ("quit", "unzoom", "pause", "type_in", "zoom", "cycle", "focus_next", "search",
-           "findings", "mark", "help"),
-    PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "search", "search_again",
-             "sync", "quit"),
-    ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "search", "search_again", "findings",
-            "sync", "zoom", "help"),
+    LIVE: ("quit", "unzoom", "pause", "type_in", "zoom", "cycle", "scroll_left", "focus_next",
+           "search", "findings", "mark", "help"),
+    PAUSED: ("resume", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
+             "search_again", "sync", "quit"),
+    ENDED: ("quit", "unzoom", "line_up", "page_up", "top", "cycle", "scroll_left", "search",
+            "search_again", "findings", "sync", "zoom", "help"),
     REPLAY: ("quit", "unzoom", "play_pause", "faster", "seek_back", "marker_previous",
-             "start", "go_to", "search", "search_again", "findings", "zoom", "help"),
+             "cycle", "scroll_left", "start", "go_to", "search", "search_again", "findings",
+             "zoom", "help"),
     INPUT: ("leave_input",),
 }
 

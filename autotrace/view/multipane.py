@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ from autotrace.events import FINDING, MARKER, OUTPUT, RESIZE, Event, parse_size
 from autotrace.findings.model import Finding
 from autotrace.view import keymap, layout, render
 from autotrace.view.findings_list import FindingsList
-from autotrace.view.layout import Rect
+from autotrace.view.layout import MIN_PANE, Rect
 from autotrace.view.lenses import Lens, lens_for, row_text
 from autotrace.view.screen import PaneScreen, SearchHit
 from autotrace.view.search import (
@@ -35,8 +36,12 @@ from autotrace.view.search import (
 )
 from autotrace.view.typing import TypingTranslator
 
-# The smallest terminal the view draws into; below it a message asks for more.
-MIN_COLS, MIN_ROWS = 40, 8
+# The smallest terminal the view draws into is one pane of the smallest size
+# (min_pane) with its title, the header and the footer; below it a message
+# asks for more.
+# A pane with wrap off gets a pty this wide (or its place's width, if wider):
+# its program prints whole lines, the place shows a window onto them.
+UNWRAPPED_COLS = 320
 
 # A pane resized by the layout (zoom, a terminal resize) catches up at its
 # old size for at most this long: a flooding pane's backlog must not freeze
@@ -54,6 +59,11 @@ class PaneState:
     screen: PaneScreen
     state: str = "starting"
     scroll: int = 0  # lines back into history; 0 is the live tail
+    hscroll: int = 0  # columns scrolled sideways: the first column shown
+    wrap: bool = True  # off: the pty is wider than the place (UNWRAPPED_COLS)
+    # The pty size the program had, where the screens are fixed: a replay's
+    # at the moment shown, a live pane's once the session is over.
+    recorded_size: tuple[int, int] | None = None
     highlight: SearchHit | None = None  # the current search match (its line counts)
     dirty: bool = True
     rendered: list[FmtStr] = field(default_factory=list)
@@ -99,6 +109,7 @@ class MultiPaneView:
     rows: int
     visible: int = 4
     vertical: bool = False
+    min_pane: tuple[int, int] = MIN_PANE  # no pane's content (or pty) is smaller
     colours: bool = True
     sync: bool = True
     history: int = 5000
@@ -109,6 +120,10 @@ class MultiPaneView:
     archive: Callable[[int, int | None], PaneScreen | None] | None = None
     # A pane's recorded text for the search past what memory holds (view/search.py).
     recorded: RecordedSource | None = None
+    # (pane, cols, rows) -> the pane's screen rebuilt from its recording at
+    # that size, so text printed so far is wrapped to the new size (a screen
+    # model does not reflow); None if the recording cannot give it.
+    rebuild: Callable[[int, int, int], PaneScreen | None] | None = None
     panes: list[PaneState] = field(default_factory=list)
     zoom: int | None = None
     offset: int = 0
@@ -116,6 +131,7 @@ class MultiPaneView:
     paused: bool = False
     ended: bool = False  # the session is over: the final screen, to read at leisure
     help_open: bool = False
+    help_page: int = 0
     prompt: tuple[str, str] | None = None  # (kind, text typed so far): search, mark, time
     search: re.Pattern[str] | None = None  # matches of it are drawn inverted in every pane
     search_job: SearchJob | None = None  # a search under way: the loop calls search_step
@@ -126,7 +142,9 @@ class MultiPaneView:
     clock_text: str = "00:00"
     badge: str = ""  # replaces Running/PAUSED in the header (replay: PLAY, END)
     replay: bool = False  # the footer lists replay's keys
-    fixed_screens: bool = False  # replay: screens keep the recorded pty size
+    # Replay, or a live session over: screens keep the recorded pty size,
+    # but for a zoomed pane (or one with wrap off), re-wrapped for reading.
+    fixed_screens: bool = False
     chrome_dirty: bool = True  # header/footer/titles need a redraw
     findings: FindingsList = field(default_factory=FindingsList)  # F: what the rules found
     typing: int | None = None  # input mode: the pane whose program gets the keys
@@ -164,7 +182,9 @@ class MultiPaneView:
             size = parse_size(event.data)
             if size is not None:
                 pane = self.panes[event.pane]
-                pane.screen.resize(*size)
+                pane.recorded_size = size
+                if self.screen_size(event.pane) == size:
+                    pane.screen.resize(*size)
                 pane.dirty = True
         elif event.kind == FINDING:
             self.findings.add_json(event.data)
@@ -188,24 +208,36 @@ class MultiPaneView:
     # ------------------------------------------------------------ geometry
 
     def too_small(self) -> bool:
-        return self.cols < MIN_COLS or self.rows < MIN_ROWS or not layout.fits(
-            list(self.arrangement().values()))
+        return self.cols < self.min_pane[0] or self.rows < self.min_pane[1] + 3 \
+            or not layout.fits(self.arrangement().values(), self.min_pane)
+
+    def hidden_count(self) -> int:
+        """Panes not shown because they do not fit (or --visible); not while zoomed."""
+        return 0 if self.zoom is not None else len(self.panes) - len(self.arrangement())
 
     def arrangement(self) -> dict[int, Rect]:
         """Pane rects inside the area between the header and footer rows."""
         rects = layout.arrange(len(self.panes), self.cols, max(1, self.rows - 2),
                                visible=self.visible, offset=self.offset, zoom=self.zoom,
-                               vertical=self.vertical)
+                               vertical=self.vertical, minimum=self.min_pane)
         return {i: Rect(r.x, r.y + 1, r.width, r.height) for i, r in rects.items()}
 
     @staticmethod
     def content_size(rect: Rect) -> tuple[int, int]:
-        """The pty size for a pane drawn in `rect`: minus the title row and separator."""
-        border = 1 if rect.x > 0 else 0
-        return max(1, rect.width - border), max(1, rect.height - 1)
+        """The place for a pane's content in `rect`: minus the title row and separator."""
+        return max(1, rect.content_cols), max(1, rect.content_rows)
+
+    def pty_size(self, pane: PaneState, place: tuple[int, int]) -> tuple[int, int]:
+        """The pty size for a pane shown in `place`: the place, never smaller
+        than the layout's minimum (a terminal too small is cropped, the
+        programs keep a size they can print in), wider with wrap off."""
+        cols, rows = max(self.min_pane[0], place[0]), max(self.min_pane[1], place[1])
+        return (cols if pane.wrap else max(cols, UNWRAPPED_COLS)), rows
 
     def pane_sizes(self) -> dict[int, tuple[int, int]]:
-        return {i: self.content_size(r) for i, r in self.arrangement().items()}
+        """The pty size of every pane shown."""
+        return {i: self.pty_size(self.panes[i], self.content_size(r))
+                for i, r in self.arrangement().items()}
 
     # A screen can be larger than its place: a replay keeps the recorded
     # size, and a live pty is resized after the terminal shrank. The place
@@ -237,13 +269,54 @@ class MultiPaneView:
         self.cols, self.rows = cols, rows
         self.relayout()
 
+    def screen_size(self, index: int) -> tuple[int, int]:
+        """The size pane `index`'s screen should have now. Live: its pty's
+        (the layout's). Where screens are fixed (a replay, a session over):
+        the recorded size, but a zoomed pane's is the zoomed place's and one
+        with wrap off is UNWRAPPED_COLS wide: its text is re-wrapped there
+        for reading, since its program cannot redraw it (a replay's never
+        could; an ended one is gone)."""
+        pane = self.panes[index]
+        rect = self.arrangement().get(index)
+        place = self.content_size(rect) if rect else None
+        if not self.fixed_screens:
+            return self.pty_size(pane, place) if place else (pane.screen.cols, pane.screen.rows)
+        if index == self.zoom and place:
+            return self.pty_size(pane, place)
+        cols, rows = pane.recorded_size or (pane.screen.cols, pane.screen.rows)
+        return (cols if pane.wrap else max(cols, UNWRAPPED_COLS)), rows
+
     def relayout(self) -> None:
-        for i, (c, r) in self.pane_sizes().items():
-            if not self.fixed_screens and (self.panes[i].screen.cols,
-                                           self.panes[i].screen.rows) != (c, r):
-                self.panes[i].screen.resize(c, r, seconds=RESIZE_CATCH_UP)
-            self.panes[i].dirty = True
+        for i in self.arrangement():
+            pane = self.panes[i]
+            c, r = self.screen_size(i)
+            if (pane.screen.cols, pane.screen.rows) != (c, r):
+                self._fit_screen(pane, c, r)
+            pane.hscroll = min(pane.hscroll, self._max_hscroll(pane))
+            pane.dirty = True
         self.chrome_dirty = True
+
+    def _fit_screen(self, pane: PaneState, cols: int, rows: int) -> None:
+        """The pane's screen at its new size, its text re-wrapped: rebuilt from
+        the recording when it can be, else (no whole recording) resized as a
+        terminal without reflow would be, or, where screens are fixed, kept
+        as it is and said so."""
+        rebuilt = self.rebuild(pane.index, cols, rows) if self.rebuild else None
+        if rebuilt is None:
+            if not self.fixed_screens:
+                pane.screen.resize(cols, rows, seconds=RESIZE_CATCH_UP)
+            else:
+                self.message = (f"pane {pane.index}: its lines keep the width they were "
+                                "printed at (no recording to re-wrap them from)")
+            return
+        moment = self.moment_of(pane) if pane.scroll else None
+        rebuilt.answer_with(pane.screen.reply)
+        pane.screen, pane.highlight = rebuilt, None
+        pane.drop_archives()
+        pane.line_cache.clear()
+        back = None if moment is None else rebuilt.last_printed_by(moment)
+        pane.scroll = 0 if back is None else max(
+            0, min(back - self._window(pane)[1], self.max_scroll(pane)))
 
     # ------------------------------------------------------------ keys
 
@@ -270,7 +343,7 @@ class MultiPaneView:
             self.message = "search cancelled"
             return None
         if self.help_open:
-            self.help_open = False
+            self._help_key(key)
             self._all_dirty()
             return None
         if self.findings.open:
@@ -326,7 +399,58 @@ class MultiPaneView:
         return Action("leave_input")
 
     def _do_help(self, key: str) -> None:
-        self.help_open = True
+        self.help_open, self.help_page = True, 0
+
+    def _help_key(self, key: str) -> None:
+        """Space (or f, PgDn) turns to the next page, b (PgUp) back; any other
+        key, or Space on the last page, closes the help."""
+        pages = len(self._help_pages(self.cols, self._help_height()))
+        if key in (" ", "f", "KEY_NPAGE", "KEY_PGDOWN") and self.help_page + 1 < pages:
+            self.help_page += 1
+        elif key in ("b", "KEY_PPAGE", "KEY_PGUP") and self.help_page > 0:
+            self.help_page -= 1
+        else:
+            self.help_open = False
+
+    def _do_scroll_left(self, key: str) -> None:
+        self._scroll_sideways(-1)
+
+    def _do_scroll_right(self, key: str) -> None:
+        self._scroll_sideways(1)
+
+    def _scroll_sideways(self, direction: int) -> None:
+        """Half a place at a time, no further than the widest line in view."""
+        pane = self.panes[self.focus]
+        step = max(1, self._place(pane)[0] // 2)
+        wanted = max(0, min(pane.hscroll + direction * step, self._max_hscroll(pane)))
+        if wanted == pane.hscroll:
+            edge = "nothing further right" if direction > 0 else "at its first column"
+            self.message = f"pane {pane.index}: {edge}"
+        pane.hscroll = wanted
+        pane.dirty = True
+
+    def _max_hscroll(self, pane: PaneState) -> int:
+        """The first column shown when the widest line in view ends at the right edge."""
+        place_cols = self._place(pane)[0]
+        if pane.shown.cols <= place_cols:
+            return 0
+        count, anchor = self._window(pane)
+        rows = pane.shown.rows_back(pane.scroll + anchor, count)
+        widest = max((len(row_text(row).rstrip()) for row in rows), default=0)
+        return max(0, min(widest, pane.shown.cols) - place_cols)
+
+    def _do_wrap(self, key: str) -> Action:
+        """Wrap off: the pty gets UNWRAPPED_COLS columns (the program's lines come
+        whole, `<` and `>` move along them); on: the place's width again. Either
+        way the text printed so far is re-wrapped from the recording. Where
+        screens are fixed (a replay, a session over) only the text is."""
+        pane = self.panes[self.focus]
+        pane.wrap = not pane.wrap
+        pane.hscroll = 0
+        self.relayout()
+        wrapped = "on" if pane.wrap else f"off ({pane.screen.cols} columns: < > scroll)"
+        self.message = self.message or f"pane {pane.index}: wrap {wrapped}"
+        return Action("resize")
 
     def _do_findings(self, key: str) -> None:
         self.findings.open = True
@@ -641,6 +765,11 @@ class MultiPaneView:
         if not bottom <= hit.line < bottom + count:
             bottom = max(0, hit.line - count // 2)  # centred
         self.scroll_to(pane.index, max(0, bottom - anchor))
+        place_cols = self._place(pane)[0]
+        if not pane.hscroll <= hit.col_start < hit.col_end <= pane.hscroll + place_cols:
+            # A match outside the window sideways (wrap off, a wide replay): bring it in.
+            pane.hscroll = max(0, min(hit.col_start - place_cols // 4, self._max_hscroll(pane)))
+            pane.dirty = True
 
     def _show_recorded(self, pane: PaneState, pattern: re.Pattern[str], found: RecordedHit) -> None:
         """A match in the recording: the pane shows the screen rebuilt around
@@ -680,7 +809,7 @@ class MultiPaneView:
         if self.too_small():
             return render.message_frame(self.cols, self.rows, [
                 "terminal too small",
-                f"need at least {MIN_COLS}x{MIN_ROWS} and room for every pane",
+                f"need at least {self.min_pane[0]}x{self.min_pane[1] + 3}",
                 f"now {self.cols}x{self.rows}: enlarge it, zoom (0-9) or press q"])
         rects = self.arrangement()
         if self.help_open:
@@ -724,8 +853,14 @@ class MultiPaneView:
         if pane.archives:
             notes.append(f"(from the recording, {self.moment_of(pane):.1f} s)")
         cut = [f"{shown.rows}→{count} rows"] if count < shown.rows else []
+        left = pane.hscroll
         if shown.cols > cols:
-            cut.append(f"{shown.cols}→{cols} cols")
+            cut.append(f"{shown.cols}→{cols} cols" + (f" from {left + 1}" if left else ""))
+        if not pane.wrap:
+            notes.append("nowrap")
+        if self.fixed_screens and pane.recorded_size not in (None, (shown.cols, shown.rows)):
+            # Not the size its program printed at: say so (a zoom, wrap off).
+            notes.append(f"re-wrapped from {pane.recorded_size[0]} cols")  # type: ignore[index]
         if cut:
             notes.append("cropped " + ", ".join(cut))
         if pane.index == self.typing:
@@ -737,7 +872,7 @@ class MultiPaneView:
         border = (render.styled("│", 1, fg=render.accent(pane.index))
                   if rect.x > 0 else None)
         for y in range(rows):
-            cells = screen_rows[y] if y < len(screen_rows) else []
+            cells = screen_rows[y][left:left + cols] if y < len(screen_rows) else []
             lines.append(self._cached_line(pane, cells, cols, border))
         return lines
 
@@ -754,12 +889,23 @@ class MultiPaneView:
             state = render.styled(" ENDED ", 7, fg="black", bg="yellow", bold=True)
         else:
             state = render.styled(" Running ", 9, fg="black", bg="green")
-        moment = f"  {self.moment_text()}" if self.shows_moment() else ""
-        found = f"  {self.findings.count_text()}" if self.findings.items else ""
-        right_text = f" {self.clock_text}{moment}{found}  {self.status_right} "
-        # The clock and the moment matter more than the label on the left.
+        hidden = self.hidden_count()
+        parts = [f"+{hidden} hidden (m)"] if hidden else []
+        parts.append(self.clock_text)
+        if self.shows_moment():
+            parts.append(self.moment_text())
+        if self.findings.items:
+            parts.append(self.findings.count_text())
+        right_text = " " + "  ".join(parts)
+        # The hidden count, the clock, the moment and the findings matter more
+        # than the status, which matters more than the label on the left.
+        status_room = self.cols - state.width - len(right_text) - 3
+        if self.status_right and status_room > 0:
+            right_text += "  " + _shortened(self.status_right, status_room)
+        right_text += " "
         room = max(0, self.cols - state.width - len(right_text.rstrip()))
-        left = render.plain(f" {self.status_left} ", min(self.cols // 2, room), bold=True)
+        left = render.plain(f" {_shortened(self.status_left, room - 2)} ",
+                            min(self.cols // 2, room), bold=True)
         right = render.plain(right_text, max(0, self.cols - left.width - state.width))
         return render.join([left, state, right])
 
@@ -784,7 +930,13 @@ class MultiPaneView:
 
     def footer_keys(self) -> str:
         if self.help_open:
-            return " any key: close help"
+            pages = len(self._help_pages(self.cols, self._help_height()))
+            if pages == 1:
+                return " any key: close help"
+            turns = ["Space next"] if self.help_page + 1 < pages else []
+            turns += ["b back"] if self.help_page else []
+            return (f" help page {self.help_page + 1}/{pages}: {'  '.join(turns)}  "
+                    "any other key closes")
         if self.typing is not None:
             entries = keymap.footer(keymap.INPUT, self.modes(), set(), self.sync)
             # How to leave first: it must fit even at 80 columns.
@@ -795,8 +947,11 @@ class MultiPaneView:
         states = set()
         if self.zoom is not None:
             states.add(keymap.WHEN_ZOOMED)
-        elif len(self.panes) > self.visible:
+        elif self.hidden_count():
             states.add(keymap.WHEN_MORE_PANES)
+        if self.panes and 0 <= self.focus < len(self.panes) and \
+                self.panes[self.focus].shown.cols > self._place(self.panes[self.focus])[0]:
+            states.add(keymap.WHEN_WIDE)
         if self.search is not None:
             states.add(keymap.WHEN_SEARCHED)
         if self.findings.items:
@@ -806,9 +961,38 @@ class MultiPaneView:
     def help_rows(self) -> list[tuple[str, str]]:
         return keymap.help_rows(self.modes())
 
+    def _help_height(self) -> int:
+        return max(1, self.rows - 2)
+
+    def _help_pages(self, width: int, height: int) -> list[list[str]]:
+        """The help's lines, meanings wrapped to the width, cut into pages of
+        `height` rows (each with the title): all of it fits any terminal the
+        view draws in. An entry is never split across two pages."""
+        keys_width = 22
+        wrap_at = max(10, width - keys_width - 4)  # a row never touches the edge
+        entries = [[f"  {keys:<{keys_width}} {line}" if n == 0 else " " * (keys_width + 3) + line
+                    for n, line in enumerate(textwrap.wrap(meaning, wrap_at))]
+                   for keys, meaning in self.help_rows()]
+        entries.append([""] + ["  " + line for line in textwrap.wrap(HELP_NOTE, width - 3)])
+        room = max(1, height - 2)  # the title and a blank line start each page
+        pages: list[list[str]] = [[]]
+        for entry in entries:
+            if pages[-1] and len(pages[-1]) + len(entry) > room:
+                pages.append([])
+            pages[-1].extend(entry)
+        return pages
+
     def _help_rows(self, width: int) -> list[FmtStr]:
-        rows = [render.plain(" autotrace keys", width, bold=True), render.plain("", width)]
-        for keys, meaning in self.help_rows():
-            rows.append(render.plain(f"  {keys:<22} {meaning}", width))
-        rows += [render.plain("", width), render.plain(f"  {HELP_NOTE}", width)]
+        pages = self._help_pages(width, self._help_height())
+        page = min(self.help_page, len(pages) - 1)
+        title = " autotrace keys" + (f" (page {page + 1}/{len(pages)})" if len(pages) > 1 else "")
+        rows = [render.plain(title, width, bold=True), render.plain("", width)]
+        rows += [render.plain(line, width) for line in pages[page]]
         return rows
+
+
+def _shortened(text: str, room: int) -> str:
+    """`text` in at most `room` columns, an ellipsis saying it was cut."""
+    if len(text) <= room:
+        return text
+    return text[:max(0, room - 1)] + "…" if room > 0 else ""

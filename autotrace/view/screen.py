@@ -700,6 +700,17 @@ class PaneScreen:
     def max_scroll(self) -> int:
         return len(self._emulator.history_lines)
 
+    @property
+    def reply(self) -> Callable[[str], None] | None:
+        """Where answers to the program's device queries go (None: nowhere)."""
+        return self._emulator.reply
+
+    def answer_with(self, reply: Callable[[str], None] | None) -> None:
+        """Answer device queries from now on through `reply`: a screen rebuilt
+        from a recording is given it only once it has caught up, so what the
+        program asked long ago is not answered again."""
+        self._emulator.reply = reply
+
     # --- feeding
 
     def feed(self, text: str, t: float = 0.0) -> None:
@@ -931,6 +942,18 @@ class PaneScreen:
     def rows_at(self, scroll: int = 0) -> list[list[Cell]]:
         """The `rows` lines shown `scroll` lines back (0 = live), each `cols` cells."""
         return [_cells(line, self.cols) for line in self._window(scroll)]
+
+    def live_rows(self) -> list[dict[int, Char]]:
+        """The live screen's rows as plain copies, cheap to compare (in C):
+        equal copies at the same width draw the same cells (`live_cells`).
+        Frame encoders use them to find the rows that changed."""
+        buffer = self._emulator.buffer
+        return [dict(buffer[y]) if y in buffer else {} for y in range(self.rows)]
+
+    def live_cells(self, y: int) -> list[Cell]:
+        """Row `y` of the live screen as cells."""
+        emulator = self._emulator
+        return _cells(emulator.buffer.get(y) or emulator._new_line(), self.cols)
 
     def text(self, scroll: int = 0) -> list[str]:
         """The shown lines as plain strings (each exactly `cols` columns wide)."""

@@ -1,0 +1,1 @@
+"""A session for people without autotrace: the browser page, the live share, one-file exports."""
