@@ -32,8 +32,11 @@ demo: $(BIN)/.installed
 tools:
 	bash .ci/install-tools
 
+# Two tests at a time (most of them wait on real processes, not the CPU), then
+# the ones that measure delays or load, one at a time (marker "alone").
 test: tools $(BIN)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 lint: $(BIN)/.test-installed
 	$(BIN)/ruff check autotrace tests benchmarks examples

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tmuxdriver import Tmux
+from tmuxdriver import Tmux, across_lines
 
 from tests.conftest import REPO, RecordingFiles, autotrace_under, run_autotrace, wait_for
 
@@ -127,7 +127,7 @@ def run_autotrace_in_shell(tmux: Tmux, options: str, key: str | None) -> int:
         tmux.wait_for(r"(?m)^=>", timeout=30)
         tmux.send(key)
     if key == "r":  # killing is asked again
-        tmux.wait_for(r"y kills it, any other key does not")
+        tmux.wait_for(across_lines("y kills it, any other key does not"))
         tmux.send("y")
     screen = tmux.wait_for(r"\[status \d+\]", timeout=40)
     return int(re.findall(r"\[status (\d+)\]", screen)[-1])
@@ -214,7 +214,8 @@ def test_r_asks_before_it_kills_and_any_other_key_keeps_the_job(tmux, tmp_path, 
     tmux.type(f"autotrace --headless -l {rec_dir}; echo \"[status $?]\"\n")
     tmux.wait_for(r"(?m)^=>", timeout=30)
     tmux.send("r")
-    tmux.wait_for(rf"kill pid {pid}, stopped:[\s\S]*y kills it, any other key does not")
+    tmux.wait_for(rf"kill pid {pid}, stopped:[\s\S]*"
+                  + across_lines("y kills it, any other key does not"))
     tmux.send("n")
     tmux.wait_for(r"not killed")
     tmux.wait_for(r"(?m)^=> *$")  # asked again

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 RATIO = r"\d+\.\d\dx"
 
@@ -32,6 +34,7 @@ def table(output: str, title: str) -> str:
     return match.group(0)
 
 
+@pytest.mark.alone
 def test_quick_run_prints_ratio_tables_for_every_benchmark() -> None:
     result = run_bench("--quick", "--without-original")
     assert result.returncode == 0, result.stdout + result.stderr

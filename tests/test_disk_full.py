@@ -26,6 +26,9 @@ from tests.test_recording_format import run_in_pty
 FILL = ("echo be\"\"fore the disk filled; sleep 0.2; "
         "head -c 600000 /dev/zero | tr '\\0' x; echo; echo after the disk filled")
 
+# Counts on a fast reaction to a failing disk: run alone, not beside other tests.
+pytestmark = pytest.mark.alone
+
 
 @pytest.fixture(autouse=True)
 def as_root() -> None:

@@ -112,6 +112,7 @@ def test_pause_shows_everything_recorded_before_its_marker(tmux, tmp_path):
     assert bottom == _last_text_line_before(rec / "pane-0.cast", "pause")
 
 
+@pytest.mark.alone
 def test_recorded_times_agree_with_the_wall_clock(tmux, tmp_path):
     # As reported: in the view, recorded times were ~160 ms earlier than the
     # wall clock; started_unix is every pane's time origin.

@@ -19,7 +19,7 @@ import psutil
 import pytest
 from tmuxdriver import Tmux
 
-pytestmark = pytest.mark.tmux
+pytestmark = [pytest.mark.tmux, pytest.mark.alone]  # measures delays: run alone
 
 # The two floods of the issue, each repeated for FLOOD_FOR seconds so that it
 # is still going on while the test presses keys: 6 MB of line feeds without

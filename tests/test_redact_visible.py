@@ -213,6 +213,7 @@ def test_masked_text_passes_the_check(tmp_path: Path) -> None:
     assert f"password={MASK}" in run_autotrace(["cat", bundle]).stdout
 
 
+@pytest.mark.alone
 def test_the_shipped_recording_packs_redacted_and_fast(tmp_path: Path) -> None:
     source = tmp_path / "dns-lookup"
     shutil.copytree(REPO / "recordings" / "dns-lookup", source)

@@ -341,6 +341,7 @@ def answer_time(tmux, key: str, pattern: str, present: bool, timeout: float = 10
     raise AssertionError(f"{key!r} was not answered in {timeout} s:\n{tmux.capture()}")
 
 
+@pytest.mark.alone
 @pytest.mark.tmux
 def test_32_panes_over_4_hosts_stay_responsive_and_record_everything(
         lab: Lab, tmp_path: Path, marker: str):

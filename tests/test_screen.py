@@ -759,6 +759,7 @@ def test_fast_paths_show_what_pyte_shows(text: str) -> None:
     assert pane.cursor == (min(x, 39), y)
 
 
+@pytest.mark.alone
 def test_a_long_line_without_autowrap_emulates_in_a_few_milliseconds() -> None:
     pane = PaneScreen(80, 24)
     pane.feed("\x1b[?7l" + "x" * 5_000_000 + "!")
@@ -789,6 +790,7 @@ def test_catch_up_with_seconds_stops_in_time_and_goes_on_later() -> None:
     assert bounded.rows_at() == full.rows_at() and bounded.cursor == full.cursor
 
 
+@pytest.mark.alone
 def test_finding_what_to_skip_costs_little_however_big_the_backlog() -> None:
     pane = PaneScreen(120, 40)
     data = "ab\n" * 2_600_000  # 8 MB: what a flooding pane queues between two frames
@@ -827,6 +829,7 @@ def test_a_cursor_movement_split_between_two_reads_is_seen() -> None:
     assert skipped.rows_at() == full.rows_at() and skipped.cursor == full.cursor
 
 
+@pytest.mark.alone
 def test_a_resize_with_seconds_does_not_wait_for_the_whole_backlog() -> None:
     # Nothing here may be skipped (the cursor moves on every line).
     text = "".join(f"\x1b[{i % 20 + 1};1H\t漢{i}\r\n" for i in range(20_000))
@@ -840,6 +843,7 @@ def test_a_resize_with_seconds_does_not_wait_for_the_whole_backlog() -> None:
     assert_well_formed(pane)
 
 
+@pytest.mark.alone
 def test_colours_from_a_long_skipped_backlog_cost_little_and_still_apply() -> None:
     # Colours without a reset: each line changes them; what they add up to
     # must still hold after skipping, without replaying every one.

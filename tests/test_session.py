@@ -195,6 +195,7 @@ time.sleep(100)
 """)
 
 
+@pytest.mark.alone
 def test_tracer_ignoring_sigterm_is_killed_after_kill_timeout(tmp_path, marker) -> None:
     result, rec = trace(tmp_path, "sleep 0.2", f"{IGNORES_TERM} {marker}",
                         options=["--grace", "0.1", "--kill-timeout", "1.5"])
@@ -227,6 +228,7 @@ for i in range(16):
 """)
 
 
+@pytest.mark.alone
 def test_timestamps_follow_the_program_not_the_reader(tmp_path) -> None:
     result, rec = trace(tmp_path, TICKER)
     assert result.returncode == 0

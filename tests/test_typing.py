@@ -3,6 +3,8 @@ the view's modes: what the program gets, and when the view has its keys back."""
 
 from __future__ import annotations
 
+import pytest
+
 from autotrace.view import keymap
 from autotrace.view.multipane import MultiPaneView
 from autotrace.view.typing import PASTE_END, PASTE_START, TypingTranslator
@@ -53,6 +55,7 @@ def test_i_in_a_replay_says_it_is_not_available() -> None:
     assert "a replay cannot be typed into" in view.message
 
 
+@pytest.mark.alone
 def test_a_paste_larger_than_the_pty_takes_never_blocks_the_loop() -> None:
     # The program reads nothing for a second: the pty's input buffer fills up.
     import time

@@ -146,6 +146,7 @@ def test_scroll_search_and_help(tmux, tmp_path):
     tmux.exit_status()
 
 
+@pytest.mark.alone
 def test_time_sync_scrolls_every_pane_to_the_same_moment(tmux, tmp_path):
     # Both panes print their line number every 20 ms, so "line N" is the same moment.
     tmux.start(autotrace(tmp_path, printer("aa", 150, 0.02), printer("bb", 150, 0.02)))
@@ -311,6 +312,7 @@ def test_file_size_limit_stops_the_recording_not_the_session(tmux, tmp_path):
     assert leftovers == []
 
 
+@pytest.mark.alone
 def test_ctrl_s_and_ctrl_z_do_not_stall_the_panes(tmux, tmp_path):
     # Flow control (Ctrl-S) or a stop (Ctrl-Z) of autotrace would stop the
     # reading of every pane, and so the traced program: neither may happen.

@@ -16,6 +16,12 @@ from pathlib import Path
 import psutil
 
 
+def across_lines(text: str) -> str:
+    """A regex for TEXT that tmux may have wrapped at any column (a long
+    command line before it moves where the break falls)."""
+    return "\n?".join(re.escape(char) for char in text)
+
+
 class Tmux:
     def __init__(self, cols: int = 120, rows: int = 40):
         self.socket = f"at-{os.getpid()}-{uuid.uuid4().hex[:8]}"
