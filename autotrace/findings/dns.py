@@ -45,6 +45,7 @@ class _Pending:
 
 class DnsRules(Rules):
     trigger = re.compile(r" (?:query|answer) id | port-unreachable ")
+    literals = (" id ", " port-unreachable ")
 
     def __init__(self, engine) -> None:  # FindingsEngine; untyped to keep the import one-way
         super().__init__(engine)

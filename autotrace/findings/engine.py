@@ -70,6 +70,10 @@ class Rules:
     Python call per line (issue 11 point 6: the rules may add at most 5%)."""
 
     trigger: re.Pattern[str] = re.compile(".")
+    # Plain strings one of which every trigger match holds: a chunk holding
+    # none is passed over by `in` (a C string search, about twice as fast on
+    # a flood as even a regex scan that finds nothing). Empty: always scan.
+    literals: tuple[str, ...] = ()
 
     def __init__(self, engine: FindingsEngine) -> None:
         self.engine = engine
@@ -141,6 +145,8 @@ class FindingsEngine:
             state.carry = text[-MAX_LINE:]
             return
         state.carry = text[cut + 1:][-MAX_LINE:]
+        if rules.literals and not any(literal in text for literal in rules.literals):
+            return
         done = -1  # where the last line handed on ends: a line holding two matches goes once
         for match in rules.trigger.finditer(text, 0, cut):
             if match.start() <= done:

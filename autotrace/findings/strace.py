@@ -28,6 +28,7 @@ NS_TYPES = {"CLONE_NEWNET": "network", "CLONE_NEWNS": "mount", "CLONE_NEWPID": "
 
 class StraceRules(Rules):
     trigger = re.compile(r"= -1 E|setns|htons\(53\)|/ns/|<unfinished|resumed>")
+    literals = ("= -1 E", "setns", "htons(53)", "/ns/", "<unfinished", "resumed>")
 
     def __init__(self, engine) -> None:
         super().__init__(engine)

@@ -14,6 +14,7 @@ DNS_PORTS = {"53", "domain", "10053", "5353", "mdns"}
 
 class TcpdumpRules(Rules):
     trigger = re.compile("unreachable")
+    literals = ("unreachable",)
 
     def line(self, pane: PaneInfo, t: float, text: str) -> None:
         if "unreachable" not in text:

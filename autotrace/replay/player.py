@@ -11,6 +11,7 @@ such a rebuild too, so memory stays bounded whatever the recording's size.
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import re
 import time
@@ -200,6 +201,19 @@ class Player:
 
     def seek(self, replay_t: float) -> None:
         """Show the moment `replay_t`, before or after where we are."""
+        # A seek allocates a bounded burst (fresh screens, a stretch of events):
+        # the cyclic collector would walk every object of the process in the
+        # middle of it (a full collection measured as half a slow seek), for
+        # nothing it could free. It runs after, when the frame is out.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._seek(replay_t)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _seek(self, replay_t: float) -> None:
         self.clock.seek(replay_t)
         target = self.idle.to_recorded(self.clock.position)
         if not self.recorded_now <= target <= self.recorded_now + SNAPSHOT_EVERY:
