@@ -17,8 +17,7 @@ from autotrace.commands.common import (
     to_stderr,
     to_stdout,
 )
-from autotrace.export.findings import finding_event
-from autotrace.findings.engine import FindingsEngine, PaneInfo
+from autotrace.findings.kinds import kind_of
 from autotrace.format.errors import RecordingError
 from autotrace.format.files import RecordingFolder, invoking_user_ids
 from autotrace.format.recording import (
@@ -28,8 +27,6 @@ from autotrace.format.recording import (
     prepare_directory,
 )
 from autotrace.live.attach import AttachPlan, end_replaced_job, plan_for_latest_job, plan_for_pid
-from autotrace.live.container import find_container
-from autotrace.live.dns_capture import parse_ports
 from autotrace.live.presets import Privileges, list_presets_text, why_not
 from autotrace.live.presets import resolve as resolve_preset
 from autotrace.live.probes import make_probe
@@ -86,7 +83,7 @@ def run_trace(options: argparse.Namespace) -> int:
         notify=notify,
         ssh=SshHosts(options.ssh, user=invoking_user_ids()),
     )
-    watch_for_findings(session)
+    watch_for_findings(session, [spec.command for spec in specs])
     url = share.start(session, directory.name) if share else ""
     try:
         code = run_with_view(session, options, directory, url) if interactive \
@@ -147,9 +144,14 @@ class LiveShare:
         self.share.close()
 
 
-def watch_for_findings(session: Session) -> None:
+def watch_for_findings(session: Session, commands: list[str]) -> None:
     """The findings engine as one more consumer of the session's events; each
     finding goes back into the stream, so the recording and the view get it."""
+    if not any(kind_of(command) for command in commands):
+        return  # no pane the rules read: they are not even imported (first frame)
+    from autotrace.export.findings import finding_event
+    from autotrace.findings.engine import FindingsEngine, PaneInfo
+
     def pane_info(index: int) -> PaneInfo | None:
         if not 0 <= index < len(session.panes):
             return None
@@ -180,6 +182,8 @@ def new_recording_directory(logdir: Path | None, main_command: str) -> Recording
 def attach_plan(options: argparse.Namespace, notify: Callable[[str], None]) -> AttachPlan:
     """Run a command (the usual), or attach: --pid N, or no command at all."""
     if options.container is not None:
+        from autotrace.live.container import find_container  # only for --container
+
         container = find_container(options.container)
         options.netns = True  # its tracers see the container's network
         notify(f"container {container.name}: pid {container.pid} ({container.runtime})")
@@ -216,6 +220,8 @@ def pane_specs(options: argparse.Namespace, plan: AttachPlan) -> list[PaneSpec]:
     specs = [main]
     for command in tracers:
         if command.startswith("@dns"):  # a probe with a process: tcpdump, decoded
+            from autotrace.live.dns_capture import parse_ports
+
             try:
                 parse_ports(command.split()[0])
             except ValueError as err:

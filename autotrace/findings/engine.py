@@ -12,12 +12,12 @@ event moves the engine's clock on, and `end` closes what is still open.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from autotrace.events import MARKER, OUTPUT, Event
+from autotrace.findings.kinds import kind_of
 from autotrace.findings.model import Finding
 
 ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.)")
@@ -33,22 +33,6 @@ class PaneInfo:
     command: str
     role: str = "tracer"
     main_pid: int | None = None  # the traced process
-
-
-def kind_of(command: str) -> str | None:
-    """Which rules read a pane: "dns", "resolver", "strace", "tcpdump" or None."""
-    words = command.split()
-    if not words:
-        return None
-    if words[0].startswith("@dns"):
-        return "dns"
-    if words[0] == "@resolv":
-        return "resolver"
-    for word in words:  # past `nsenter ... --`, `sudo`, `VAR=value`
-        name = os.path.basename(word)
-        if name in ("strace", "tcpdump"):
-            return name
-    return None
 
 
 @dataclass
