@@ -192,3 +192,21 @@ def test_findings_are_on_the_seek_bar(tmp_path: Path) -> None:
     report = run_steps(out.as_uri(), ["dump:start"])[0]
     assert report["requests"] == [] and len(report["findings"]) == len(expected)
     assert expected[0]["title"] in report["findings"][0]  # the tick's tooltip
+
+
+def test_the_page_draws_the_lenses_the_view_draws(tmp_path: Path) -> None:
+    """The tcpdump pane's TC flag is the word TRUNCATED on the page, as in the
+    terminal (view/lenses.py); the recording itself keeps tcpdump's `|`."""
+    shipped = Path(__file__).resolve().parent.parent / "recordings" / "story-truncation"
+    out = tmp_path / "story.html"
+    result = run_autotrace(["export", shipped, "--html", "-o", out])
+    assert result.returncode == 0, result.stderr
+    data = page_data(out)
+    tcpdump = next(i for i, pane in enumerate(data["panes"]) if "tcpdump" in pane["command"])
+    runs = [run for frame in data["panes"][tcpdump]["frames"]
+            for row in (frame[2] if frame[1] < 0 else [r for _, r in frame[2]])
+            for run in zip(row[::2], row[1::2])]
+    truncated = [style for text, style in runs if "TRUNCATED" in text]
+    assert truncated, "no TRUNCATED on the page"
+    assert all(style != 0 for style in truncated)  # drawn in the lens's style, not plain
+    assert "TRUNCATED" not in (shipped / f"pane-{tcpdump}.cast").read_text()

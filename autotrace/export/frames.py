@@ -27,6 +27,7 @@ from curtsies.formatstring import FmtStr
 
 from autotrace.sanitise import cell_text
 from autotrace.view import keymap, render
+from autotrace.view.lenses import Lens, row_text
 from autotrace.view.multipane import MultiPaneView
 from autotrace.view.screen import Cell, PaneScreen
 
@@ -126,12 +127,24 @@ class Styles:
             runs += [chunk.s, self.of_atts(dict(chunk.atts))]
         return runs
 
+    def lensed_row(self, cells: Sequence[Cell], lens: Lens | None) -> list[Any]:
+        """A screen row as runs, with the pane's lens drawn as the view draws
+        it (render.cells_to_line): the page shows what the terminal showed."""
+        spans = lens(row_text(cells)) if lens is not None and cells else ()
+        if not spans:
+            return self.row(cells)
+        runs = self.line(render.cells_to_line(cells, len(cells), True, (), spans))
+        if runs and runs[-1] == 0:
+            runs[-2] = runs[-2].rstrip()
+        return runs
+
 
 class PaneFrames:
     """One pane's frames, each the changes since the one before."""
 
-    def __init__(self, styles: Styles):
+    def __init__(self, styles: Styles, lens: Lens | None = None):
         self.styles = styles
+        self.lens = lens  # the pane's lens (view/lenses.py), drawn into its rows
         self.frames: list[list[Any]] = []
         self._rows: list[dict[int, Any]] = []  # PaneScreen.live_rows of the last frame
         self._cols = 0
@@ -146,13 +159,14 @@ class PaneFrames:
         frame: list[Any]
         if self._since_key >= KEYFRAME_EVERY or len(rows) != len(self._rows) \
                 or screen.cols != self._cols:
-            encoded = [self.styles.row(screen.live_cells(y)) for y in range(len(rows))]
+            encoded = [self.styles.lensed_row(screen.live_cells(y), self.lens)
+                       for y in range(len(rows))]
             frame = [round(t, 3), -1, encoded]
             self._since_key = 0
         else:
             shift = _best_shift(self._rows, rows)
             before = self._rows[shift:] + [None] * shift
-            changed = [[y, self.styles.row(screen.live_cells(y))]
+            changed = [[y, self.styles.lensed_row(screen.live_cells(y), self.lens)]
                        for y, (row, old) in enumerate(zip(rows, before)) if row != old]
             frame = [round(t, 3), shift, changed]
             self._since_key += 1
@@ -284,7 +298,8 @@ class ViewFrames:
         since the last call, stamped `t`."""
         for index, pane in enumerate(self.view.panes):
             if index >= len(self.panes):
-                self.panes.append(PaneFrames(self.styles))
+                self.panes.append(PaneFrames(self.styles, pane.lens if self.view.colours
+                                             else None))
                 self.titles.append([])
                 self._states.append(None)
             if pane.state != self._states[index]:
