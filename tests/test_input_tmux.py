@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from tmuxdriver import Tmux
+from tmuxdriver import autotrace_argv as autotrace
 
 pytestmark = pytest.mark.tmux
 
@@ -21,11 +22,6 @@ def tmux():
     driver = Tmux(cols=120, rows=40)
     yield driver
     driver.kill()
-
-
-def autotrace(tmp_path: Path, *commands: str, options: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "autotrace", "-l", str(tmp_path / "rec"), *options,
-            *commands]
 
 
 def cast_events(tmp_path: Path, index: int = 0) -> list[list]:

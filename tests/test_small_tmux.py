@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from tmuxdriver import Tmux
+from tmuxdriver import autotrace_argv as autotrace
+from tmuxdriver import pane_titles as titles
 
 from autotrace.view import keymap
 from autotrace.view.layout import MIN_PANE_COLS, MIN_PANE_ROWS
@@ -26,17 +28,6 @@ def tmux():
     driver = Tmux(cols=80, rows=24)
     yield driver
     driver.kill()
-
-
-def autotrace(tmp_path: Path, *commands: str, options: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "autotrace", "-l", str(tmp_path / "rec"), *options,
-            *commands]
-
-
-def titles(screen: str) -> list[int]:
-    """Pane numbers whose title line is on screen (title: ' N  state  ...')."""
-    found = re.finditer(r"(\d)  (?:running|stopped|exited|killed)", screen)
-    return sorted({int(m.group(1)) for m in found})
 
 
 def recorded_sizes(directory: Path) -> list[tuple[int, str]]:

@@ -17,6 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 from tmuxdriver import Tmux
+from tmuxdriver import autotrace_argv as autotrace
+from tmuxdriver import pane_titles as titles
 
 pytestmark = pytest.mark.tmux
 
@@ -32,17 +34,6 @@ def tmux():
     driver = Tmux(cols=120, rows=40)
     yield driver
     driver.kill()
-
-
-def autotrace(tmp_path: Path, *commands: str, options: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "-m", "autotrace", "-l", str(tmp_path / "rec"), *options,
-            *commands]
-
-
-def titles(screen: str) -> list[int]:
-    """Pane numbers whose title line is on screen (title: ' N  state  command')."""
-    found = re.finditer(r"(\d)  (?:running|stopped|exited|killed)", screen)
-    return sorted({int(m.group(1)) for m in found})
 
 
 def in_shell(tmux: Tmux, tmp_path: Path, argv: list[str], after: str) -> None:

@@ -9,11 +9,24 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import psutil
+
+
+def autotrace_argv(tmp_path: Path, *commands: str, options: tuple[str, ...] = ()) -> list[str]:
+    """The command line of a session of COMMANDS recorded under TMP_PATH/rec."""
+    return [sys.executable, "-m", "autotrace", "-l", str(tmp_path / "rec"), *options,
+            *commands]
+
+
+def pane_titles(screen: str) -> list[int]:
+    """Pane numbers whose title line is on screen (title: ' N  state  command')."""
+    found = re.finditer(r"(\d)  (?:running|stopped|exited|killed)", screen)
+    return sorted({int(m.group(1)) for m in found})
 
 
 def across_lines(text: str) -> str:
