@@ -31,8 +31,9 @@ def pane_titles(screen: str) -> list[int]:
 
 def across_lines(text: str) -> str:
     """A regex for TEXT that tmux may have wrapped at any column (a long
-    command line before it moves where the break falls)."""
-    return "\n?".join(re.escape(char) for char in text)
+    command line before it moves where the break falls); a space that fell at
+    the break is not in capture-pane's text, so whitespace may be absent."""
+    return r"\s*".join(re.escape(char) for char in text if not char.isspace())
 
 
 class Tmux:
