@@ -1,7 +1,7 @@
 """Other hosts for the tests: a real OpenSSH server, on loopback and in
 network namespaces that stand in for other machines.
 
-- `local`: sshd -D on 127.0.0.1:PORT, a key made for the test run;
+- `local`: sshd on 127.0.0.1:PORT, a key made for the test run;
 - `alpha`, `beta`, `gamma`, `delta`: each a network namespace of its own
   (only lo) and a UTS namespace with its own host name (`at-alpha`...), an
   sshd daemon started inside them listening on that namespace's 127.0.0.1:22,
@@ -9,8 +9,16 @@ network namespaces that stand in for other machines.
   namespace (no addresses to plan). The daemon is the fixture's, not a
   descendant of autotrace, so what runs "there" is not ours to reap locally:
   teardown must end it over ssh;
+- `sloth`: another such host whose login shell is slow to start (its
+  ~/.bashrc sleeps a minute), the way a host with a heavy rc file is;
 - `refused` (a key the server does not accept), `strangehost` (a host key
   nobody has seen), `nowhere` (a port where nothing listens).
+
+Every server runs in a mount namespace of its own where the test user's rc
+files (~/.bashrc, ~/.profile...) are empty: sshd's `bash -c` reads ~/.bashrc,
+and this machine's runs `pyenv rehash`, which waits a minute on a lock that
+a killed shell left behind. The lab's hosts are other machines, not this
+one's login set-up.
 
 The processes of every "host" share this machine's pid namespace and clock:
 a remote pid is also a pid here, and the clock offset measured is near 0.
@@ -44,7 +52,20 @@ while sources:
             raise SystemExit
         os.write(sources[fd], data)
 """
-NAMESPACE_HOSTS = ("alpha", "beta", "gamma", "delta")
+NAMESPACE_HOSTS = ("alpha", "beta", "gamma", "delta", "sloth")
+# What `sloth`'s ~/.bashrc does; the other hosts' is empty.
+SLOW_RC = "sleep 60\n"
+RC_FILES = (".bashrc", ".bash_profile", ".bash_login", ".profile")
+
+
+def _own_rc_files(folder: Path, name: str) -> str:
+    """Shell words, run in a new mount namespace, that put the lab's rc files
+    over the test user's for the server started after them."""
+    rc = folder / f"rc-{name}"
+    rc.write_text(SLOW_RC if name == "sloth" else "")
+    home = Path.home()
+    return "".join(f"mount --bind {rc} {home / file}; " for file in RC_FILES
+                   if (home / file).exists())
 
 
 def free_port() -> int:
@@ -156,8 +177,9 @@ def ssh_lab(folder: Path) -> Iterator[Lab]:
     # which tests of autotrace's reaping check for. Each writes its pid file.
     pid_files = [folder / "sshd-local.pid"]
     try:
-        subprocess.run([SSHD, "-f", str(folder / "sshd_config"), "-o",
-                        f"PidFile={pid_files[0]}"], check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(["unshare", "--mount", "sh", "-c",
+                        f"{_own_rc_files(folder, 'local')}exec {SSHD} -f {folder}/sshd_config "
+                        f"-o PidFile={pid_files[0]}"], check=True, stdin=subprocess.DEVNULL)
         for name in NAMESPACE_HOSTS:
             namespace = f"{folder.name}-{name}"
             subprocess.run(["ip", "netns", "add", namespace], check=True)
@@ -165,8 +187,9 @@ def ssh_lab(folder: Path) -> Iterator[Lab]:
             subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
             pid_files.append(folder / f"sshd-{name}.pid")
             subprocess.run(
-                ["ip", "netns", "exec", namespace, "unshare", "--uts", "sh", "-c",
-                 f"hostname at-{name}; exec {SSHD} -f {folder}/sshd_config "
+                ["ip", "netns", "exec", namespace, "unshare", "--uts", "--mount", "sh", "-c",
+                 f"hostname at-{name}; {_own_rc_files(folder, name)}"
+                 f"exec {SSHD} -f {folder}/sshd_config "
                  f"-o ListenAddress=127.0.0.1:22 -o PidFile={pid_files[-1]}"],
                 check=True, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import tarfile
@@ -36,14 +37,19 @@ def start_server(address: str, port: int) -> subprocess.Popen[str]:
 def test_dns_probe_decodes_each_message_and_the_findings_follow(tmp_path) -> None:
     address = random_loopback()
     server = start_server(address, 10053)
+    # A server that never answers: dig keeps its socket open for its whole
+    # second of waiting, so its pid is there to be found however busy we are.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((address, 10055))
     try:
         dig = f"dig @{address} -p 10053 +tries=1 +time=2"
         main = (f"{dig} big.test; {dig} +ignore big.test; {dig} nope.test; "
-                f"{dig} -p 10054 small.test; true")
-        result, rec = trace(tmp_path, main, "@dns:10053,10054", timeout=90)
+                f"{dig} -p 10054 small.test; {dig} -p 10055 +time=1 quiet.test; true")
+        result, rec = trace(tmp_path, main, "@dns:10053,10054,10055", timeout=90)
     finally:
         server.kill()
         server.wait()
+        silent.close()
     assert result.returncode == 0, result.stderr
     text = rec.output(1)
     # One line per query and per answer, every field the issue names.
@@ -54,8 +60,9 @@ def test_dns_probe_decodes_each_message_and_the_findings_follow(tmp_path) -> Non
                      r"NOERROR flags QR,AA,TC,RD answers 0 latency [\d.]+ms pid (?:\d+ \(dig\)|-)",
                      text, re.M), text
     # The pid is best effort (a dig that already closed its socket shows `-`);
-    # of five lookups, some are caught with their socket open.
-    assert re.search(r" pid \d+ \(dig\)", text), text
+    # the one left waiting is caught with its socket open.
+    assert re.search(rf"udp 127\.0\.0\.1:\d+ > {address}:10055 query id \d+ quiet\.test\. A "
+                     r"flags RD pid \d+ \(dig\)\r?$", text, re.M), text
     assert re.search(rf"tcp {address}:10053 > 127\.0\.0\.1:\d+ answer id \d+ big\.test\. A "
                      r"NOERROR flags QR,AA,RD answers 100 latency", text), text
     assert re.search(r"answer id \d+ nope\.test\. A NXDOMAIN", text), text
@@ -76,7 +83,7 @@ def test_dns_probe_decodes_each_message_and_the_findings_follow(tmp_path) -> Non
     assert re.search(r"\[F\] ERROR: truncated answer \(TC\) for big\.test\. A and no TCP retry",
                      timeline)
     plain = run_autotrace(["findings", rec.directory]).stdout
-    assert "NXDOMAIN for nope.test. A" in plain and "pane 1 (@dns:10053,10054)" in plain
+    assert "NXDOMAIN for nope.test. A" in plain and "pane 1 (@dns:10053,10054,10055)" in plain
     bundle = tmp_path / "b.tar.gz"
     packed = run_autotrace(["pack", rec.directory, "-o", bundle, "--redact", "nope"])
     assert packed.returncode == 0, packed.stderr

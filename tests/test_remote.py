@@ -23,7 +23,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from autotrace.format.recording import PaneRecord, PaneWriter
+from autotrace.live import procs
 from autotrace.live.clocks import ClockSample, best, measure
+from autotrace.live.remote import RemotePane
 from autotrace.live.ssh import split_remote
 from tests.conftest import (
     AUTOTRACE,
@@ -65,6 +68,28 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 ])
 def test_host_prefix_is_only_a_destination_word_then_colon_space(command, host, rest):
     assert split_remote(command) == ((host, rest) if host else (None, command))
+
+
+def test_the_pid_line_is_found_whatever_carriage_returns_the_ptys_added():
+    # The remote pty sends "\r\n"; until ssh has made our pty raw, our pty's
+    # newline translation makes it "\r\r\n" (a pane on a busy host missed
+    # its pid and showed nothing until the end). A real pty does the same here.
+    record = PaneRecord(index=1, role="tracer", command="alpha: x", command_run="x",
+                        cols=80, rows=24, host="alpha")
+    proc = procs.spawn("printf 'autotrace-pid 42\\r\\nhello\\r\\n'", 80, 24)
+    pane = RemotePane(record, PaneWriter(None, {}, lambda err, t: None), proc,
+                      time.monotonic(), "alpha")
+    shown = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        data, eof = pane.read()
+        shown += data
+        if eof:
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert pane.remote_pid == 42
+    assert b"hello" in shown and b"autotrace-pid" not in shown
 
 
 # ---------------------------------------------------------------- remote panes
@@ -236,6 +261,21 @@ def test_a_lost_connection_is_recorded_in_its_pane_with_the_time(lab: Lab, tmp_p
 
 
 # ---------------------------------------------------------------- one clock
+
+
+def test_a_host_whose_shell_is_slow_to_start_does_not_hold_the_session_up(lab: Lab,
+                                                                         tmp_path: Path):
+    # sloth's ~/.bashrc sleeps a minute: its clock cannot be asked in time. The
+    # session goes on without that figure, says so, and ends as it would
+    # (before, the first clock question waited for the whole minute).
+    result, rec = trace(tmp_path, "echo local-main", "sloth: echo there",
+                        options=[*lab.ssh_option, "--attach-timeout", "1",
+                                 "--kill-timeout", "1"], timeout=45)
+    assert result.returncode == 0, result.stderr
+    assert "local-main" in rec.output(0)
+    assert "sloth: its clock did not answer" in result.stderr
+    host = rec.manifest["hosts"]["sloth"]
+    assert host["error"] is None and host["start"] is None
 
 
 class FakeWire:

@@ -22,7 +22,9 @@ from autotrace.live import procs
 from autotrace.live.panes import PtyPane, SkippedPane
 from autotrace.live.procs import ExitStatus
 
-PID_LINE = re.compile(rb"autotrace-pid (\d+)\r?\n")
+# Any number of CRs: until ssh has put our pty in raw mode, the pty's own
+# newline translation adds one to the remote pty's "\r\n" (seen as "\r\r\n").
+PID_LINE = re.compile(rb"autotrace-pid (\d+)\r*\n")
 # The first line is the pid, or ssh is saying why there is none.
 MAX_HEAD = 4096
 # The remote shell: pid first, then (held) stop, then the command as a local pane runs it.

@@ -419,6 +419,10 @@ class Session:
             if link.error:
                 self.notify(f"{link.host}: {link.error}")
         self.ssh.measure_clocks("start")
+        for link in self.ssh.links.values():
+            if link.error is None and link.start is None:
+                self.notify(f"{link.host}: its clock did not answer; "
+                            "its panes' times are when their output arrived")
         self._record_hosts()
 
     def _record_hosts(self) -> None:

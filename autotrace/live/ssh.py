@@ -14,6 +14,7 @@ import ctypes
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,11 @@ REMOTE_PANE = re.compile(
 CONNECT_TIMEOUT = 10
 # A remote shell answering the time, once per line it reads.
 TIME_LOOP = "while read -r _; do date +%s.%N; done"
+# How long the clock's first answer may take (the remote shell starting, its
+# rc files run), and each one after it. A host slower than that has no
+# measured clock: its times are as they arrive, never a session held up.
+FIRST_ANSWER_TIMEOUT = CONNECT_TIMEOUT
+ANSWER_TIMEOUT = 2.0
 
 
 def split_remote(command: str) -> tuple[str | None, str]:
@@ -202,16 +208,22 @@ class SshHosts:
             link.sending = None
 
     def measure_clocks(self, when: str) -> None:
-        """Each connected host's clock offset now ('start' or 'end')."""
-        for link in self.links.values():
-            if link.error is None:
-                setattr(link, when, self._measure(link.host))
+        """Each connected host's clock offset now ('start' or 'end'), all
+        hosts at once: a slow one costs its own timeout, not the sum."""
+        from concurrent.futures import ThreadPoolExecutor  # only sessions with hosts pay for it
 
-    def _measure(self, host: str) -> ClockSample | None:
+        connected = [link for link in self.links.values() if link.error is None]
+        if not connected:
+            return
+        with ThreadPoolExecutor(len(connected)) as pool:
+            for link, sample in zip(connected, pool.map(self._measure, connected)):
+                setattr(link, when, sample)
+
+    def _measure(self, link: HostLink) -> ClockSample | None:
         """Timed questions over one session, so ssh's own start is not in the round trip."""
         try:
-            proc = subprocess.Popen([*self._base(host), "-o", "ControlMaster=no", "-T", host,
-                                     TIME_LOOP], stdin=subprocess.PIPE,
+            proc = subprocess.Popen([*self._base(link.host), "-o", "ControlMaster=no", "-T",
+                                     link.host, TIME_LOOP], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     start_new_session=True, bufsize=0, **self._as_user())
         except OSError:
@@ -219,17 +231,25 @@ class SshHosts:
         assert proc.stdin is not None and proc.stdout is not None
         stdin, stdout = proc.stdin, proc.stdout
 
-        def ask() -> float:
+        def ask(timeout: float = ANSWER_TIMEOUT) -> float:
             stdin.write(b"\n")
-            answer = stdout.readline()
-            if not answer:
-                raise OSError("connection closed")
+            answer = b""
+            deadline = time.monotonic() + timeout
+            while not answer.endswith(b"\n"):
+                if not select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                    raise TimeoutError(f"{link.host}: no answer in {timeout:g} s")
+                byte = stdout.read(1)  # unbuffered: select sees all that is unread
+                if not byte:
+                    raise OSError("connection closed")
+                answer += byte
             return float(answer)
 
         try:
-            ask()  # the first answer waits for the remote shell to start: not a sample
+            # The first answer waits for the remote shell to start: not a sample.
+            ask(FIRST_ANSWER_TIMEOUT)
             return measure(ask, time.time)
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # TimeoutError is an OSError
+            proc.kill()  # a shell that has not answered would not see its stdin close
             return None
         finally:
             with contextlib.suppress(OSError):
