@@ -241,9 +241,13 @@ def header_line(fields: dict[str, Any], version: int = 2) -> str:
     return json.dumps({"version": 3, "term": term, **rest}, ensure_ascii=False) + "\n"
 
 
+# One encoder for every event line: json.dumps with options makes a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def event_line(t: float, code: str, data: str) -> str:
     """One v2 event line; times to the microsecond, as asciinema writes them."""
-    return json.dumps([round(t, 6), code, data], ensure_ascii=False) + "\n"
+    return _encode([round(t, 6), code, data]) + "\n"
 
 
 class V3Lines:
@@ -257,7 +261,7 @@ class V3Lines:
     def __call__(self, t: float, code: str, data: str) -> str:
         micros = max(self._micros, round(t * MICROS))
         interval, self._micros = micros - self._micros, micros
-        return json.dumps([interval / MICROS, code, data], ensure_ascii=False) + "\n"
+        return _encode([interval / MICROS, code, data]) + "\n"
 
 
 def write_cast(out: IO[str], fields: dict[str, Any], events: Iterable[CastEvent],

@@ -22,7 +22,6 @@ from autotrace.events import INPUT, MARKER, OUTPUT, RESIZE, STATE, Event
 from autotrace.format.recording import PaneRecord, PaneWriter, RecordingWriter
 from autotrace.live import held, procs, terminal_move
 from autotrace.live.attach import job_group, signal_job
-from autotrace.live.dns_capture import probe_command
 from autotrace.live.hints import refusal_hint
 from autotrace.live.panes import AttachedPane, MovedPane, Pane, ProbePane, PtyPane, SkippedPane
 from autotrace.live.pause import Pause, Target
@@ -436,6 +435,8 @@ class Session:
 
     def _tracer_command(self, command: str, pid: int) -> str:
         if command.startswith("@dns"):  # a process of ours; it enters the namespace itself
+            from autotrace.live.dns_capture import probe_command  # its decoder: only when asked
+
             return probe_command(command, pid)
         if command.startswith("@"):
             return command

@@ -29,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from ptyprocess import PtyProcess
 
@@ -200,6 +199,8 @@ def _move_all(moves: Moves) -> list[str | None]:
     """Each move's outcome (see move); gdb runs for every process at once."""
     if not moves:
         return []
+    from concurrent.futures import ThreadPoolExecutor  # a Ctrl-Z pick-up only: not at start
+
     with ThreadPoolExecutor(max_workers=min(8, len(moves))) as pool:
         return list(pool.map(lambda m: move(*m), moves))
 

@@ -74,9 +74,12 @@ class PaneState:
     # archives[0] was rebuilt around a search's match in the recording: its
     # recorded line, where n and N go on from.
     recorded_line: int | None = None
-    # Drawn rows by their cells: output that scrolls moves rows, it rarely
-    # changes them, so most rows of a new frame are already drawn.
-    line_cache: dict[tuple[Any, ...], tuple[list[Any], FmtStr]] = field(default_factory=dict)
+    # Drawn rows by the screen line they show (PaneScreen.lines_back): output
+    # that scrolls moves lines, it rarely changes them, so most rows of a new
+    # frame are drawn already. Each entry keeps its line, so the id in its key
+    # is not reused, and a copy of a screen line's cells, to see a change.
+    row_cache: dict[int, tuple[Any, tuple[Any, ...], dict[int, Any] | None, FmtStr]] = field(
+        default_factory=dict)
     # What the pane's output means, drawn over it while colours are on (strace, tcpdump).
     lens: Lens | None = None
 
@@ -313,7 +316,7 @@ class MultiPaneView:
         rebuilt.answer_with(pane.screen.reply)
         pane.screen, pane.highlight = rebuilt, None
         pane.drop_archives()
-        pane.line_cache.clear()
+        pane.row_cache.clear()
         back = None if moment is None else rebuilt.last_printed_by(moment)
         pane.scroll = 0 if back is None else max(
             0, min(back - self._window(pane)[1], self.max_scroll(pane)))
@@ -821,22 +824,28 @@ class MultiPaneView:
             blocks = [(rect, self._pane_rows(i, rect)) for i, rect in rects.items()]
         return render.compose(self.cols, self.rows, blocks, self._header(), self._footer())
 
-    def _cached_line(self, pane: PaneState, cells: list[Any], cols: int,
-                     border: FmtStr | None) -> FmtStr:
-        # Keyed by the cells' identities, which is cheap to hash: the screen model
-        # hands out one shared Cell per look. The entry keeps its cells alive, so
-        # an identity in a key cannot be reused by another object. Search matches
-        # are found once per drawn row, with the row.
-        key = (cols, self.colours, self.search, border is None, *map(id, cells))
-        hit = pane.line_cache.get(key)
-        if hit is None:
-            if len(pane.line_cache) > 4 * max(cols, 100):
-                pane.line_cache.clear()  # bounded: a screenful or two is all that repeats
-            marks = match_spans(self.search, cells[:cols]) if self.search else ()
-            spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
-            line = render.cells_to_line(cells, cols, self.colours, marks, spans)
-            hit = pane.line_cache[key] = (cells, line if border is None else border + line)
-        return hit[1]
+    def _row(self, pane: PaneState, line: Any, how: tuple[Any, ...],
+             drawn: dict[int, tuple[Any, tuple[Any, ...], dict[int, Any] | None, FmtStr]],
+             border: FmtStr | None) -> FmtStr:
+        """One row of the pane: drawn again only if its line or how it is
+        drawn (HOW: sizes, sideways scroll, colours, search) has changed."""
+        key = id(line)
+        hit = pane.row_cache.get(key)
+        if (hit is not None and hit[1] == how
+                and (hit[2] is None or hit[2] == line)):  # a dict compare, in C
+            drawn[key] = hit
+            return hit[3]
+        cols, left = how[0], how[1]
+        cells = pane.shown.cells_of(line)[left:left + cols]
+        marks = match_spans(self.search, cells[:cols]) if self.search else ()
+        spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
+        row = render.cells_to_line(cells, cols, self.colours, marks, spans)
+        if border is not None:
+            row = border + row
+        # A history line (a tuple) never changes; a screen line is copied.
+        copy = None if line is None or isinstance(line, tuple) else dict(line)
+        drawn[key] = (line, how, copy, row)
+        return row
 
     def _pane_rows(self, index: int, rect: Rect) -> list[FmtStr]:
         pane = self.panes[index]
@@ -868,12 +877,15 @@ class MultiPaneView:
         title = render.pane_title(pane.index, pane.command, pane.state, rect.width,
                                   focused=(pane.index == self.focus), extra="  ".join(notes))
         lines = [title]
-        screen_rows = shown.rows_back(pane.scroll + anchor, count)
+        screen_lines = shown.lines_back(pane.scroll + anchor, count)
         border = (render.styled("│", 1, fg=render.accent(pane.index))
                   if rect.x > 0 else None)
+        how = (cols, left, shown.cols, self.colours, self.search, border is None)
+        drawn: dict[int, tuple[Any, tuple[Any, ...], dict[int, Any] | None, FmtStr]] = {}
         for y in range(rows):
-            cells = screen_rows[y][left:left + cols] if y < len(screen_rows) else []
-            lines.append(self._cached_line(pane, cells, cols, border))
+            line = screen_lines[y] if y < len(screen_lines) else None  # None: a blank row
+            lines.append(self._row(pane, line, how, drawn, border))
+        pane.row_cache = drawn  # what this frame showed: all a next frame can reuse
         return lines
 
     def _header(self) -> FmtStr:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from curtsies.formatstring import Chunk, FmtStr
@@ -60,6 +60,7 @@ def colour_code(name: str, table: dict[str, int]) -> tuple[int | None, bool]:
 _STYLE = attrgetter("fg", "bg", "bold", "italics", "underscore", "reverse")
 _CHAR = attrgetter("char")
 _DATA = attrgetter("data")
+_first, _second = itemgetter(0), itemgetter(1)
 Style = tuple  # (fg, bg, bold, italics, underscore, reverse), as the screen model has them
 
 
@@ -114,7 +115,20 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
     cells = cells[:width]
     # The screen model's Cell has `char`; a plain pyte Char has `data`.
     text_of = _CHAR if cells and hasattr(cells[0], "char") else _DATA
-    if not spans:  # most rows: no lens, or nothing for it on the row
+    if not spans and not marked_cols:  # most rows: one pass over the cells, in C
+        styles = list(map(_STYLE, cells))
+        texts = list(map(text_of, cells))
+        if styles and styles.count(styles[0]) == len(styles):  # plain text: one run
+            runs: Iterable[tuple[Style, Iterable[tuple[Style, str]]]] = [
+                (styles[0], zip(styles, texts))]
+        else:
+            runs = itertools.groupby(zip(styles, texts), key=_first)
+        for style, run in runs:
+            text = "".join(map(_second, run))
+            if text:
+                chunks.append(Chunk(cell_text(text), style_atts(style, colours)))
+        return _fit(FmtStr(*chunks), width)
+    if not spans:  # a search's matches on the row
         for (style, marked), group in itertools.groupby(
                 enumerate(cells), key=lambda item: (_STYLE(item[1]), item[0] in marked_cols)):
             text = "".join(text_of(cell) for _, cell in group)

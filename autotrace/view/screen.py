@@ -998,12 +998,29 @@ class PaneScreen:
 
     def rows_back(self, bottom: int, count: int) -> list[list[Cell]]:
         """`count` lines, oldest first, the last being line `bottom` back."""
+        return [self.cells_of(line) for line in self.lines_back(bottom, count)]
+
+    def lines_back(self, bottom: int, count: int) -> list[Line | None]:
+        """The lines `rows_back` makes its rows of, None for a blank one (above
+        the first line, or a screen row nothing was written on): a history
+        line never changes, a screen line's dict is compared to see whether
+        it has, so a view keeps what it drew of each (the rows of scrolling
+        output move, they rarely change)."""
         total = self.total_lines
         bottom = max(0, min(bottom, total - 1))
         first = total - bottom - count
-        blank = [BLANK] * self.cols
-        return [_cells(self._line_at(i), self.cols) if i >= 0 else blank
+        emulator = self._emulator
+        history = emulator.history_lines
+        kept = len(history)
+        buffer = emulator.buffer
+        return [None if i < 0 else history[i] if i < kept else buffer.get(i - kept)
                 for i in range(first, first + count)]
+
+    def cells_of(self, line: Line | None) -> list[Cell]:
+        """A line from `lines_back` as exactly `cols` cells."""
+        if line is None:
+            return [BLANK] * self.cols
+        return _cells(line, self.cols)
 
     def tail_row(self) -> int:
         """The screen row the newest output ends on: the cursor's row, or the
