@@ -17,7 +17,7 @@ the commands it shows, and not the bench's tmux server that stands in for
 the user's terminal. Scenarios and issue 3's targets:
 
   quiet     4 panes of `sleep`: CPU % of one core           <= 0.5 %
-  printers  4 panes x 20 lines/s: CPU % of one core         <= 5 %
+  printers  4 panes x 20 lines/s: CPU % of one core         <= 4 % (aim: 2x tmux)
   flood     `yes` (and a quiet tracer): RSS after 60 s      <= 150 MB
             then `p`: time until the screen shows Paused    <= 200 ms
             (tmux: prefix-[ until copy mode shows [0/N])
@@ -60,7 +60,7 @@ from peers import original_autotrace, script_argv
 NAME = "view"
 COLS, ROWS = 200, 50
 QUIET_TARGET = 0.5  # % of one core
-PRINTERS_TARGET = 5.0  # % of one core
+PRINTERS_TARGET = 4.0  # % of one core (issue 9; issue 3 had 5)
 PAUSE_TARGET = 200.0  # ms
 RSS_TARGET = 150.0  # MB
 SEQ_TARGET = 2.0  # x script's wall

@@ -339,4 +339,8 @@ def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
             return b"".join(chunks), True
         chunks.append(chunk)
         total += len(chunk)
+        if len(chunk) < 65536:
+            # Short: the pty held no more (a hang-up shows on the next turn).
+            # Asking again would cost a failing read, most turns.
+            break
     return b"".join(chunks), False

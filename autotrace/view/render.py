@@ -183,9 +183,12 @@ def join(parts: Iterable[FmtStr]) -> FmtStr:
     return out
 
 
+@functools.lru_cache(maxsize=256)  # a title changes with its pane's state, not every frame
 def pane_title(index: int, command: str, state: str, width: int, focused: bool,
                extra: str = "") -> FmtStr:
-    """` N  state  command`: the state comes first so a long command never hides it."""
+    """` N  state  command`: the state comes first so a long command never hides it.
+
+    The FmtStr returned is shared (cached): never changed, only added to."""
     colour = accent(index)
     label = f" {index} "
     command = " ".join(command.split())  # a multi-line command fits one title line
@@ -203,7 +206,8 @@ def compose(width: int, height: int, blocks: Iterable[tuple[Rect, list[FmtStr]]]
     for rect, rows in blocks:
         for dy, row in enumerate(rows[:rect.height]):
             if 0 <= rect.y + dy < height:
-                segments[rect.y + dy].append((rect.x, _fit(row, rect.width)))
+                fitted = row if row.width == rect.width else _fit(row, rect.width)
+                segments[rect.y + dy].append((rect.x, fitted))
     lines = [_fit(header, width)]
     for y in range(1, height - 1):
         parts = sorted(segments[y], key=lambda part: part[0])
