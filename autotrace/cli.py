@@ -199,6 +199,12 @@ def trace_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _recording_argument(p: argparse.ArgumentParser) -> None:
+    """The PATH every reading command takes: any form a recording comes in."""
+    p.add_argument("path", type=Path,
+                   help="recording folder, bundle (.tar.gz) or asciicast file (.cast)")
+
+
 def cat_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="autotrace cat",
@@ -206,8 +212,7 @@ def cat_parser() -> argparse.ArgumentParser:
                     "each line starts with its time offset in seconds and [pane]; "
                     "escape sequences are stripped.",
     )
-    p.add_argument("path", type=Path,
-                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
+    _recording_argument(p)
     p.add_argument("--pane", type=int, metavar="N", help="only pane N (0 is the main command)")
     p.add_argument("--findings", action="store_true",
                    help="interleave the findings (marked [F]) with the timeline")
@@ -222,8 +227,7 @@ def findings_parser() -> argparse.ArgumentParser:
                     "pane, time and line. A recording made before findings existed is "
                     "read through the rules now.",
     )
-    p.add_argument("path", type=Path,
-                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
+    _recording_argument(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
 
@@ -234,8 +238,7 @@ def info_parser() -> argparse.ArgumentParser:
         description="Show a recording's commands (as given and as run), pids, start and "
                     "end, exit status or signal, and bytes per pane.",
     )
-    p.add_argument("path", type=Path,
-                   help="recording directory, bundle (.tar.gz) or asciicast file (.cast)")
+    _recording_argument(p)
     return p
 
 
@@ -330,8 +333,7 @@ def export_parser() -> argparse.ArgumentParser:
                     "a self-contained HTML player (--html), one asciicast of the whole "
                     "view (--cast) or a picture of the view at a moment (--svg --at TIME).",
     )
-    p.add_argument("path", type=Path,
-                   help="recording folder, bundle (.tar.gz) or asciicast file (.cast)")
+    _recording_argument(p)
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--html", action="store_true",
                       help="a page that plays the session in a browser, opened from disk "

@@ -14,10 +14,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need dig dnsutils
-need getent libc-bin
-need unshare util-linux
+need strace dig:dnsutils getent:libc-bin unshare:util-linux
 
 base=$(recording_dir "${1:-}")
 mkdir -p "$base"

@@ -23,10 +23,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need getent libc-bin
-need unshare util-linux
+need strace tcpdump getent:libc-bin unshare:util-linux
 
 dir=$(recording_dir "${1:-}" "$REPO/recordings/dns-lookup")
 start_dns_server

@@ -17,10 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need dig dnsutils
-need unshare util-linux
+need strace tcpdump dig:dnsutils unshare:util-linux
 
 dir=$(recording_dir "${1:-}")
 start_dns_server

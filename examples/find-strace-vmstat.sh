@@ -14,8 +14,7 @@ set -euo pipefail
 # shellcheck source=examples/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-need strace strace
-need vmstat procps
+need strace vmstat:procps
 
 dir=$(recording_dir "${1:-}")
 status=0

@@ -41,9 +41,20 @@ die() {
 }
 
 # need TOOL PACKAGE: stop with the install command when TOOL is missing.
+# need COMMAND[:PACKAGE]...: each command must be installed (PACKAGE, the
+# Debian package it comes in, when its name is not the command's); all that
+# are missing are named in one line.
 need() {
-  command -v "$1" >/dev/null 2>&1 ||
-    die "needs $1, which is not installed: apt-get install $2 (Debian/Ubuntu)"
+  local word missing=() packages=()
+  for word in "$@"; do
+    command -v "${word%%:*}" >/dev/null 2>&1 && continue
+    missing+=("${word%%:*}")
+    packages+=("${word#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local which="which is"
+  [ ${#missing[@]} -eq 1 ] || which="which are"
+  die "needs ${missing[*]}, $which not installed: apt-get install ${packages[*]} (Debian/Ubuntu)"
 }
 
 need_root() {

@@ -15,10 +15,9 @@ set -euo pipefail
 # shellcheck source=examples/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-need nmap nmap
+need nmap
 need_root
-need strace strace
-need tcpdump tcpdump
+need strace tcpdump
 
 dir=$(recording_dir "${1:-}")
 status=0

@@ -22,13 +22,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need lsof lsof
-need pstree psmisc
-need vmstat procps
-need getent libc-bin
-need unshare util-linux
+need strace tcpdump lsof pstree:psmisc vmstat:procps getent:libc-bin unshare:util-linux
 
 if command -v ltrace >/dev/null 2>&1; then
   library_tracer='ltrace -f -p PID'

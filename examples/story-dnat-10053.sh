@@ -24,14 +24,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need getent libc-bin
-need dig bind9-dnsutils
-need ip iproute2
-need nft nftables
-need ss iproute2
-need unshare util-linux
+need strace tcpdump getent:libc-bin dig:bind9-dnsutils ip:iproute2 nft:nftables ss:iproute2 unshare:util-linux
 
 dir=$(recording_dir "${1:-}" "$REPO/recordings/story-dnat-10053")
 make_netns

@@ -27,13 +27,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need getent libc-bin
-need dig bind9-dnsutils
-need ip iproute2
-need iptables iptables
-need unshare util-linux
+need strace tcpdump getent:libc-bin dig:bind9-dnsutils ip:iproute2 iptables unshare:util-linux
 
 PORT=40053
 dir=$(recording_dir "${1:-}" "$REPO/recordings/story-embedded-dns")

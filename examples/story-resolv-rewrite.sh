@@ -26,11 +26,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need getent libc-bin
-need ip iproute2
-need unshare util-linux
+need strace tcpdump getent:libc-bin ip:iproute2 unshare:util-linux
 
 dir=$(recording_dir "${1:-}" "$REPO/recordings/story-resolv-rewrite")
 make_netns

@@ -27,11 +27,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
-need strace strace
-need tcpdump tcpdump
-need dig bind9-dnsutils
-need ip iproute2
-need unshare util-linux
+need strace tcpdump dig:bind9-dnsutils ip:iproute2 unshare:util-linux
 
 dir=$(recording_dir "${1:-}" "$REPO/recordings/story-truncation")
 make_netns
