@@ -153,10 +153,12 @@ def cells_to_line(cells: Sequence[Any], width: int, colours: bool = True,
 
 
 def _fit(line: FmtStr, width: int) -> FmtStr:
-    if line.width > width:
+    have = line.width  # a sum over the chunks each time it is asked: asked once
+    if have > width:
         line = line.width_aware_slice(slice(0, width))
-    if line.width < width:
-        line = line + FmtStr(Chunk(" " * (width - line.width)))
+        have = line.width
+    if have < width:
+        line = line + FmtStr(Chunk(" " * (width - have)))
     return line
 
 
@@ -211,12 +213,13 @@ def compose(width: int, height: int, blocks: Iterable[tuple[Rect, list[FmtStr]]]
     lines = [_fit(header, width)]
     for y in range(1, height - 1):
         parts = sorted(segments[y], key=lambda part: part[0])
-        line, x = FmtStr(), 0
+        line, x, used = FmtStr(), 0, 0  # used: the line's width so far
         for left, part in parts:
             if left > x:
-                line = line + FmtStr(Chunk(" " * (left - x)))
-            line, x = line + part, left + part.width
-        lines.append(_fit(line, width))
+                line, used = line + FmtStr(Chunk(" " * (left - x))), used + left - x
+            part_width = part.width
+            line, x, used = line + part, left + part_width, used + part_width
+        lines.append(line if used == width else _fit(line, width))
     lines.append(_fit(footer, width))
     return lines
 
