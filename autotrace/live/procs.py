@@ -337,10 +337,8 @@ def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
             raise
         if not chunk:
             return b"".join(chunks), True
+        # A short read does not mean the pty is empty: it hands out at most
+        # about 4 KiB a read, so only EAGAIN says it is drained.
         chunks.append(chunk)
         total += len(chunk)
-        if len(chunk) < 65536:
-            # Short: the pty held no more (a hang-up shows on the next turn).
-            # Asking again would cost a failing read, most turns.
-            break
     return b"".join(chunks), False
