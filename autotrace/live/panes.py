@@ -137,11 +137,12 @@ class PtyPane(Pane):
         """Reaped and its pty drained (or given up on)."""
         return self.status is not None and self._eof
 
-    def read(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
-        """What the pty holds now (up to `limit` bytes), and whether it has closed."""
+    def read(self, limit: int = 1 << 20, whole: bool = True) -> tuple[bytes, bool]:
+        """What the pty holds now (up to `limit` bytes), and whether it has
+        closed; not `whole`, what one turn's read finds (read_available)."""
         if self._eof:
             return b"", True
-        return procs.read_available(self.proc.fd, limit)
+        return procs.read_available(self.proc.fd, limit, whole)
 
     def write(self, data: bytes) -> None:
         """Input for the program (a reply to its device query), while it runs."""

@@ -319,11 +319,14 @@ def terminate(pgids: Iterable[int], grace: float,
 # 180 ms with the view drawing). The price: `seq 1 3000000` with the view on
 # runs at a third of its speed (benchmarks/bench_view.py, seq).
 READ_PER_TURN = 1 << 16
+# A read shorter than this is taken to have emptied the pty (read_available).
+SMALL_READ = 1024
 
 
-def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
+def read_available(fd: int, limit: int = 1 << 20, whole: bool = True) -> tuple[bytes, bool]:
     """Drain a non-blocking pty master, at most `limit` bytes: (data, eof).
-    EIO means the slave side closed."""
+    EIO means the slave side closed. Not `whole` (a loop's turn), a short
+    read ends it: the rest, if any, wakes the loop again."""
     chunks: list[bytes] = []
     total = 0
     while total < limit:
@@ -337,8 +340,12 @@ def read_available(fd: int, limit: int = 1 << 20) -> tuple[bytes, bool]:
             raise
         if not chunk:
             return b"".join(chunks), True
-        # A short read does not mean the pty is empty: it hands out at most
-        # about 4 KiB a read, so only EAGAIN says it is drained.
         chunks.append(chunk)
         total += len(chunk)
+        if not whole and len(chunk) < SMALL_READ:
+            # A line or two: what was there is read (a pty hands out up to
+            # about 4 KiB a read, so a flood never stops here). Asking again
+            # would cost a failing read and its exception, most turns; what
+            # comes next wakes the loop again.
+            break
     return b"".join(chunks), False

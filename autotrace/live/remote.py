@@ -60,8 +60,8 @@ class RemotePane(PtyPane):
         self._pid_told = False
         self._running_since: float | None = None  # when ready() first saw the remote pid
 
-    def read(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
-        data, eof = super().read(limit)
+    def read(self, limit: int = 1 << 20, whole: bool = True) -> tuple[bytes, bool]:
+        data, eof = super().read(limit, whole)
         data, self._held_back = self._held_back + data, b""
         if self._head is None:
             return data, eof

@@ -212,7 +212,7 @@ class Session:
             procs.wait_until_stopped(main.pid, timeout=0.1)  # type: ignore[arg-type]
         for pane in self.panes:
             if isinstance(pane, PtyPane) and not pane.eof:
-                self._read_pane(pane, limit=1 << 20)  # all of it, not one turn's share
+                self._read_pane(pane, drain=True)  # all of it, not one turn's share
 
     def _pause_target(self, pane: Pane) -> Target:
         """Our panes are process groups; an attached process is itself and its
@@ -684,7 +684,7 @@ class Session:
             if isinstance(pane, MovedPane):  # the tracers are gone: gdb may attach
                 with contextlib.suppress(Exception):
                     self._give_back(pane)
-                self._read_pane(pane, limit=1 << 20)  # what it wrote here before it went back
+                self._read_pane(pane, drain=True)  # what it wrote here before it went back
                 terminal_move.end_holder(pane.proc)
         t = self.now()
         for pane in self.panes:
@@ -814,7 +814,7 @@ class Session:
     def _lost(self, pane: RemotePane) -> None:
         """ssh ended with its own failure, not ours: the pane says when."""
         with contextlib.suppress(OSError):
-            self._read_pane(pane, limit=1 << 20)  # ssh's own words first
+            self._read_pane(pane, drain=True)  # ssh's own words first
         when = self.recording.session.started_unix + self.now()
         self._write(pane, lost_connection_line(pane.host, when, SSH_FAILED))
         pane.record.note = f"connection to {pane.host} lost at {round(self.now(), 3)} s"
@@ -835,8 +835,11 @@ class Session:
             record.exit_signal = pane.status.signal
             record.exit_signal_name = pane.status.signal_name
 
-    def _read_pane(self, pane: PtyPane, limit: int = procs.READ_PER_TURN) -> None:
-        data, eof = pane.read(limit)
+    def _read_pane(self, pane: PtyPane, drain: bool = False) -> None:
+        """One turn's read of the pane (a fair share: READ_PER_TURN), or with
+        DRAIN all that it holds."""
+        data, eof = pane.read(1 << 20, whole=True) if drain else \
+            pane.read(procs.READ_PER_TURN, whole=False)
         if isinstance(pane, RemotePane) and pane.pid_news():
             self._emit(Event(self.now(), pane.index, STATE, pane.state()))  # its pid there
         self._on_output(pane, data)
@@ -870,10 +873,14 @@ class Session:
 
     def _look_for_refusal(self, pane: Pane, text: str) -> None:
         pane.hint_scanned += len(text)
-        pane.hint_buffer = (pane.hint_buffer + text)[-HINT_SCAN_BYTES:]
+        # A refusal is one line: the new text is scanned with the line it
+        # finishes, not everything seen so far again (a pane printing a line
+        # a read rescanned up to 4 KiB each time).
+        scanned = pane.hint_buffer + text
+        pane.hint_buffer = scanned[scanned.rfind("\n") + 1:][-HINT_SCAN_BYTES:]
         # A @dns pane's capture tool is the tcpdump its helper runs.
         tool = "tcpdump" if pane.record.command.startswith("@dns") else pane.record.command_run
-        hint = refusal_hint(pane.hint_buffer, command=tool)
+        hint = refusal_hint(scanned, command=tool)
         if hint and pane.record.note is None:
             pane.record.note = hint
             pane.hint_scanned = HINT_SCAN_BYTES  # one hint per pane is enough
