@@ -181,6 +181,18 @@ def kill_all(procs: list[psutil.Process]) -> None:
 
 
 @pytest.fixture
+def tmux(request: pytest.FixtureRequest) -> Any:
+    """A detached tmux session to drive autotrace in as a person would, of the
+    test module's TMUX_SIZE (cols, rows; 120x40 if it names none); killed after."""
+    from tmuxdriver import Tmux
+
+    cols, rows = getattr(request.module, "TMUX_SIZE", (120, 40))
+    driver = Tmux(cols=cols, rows=rows)
+    yield driver
+    driver.kill()
+
+
+@pytest.fixture
 def marker() -> str:
     """A unique fractional part for `sleep` arguments, e.g. `sleep 100.0482137311`.
 

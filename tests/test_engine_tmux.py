@@ -17,13 +17,6 @@ from tmuxdriver import Tmux
 pytestmark = pytest.mark.tmux
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=120, rows=40)
-    yield driver
-    driver.kill()
-
-
 def autotrace(rec: Path, *commands: str, options: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, "-m", "autotrace", "-l", str(rec), *options, *commands]
 

@@ -17,13 +17,7 @@ from test_dns_probe import SERVER
 from tmuxdriver import Tmux
 
 pytestmark = pytest.mark.tmux
-
-
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=160, rows=45)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (160, 45)  # the tmux fixture's terminal (conftest)
 
 
 # Its own network namespace: @dns sees every DNS packet of the namespace it is in,

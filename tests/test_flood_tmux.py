@@ -53,13 +53,6 @@ RECORDED_WITHIN = 0.05
 RECORDED_WITHIN_ON_A_BUSY_BOX = 0.15
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=120, rows=40)
-    yield driver
-    driver.kill()
-
-
 def start(tmux: Tmux, tmp_path: Path, flood: str) -> Path:
     recording = tmp_path / "rec"
     tmux.start([sys.executable, "-m", "autotrace", "-l", str(recording),

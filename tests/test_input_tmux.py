@@ -17,13 +17,6 @@ pytestmark = pytest.mark.tmux
 REPL = f"{sys.executable} -q"
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=120, rows=40)
-    yield driver
-    driver.kill()
-
-
 def cast_events(tmp_path: Path, index: int = 0) -> list[list]:
     lines = (tmp_path / "rec" / f"pane-{index}.cast").read_text().splitlines()[1:]
     return [json.loads(line) for line in lines]

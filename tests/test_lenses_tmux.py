@@ -19,11 +19,7 @@ FAILED = "= -1 ENOENT (No such file or directory)"
 SGR = re.compile(r"\x1b\[([\d;]*)m")
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=200, rows=50)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (200, 50)  # the tmux fixture's terminal (conftest)
 
 
 def capture_attributes(tmux: Tmux) -> str:

@@ -6,16 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tmuxdriver import Tmux
 
 pytestmark = pytest.mark.tmux
-
-
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=120, rows=30)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (120, 30)  # the tmux fixture's terminal (conftest)
 
 
 def test_the_view_draws_in_the_c_locale(tmux, tmp_path: Path) -> None:

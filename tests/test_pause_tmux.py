@@ -26,11 +26,7 @@ pytestmark = pytest.mark.tmux
 STOPPED = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=160, rows=50)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (160, 50)  # the tmux fixture's terminal (conftest)
 
 
 def autotrace(tmp_path: Path, *args: str) -> list[str]:

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import AUTOTRACE, REPO
-from tmuxdriver import Tmux
 
 pytestmark = pytest.mark.tmux
-
-
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=100, rows=30)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (100, 30)  # the tmux fixture's terminal (conftest)
 
 
 def test_replay_of_a_cast_made_by_the_real_asciinema(tmux, tmp_path: Path) -> None:

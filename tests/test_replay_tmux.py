@@ -26,11 +26,7 @@ COLS, ROWS = 120, 40
 HEADER = re.compile(r"(PLAY|PAUSED|END)\s+(\d\d):(\d\d)\.\d / (\d\d):(\d\d)\.\d\s+x([\d.]+)")
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=COLS, rows=ROWS)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (COLS, ROWS)  # the tmux fixture's terminal (conftest)
 
 
 def replay(tmux: Tmux, *args: str, env: dict[str, str] | None = None) -> None:

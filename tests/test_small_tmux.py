@@ -23,11 +23,7 @@ pytestmark = pytest.mark.tmux
 SIZE_REPORTER = "sh -c 'trap \"stty size\" WINCH; stty size; while :; do sleep 0.1; done'"
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=80, rows=24)
-    yield driver
-    driver.kill()
+TMUX_SIZE = (80, 24)  # the tmux fixture's terminal (conftest)
 
 
 def recorded_sizes(directory: Path) -> list[tuple[int, str]]:

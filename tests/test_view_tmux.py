@@ -29,13 +29,6 @@ def printer(tag: str, count: int = 200, delay: float = 0.0, then_sleep: float = 
             f"time.sleep({then_sleep})\"")
 
 
-@pytest.fixture
-def tmux():
-    driver = Tmux(cols=120, rows=40)
-    yield driver
-    driver.kill()
-
-
 def in_shell(tmux: Tmux, tmp_path: Path, argv: list[str], after: str) -> None:
     """Type a command line into an interactive shell, as a person would."""
     script = tmp_path / "run.sh"
