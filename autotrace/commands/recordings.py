@@ -24,7 +24,7 @@ from autotrace.export.text import describe_end
 from autotrace.format.errors import RecordingError
 from autotrace.format.reader import Recording
 from autotrace.format.recording import default_root
-from autotrace.live.probes import human_bytes
+from autotrace.units import human_bytes
 
 DAY = 86400.0
 

@@ -25,6 +25,7 @@ from typing import NamedTuple, TypeVar
 import psutil
 
 from autotrace.sanitise import one_line
+from autotrace.units import human_bytes
 
 CLEAR = "\x1b[H\x1b[2J"  # home, then erase the screen: the next frame starts clean
 NEW = "\x1b[1;33m"  # bold yellow: a file opened since the last frame
@@ -48,14 +49,6 @@ def attempt(fetch: Callable[[], T]) -> T | None:
         return fetch()
     except (psutil.AccessDenied, AttributeError, NotImplementedError, OSError):
         return None
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def command_of(proc: psutil.Process) -> str:
