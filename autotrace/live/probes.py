@@ -19,7 +19,7 @@ import stat
 import struct
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import cache, partial
 from typing import NamedTuple, TypeVar
 
 import psutil
@@ -337,12 +337,15 @@ class NsConn(NamedTuple):
     status: str
 
 
-# /proc/net/tcp's `st` column (include/net/tcp_states.h).
-TCP_STATES = dict(zip(
-    ("01", "02", "03", "04", "05", "06", "07", "08", "09", "0A", "0B"),
-    (psutil.CONN_ESTABLISHED, psutil.CONN_SYN_SENT, psutil.CONN_SYN_RECV,
-     psutil.CONN_FIN_WAIT1, psutil.CONN_FIN_WAIT2, psutil.CONN_TIME_WAIT, psutil.CONN_CLOSE,
-     psutil.CONN_CLOSE_WAIT, psutil.CONN_LAST_ACK, psutil.CONN_LISTEN, psutil.CONN_CLOSING)))
+@cache
+def tcp_states() -> dict[str, str]:
+    """/proc/net/tcp's `st` column (include/net/tcp_states.h), in psutil's names.
+    Built at first use: psutil is imported when first needed (autotrace.lazy)."""
+    return dict(zip(
+        ("01", "02", "03", "04", "05", "06", "07", "08", "09", "0A", "0B"),
+        (psutil.CONN_ESTABLISHED, psutil.CONN_SYN_SENT, psutil.CONN_SYN_RECV,
+         psutil.CONN_FIN_WAIT1, psutil.CONN_FIN_WAIT2, psutil.CONN_TIME_WAIT, psutil.CONN_CLOSE,
+         psutil.CONN_CLOSE_WAIT, psutil.CONN_LAST_ACK, psutil.CONN_LISTEN, psutil.CONN_CLOSING)))
 NET_TABLES = (("tcp", socket.AF_INET, socket.SOCK_STREAM),
               ("tcp6", socket.AF_INET6, socket.SOCK_STREAM),
               ("udp", socket.AF_INET, socket.SOCK_DGRAM),
@@ -361,7 +364,7 @@ def namespace_connections(pid: int) -> list[NsConn]:
             continue
         for row in rows:
             if len(row) > 9 and row[9] in inodes:
-                status = TCP_STATES.get(row[3], psutil.CONN_NONE) \
+                status = tcp_states().get(row[3], psutil.CONN_NONE) \
                     if kind == socket.SOCK_STREAM else psutil.CONN_NONE
                 found.append(NsConn(family, kind, decode_address(row[1], family),
                                     decode_address(row[2], family), status))

@@ -24,6 +24,7 @@ from ptyprocess import PtyProcess
 
 from autotrace.format.names import program_word
 from autotrace.live import held
+from autotrace.live.pause_guard import read_stat
 
 PANE_TERM = "xterm-256color"
 
@@ -193,14 +194,21 @@ def _non_blocking(proc: PtyProcess) -> PtyProcess:
     return proc
 
 
+def state_of(pid: int) -> str | None:
+    """PID's state letter (R, S, T stopped, t traced, Z...); None when it is gone.
+    From /proc/PID/stat directly: startup does not wait for psutil's import."""
+    stat = read_stat(pid)
+    return stat.state if stat is not None else None
+
+
 def wait_until_stopped(pid: int, timeout: float = 5.0) -> bool:
     """Wait for a held child to stop itself; startup only, not the hot path."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
-                return True
-        except psutil.NoSuchProcess:
+        state = state_of(pid)
+        if state == "T":
+            return True
+        if state is None:
             return False
         time.sleep(0.002)
     return False
@@ -208,11 +216,7 @@ def wait_until_stopped(pid: int, timeout: float = 5.0) -> bool:
 
 def is_alive(pid: int) -> bool:
     """PID runs (or is stopped): not gone, not a zombie waiting for its parent."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return False
+    return state_of(pid) not in (None, "Z", "X")
 
 
 def tracer_pid_of(pid: int) -> int:

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 # sudo may show twice (its monitor and, with use_pty, its child).
 ELEVATORS = frozenset({"sudo", "doas"})
 
-STOPPED_STATES = frozenset({psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP})
-GONE_STATES = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
 
 
 class TargetError(UserError):
@@ -67,7 +65,7 @@ def latest_background_job(shell: psutil.Process,
         pgid = _pgid(child.pid)
         if child.pid in chain_pids or pgid is None or pgid in foreign_groups:
             continue
-        if _status(child) in GONE_STATES:
+        if _status(child) in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             continue
         key = ("pid", child.pid) if pgid == shell_pgid else pgid
         jobs.setdefault(key, []).append(child)
@@ -101,7 +99,7 @@ def foreground_pgid(shell: psutil.Process) -> int | None:
 
 
 def is_stopped(proc: psutil.Process) -> bool:
-    return _status(proc) in STOPPED_STATES
+    return _status(proc) in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
 
 def describe(proc: psutil.Process) -> str:

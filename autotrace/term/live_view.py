@@ -7,14 +7,13 @@ import signal
 from collections.abc import Iterator
 from typing import Callable
 
-import psutil
-
 from autotrace.events import OUTPUT, STATE, Event
 from autotrace.export.search import PaneTextSearch
 from autotrace.format.asciicast import CastEvent
 from autotrace.format.errors import RecordingError
 from autotrace.format.reader import read_cast, read_cast_tail
 from autotrace.format.tracks import PaneTrack
+from autotrace.live.procs import state_of
 from autotrace.live.session import Session
 from autotrace.loop import Loop
 from autotrace.term.terminal import Terminal, TerminalGone
@@ -61,10 +60,7 @@ def _events_in_steps(track: PaneTrack, step: int = 2000) -> Iterator[CastEvent]:
 
 
 def _stopped_by_someone_else(pid: int | None) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_STOPPED
-    except (psutil.Error, TypeError, ValueError):
-        return False
+    return pid is not None and state_of(pid) == "T"
 
 
 def _caught_up(screen: PaneScreen) -> PaneScreen:
