@@ -1,13 +1,15 @@
-"""Moving a picked-up job's stdio to a pty of ours and back (gdb's dup2 technique).
+"""Moving a picked-up job's stdio to a pty of ours and back (the dup2 technique).
 
 After Ctrl-Z and plain `autotrace`, the job still writes to the shell's
 terminal, which the view is drawn on. So its descriptors 0-2 that point at
 that terminal are pointed at a pane's pty instead, and at the end back at
-the terminal they came from: gdb attaches for a moment, calls
-`open(path, O_RDWR|O_NOCTTY)`, `dup2` onto each descriptor and `close`, and
-detaches (a stopped job stays stopped).
+the terminal they came from: the process is made to call
+`open(path, O_RDWR|O_NOCTTY)`, `dup2` onto each descriptor and `close`, for
+a moment under ptrace (a stopped job stays stopped). On x86-64 the calls are
+injected by `fd_inject.py` (it says why not gdb's `call`); elsewhere gdb
+makes them.
 
-Why gdb and not reptyr: reptyr makes the process the leader of a new
+Why dup2 and not reptyr: reptyr makes the process the leader of a new
 session on reptyr's own pty, and reptyr stays as a proxy between the two;
 the job then belongs to no job of the shell (`fg` fails), and giving it back
 leaves a reptyr proxy reading the shell's terminal. dup2 keeps the job in
@@ -32,9 +34,10 @@ import sys
 
 from ptyprocess import PtyProcess
 
-from autotrace.live import procs
+from autotrace.live import fd_inject, procs
 
 MOVE_TIMEOUT = 20.0  # gdb attaching to a large process on a loaded machine
+INJECTOR = fd_inject.__file__
 STDIO = (0, 1, 2)
 _O_RDWR_NOCTTY = os.O_RDWR | os.O_NOCTTY
 
@@ -43,7 +46,7 @@ _O_RDWR_NOCTTY = os.O_RDWR | os.O_NOCTTY
 # make (the pty's foreground process group is the holder's) to the job's
 # group, and ends when the job has. If autotrace dies without giving the job
 # back (SIGKILL), the pty hangs up and the holder gets SIGHUP: it gives the
-# job back itself (the gdb commands it was given, once no tracer holds the
+# job back itself (the commands it was given, once no tracer holds the
 # job). Standard library only, no site: it must start fast and never import
 # the user's modules.
 HOLDER = """\
@@ -120,19 +123,27 @@ def move(pid: int, fds: list[int], path: str) -> str | None:
     (one line: gdb missing, ptrace refused, the process gone...)."""
     if not fds:
         return NOT_ON_A_TERMINAL
-    argv = gdb_argv(pid, fds, path)
+    argv = mover_argv(pid, fds, path)
     if argv is None:
         return "gdb is not installed (apt-get install gdb)"
     try:
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=MOVE_TIMEOUT, errors="replace")
     except subprocess.TimeoutExpired:
-        return "gdb did not finish in time"
+        return f"{os.path.basename(argv[0])} did not finish in time"
     except OSError as err:
-        return f"gdb cannot run: {err.strerror}"
+        return f"{os.path.basename(argv[0])} cannot run: {err.strerror}"
     if all((terminal_fds(pid, path) or {}).get(fd) == path for fd in fds):
         return None
     return _why(result.stdout + result.stderr)
+
+
+def mover_argv(pid: int, fds: list[int], path: str) -> list[str] | None:
+    """The command that points PID's `fds` at `path`: the injector on x86-64,
+    gdb elsewhere (None: no gdb)."""
+    if os.uname().machine == "x86_64":
+        return [sys.executable, "-I", "-S", INJECTOR, str(pid), path, *map(str, fds)]
+    return gdb_argv(pid, fds, path)
 
 
 def gdb_argv(pid: int, fds: list[int], path: str) -> list[str] | None:
@@ -166,9 +177,9 @@ def _why(output: str) -> str:
         if "Operation not permitted" in line:
             return NO_PTRACE
         if "ptrace" in line or "No such process" in line:
-            return f"gdb could not attach: {line.strip()}"
+            return f"could not attach: {line.strip()}"
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return f"gdb could not move it: {lines[-1] if lines else 'no reason given'}"
+    return f"could not move it: {lines[-1] if lines else 'no reason given'}"
 
 
 def let_open(path: str, pid: int) -> None:
@@ -196,7 +207,7 @@ Moves = list[tuple[int, list[int], str]]  # (pid, its fds, the terminal they go 
 
 
 def _move_all(moves: Moves) -> list[str | None]:
-    """Each move's outcome (see move); gdb runs for every process at once."""
+    """Each move's outcome (see move); one mover runs for every process at once."""
     if not moves:
         return []
     from concurrent.futures import ThreadPoolExecutor  # a Ctrl-Z pick-up only: not at start
@@ -222,7 +233,7 @@ def move_in(pid: int, group: int, cols: int, rows: int
     back = [(member, fds, path) for member, where in came_from.items()
             for path, fds in _by_terminal(where).items()]
     holder = procs.spawn(shlex.join([sys.executable, "-I", "-S", "-c", HOLDER, str(pid),
-                                     str(group), json.dumps([gdb_argv(*m) for m in back])]),
+                                     str(group), json.dumps([mover_argv(*m) for m in back])]),
                          cols, rows)
     path = pty_path(holder.pid)
     if path is None:

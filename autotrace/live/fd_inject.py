@@ -1,0 +1,232 @@
+"""Point some of a running process's descriptors at a file, by making the
+process itself call open, dup2 and close (ptrace, x86-64 Linux).
+
+    python -I -S fd_inject.py PID PATH FD [FD...]
+
+prints nothing and exits 0 when done; else one line saying why, exit 1, and
+the process is as it was.
+
+Why not gdb's `call dup2(...)`, as the other architectures do: around a call
+gdb saves and restores every register, the extended (AVX, AMX) state
+included, and gdb 13 (Debian 12's) cannot write that state back on CPUs with
+AMX ("Couldn't write extended state status: Bad address"). It then leaves the
+process with a half-restored state: a `sleep` interrupted that way died with
+"cannot read realtime clock: Unknown error 516". A system call needs none of
+that state: the general registers are saved, set for one call at a time, the
+process single-steps a `syscall` instruction already in its memory (libc's
+or the vDSO's, never a patched one that its other threads could run into),
+and the general registers are put back exactly, so an interrupted system
+call restarts as the kernel meant it to. reptyr injects system calls the same
+way, but then moves the process to a new session on its own pty.
+
+Standard library only, no site: the pane's holder runs it to give a job back
+when autotrace has died, with nothing of autotrace importable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+
+PTRACE_PEEKUSER, PTRACE_GETREGS, PTRACE_SETREGS = 3, 12, 13
+PTRACE_SINGLESTEP, PTRACE_DETACH = 9, 17
+PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
+WALL = 0x40000000
+SYSCALL = b"\x0f\x05"
+NR_CLOSE, NR_MMAP, NR_MUNMAP, NR_DUP2, NR_OPENAT = 3, 9, 11, 33, 257
+AT_FDCWD = -100
+PAGE = 4096
+PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS = 0x1 | 0x2, 0x02 | 0x20
+USER_CS = 0x33  # a 64-bit process (a 32-bit one runs with 0x23)
+JOB_STOPS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+
+# struct user_regs_struct (sys/user.h), x86-64.
+REGS = ("r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags "
+        "rsp ss fs_base gs_base ds es fs gs").split()
+
+
+class InjectError(Exception):
+    """Why the descriptors were not moved (one line)."""
+
+
+class Regs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_ulonglong) for name in REGS]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.restype = ctypes.c_long
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+
+def _ptrace(request: int, pid: int, addr: int = 0, data: object = 0) -> int:
+    ctypes.set_errno(0)
+    result = _libc.ptrace(request, pid, addr, data)
+    if result == -1 and ctypes.get_errno():
+        error = ctypes.get_errno()
+        raise InjectError(f"ptrace: {os.strerror(error)}")
+    return int(result)
+
+
+def _regs(pid: int) -> Regs:
+    regs = Regs()
+    _ptrace(PTRACE_GETREGS, pid, 0, ctypes.addressof(regs))
+    return regs
+
+
+def _set_regs(pid: int, regs: Regs) -> None:
+    _ptrace(PTRACE_SETREGS, pid, 0, ctypes.addressof(regs))
+
+
+def _wait_stop(pid: int) -> int:
+    """The signal PID stopped with (it must stop, not exit)."""
+    _, status = os.waitpid(pid, WALL)
+    if not os.WIFSTOPPED(status):
+        raise InjectError("the process ended")
+    return os.WSTOPSIG(status) | ((status >> 16) << 8)  # event stops keep their event
+
+
+def syscall_address(pid: int) -> int:
+    """Where in PID's memory a `syscall` instruction is: an executable mapping's
+    (libc's, the vDSO's), so that nothing is written into its code."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 2 or "x" not in fields[1] or "[vsyscall]" in line:
+                continue
+            start, end = (int(part, 16) for part in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                code = mem.read(min(end - start, 1 << 22))
+            except (OSError, OverflowError, ValueError):
+                continue
+            found = code.find(SYSCALL)
+            if found >= 0:
+                return start + found
+    raise InjectError("no syscall instruction found in its memory")
+
+
+class Injection:
+    """PID stopped under our ptrace, its general registers saved: system calls
+    made by it one at a time, then everything put back."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[int] = []  # signals that arrived meanwhile: handed on at the end
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            raise InjectError("ptrace: No such process") from None
+        _ptrace(PTRACE_SEIZE, pid)
+        self.attached = True
+        self.job_stop = signal.SIGSTOP if state == b"T" else 0  # a stopped job stays stopped
+        try:
+            _ptrace(PTRACE_INTERRUPT, pid)
+            self._stopped(_wait_stop(pid))
+            self.saved = _regs(pid)
+        except BaseException:
+            self.leave()
+            raise
+
+    def _stopped(self, stop: int) -> None:
+        sig, event = stop & 0xFF, stop >> 8
+        if event and sig in JOB_STOPS:
+            self.job_stop = sig  # a group-stop: it was stopped with this one
+        elif not event and sig != signal.SIGTRAP:
+            self.signals.append(sig)  # on its way in: not ours to swallow
+
+    def call(self, at: int, number: int, *args: int) -> int:
+        """One system call made by the process: its result (negative: -errno)."""
+        regs = Regs.from_buffer_copy(self.saved)
+        regs.rip, regs.rax = at, number
+        # orig_rax -1: no system call is under way, so the kernel does not try
+        # to restart the interrupted one in the middle of ours.
+        regs.orig_rax = (1 << 64) - 1
+        for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args):
+            setattr(regs, name, value & ((1 << 64) - 1))
+        _set_regs(self.pid, regs)
+        for _ in range(16):  # a signal that arrives meanwhile stops it first
+            _ptrace(PTRACE_SINGLESTEP, self.pid, 0, 0)
+            stop = _wait_stop(self.pid)
+            done = _regs(self.pid)
+            if done.rip == at + len(SYSCALL):
+                result = int(done.rax)
+                return result - (1 << 64) if result >= 1 << 63 else result
+            self._stopped(stop)
+        raise InjectError("the process did not make the call")
+
+    def leave(self) -> None:
+        """Registers as they were, detached, signals handed on, a job stop kept."""
+        if not self.attached:
+            return
+        self.attached = False
+        with contextlib.suppress(InjectError, OSError):
+            if hasattr(self, "saved"):
+                _set_regs(self.pid, self.saved)
+        first = self.signals[0] if self.signals else self.job_stop
+        with contextlib.suppress(InjectError, OSError):
+            _ptrace(PTRACE_DETACH, self.pid, 0, first)
+        for sig in self.signals[1:] + ([self.job_stop] if self.signals and self.job_stop else []):
+            with contextlib.suppress(InjectError, OSError):
+                os.kill(self.pid, sig)
+
+
+def point_fds(pid: int, path: str, fds: list[int]) -> None:
+    """PID's FDS, pointed at PATH (opened O_RDWR|O_NOCTTY); raises InjectError."""
+    if os.uname().machine != "x86_64":
+        raise InjectError(f"system calls are injected on x86-64 only, not {os.uname().machine}")
+    process = Injection(pid)  # first: the permission to look is ptrace's
+    try:
+        at = syscall_address(pid)
+        if process.saved.cs != USER_CS:
+            raise InjectError("not a 64-bit process")
+        page = process.call(at, NR_MMAP, 0, PAGE, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0)
+        if page < 0:
+            raise InjectError(f"it could not map a page: {os.strerror(-page)}")
+        try:
+            _write_string(pid, page, os.fsencode(path) + b"\0")
+            _open_and_dup(process, at, page, path, fds)
+        finally:
+            process.call(at, NR_MUNMAP, page, PAGE)
+    finally:
+        process.leave()
+
+
+def _open_and_dup(process: Injection, at: int, name: int, path: str, fds: list[int]) -> None:
+    fd = process.call(at, NR_OPENAT, AT_FDCWD, name, os.O_RDWR | os.O_NOCTTY)
+    if fd < 0:
+        raise InjectError(f"it could not open {path}: {os.strerror(-fd)}")
+    try:
+        for target in fds:
+            result = process.call(at, NR_DUP2, fd, target)
+            if result < 0:
+                raise InjectError(f"dup2 onto {target}: {os.strerror(-result)}")
+    finally:
+        process.call(at, NR_CLOSE, fd)
+
+
+def _write_string(pid: int, address: int, text: bytes) -> None:
+    with open(f"/proc/{pid}/mem", "r+b", 0) as mem:
+        mem.seek(address)
+        mem.write(text)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        pid, path, fds = int(argv[0]), argv[1], [int(fd) for fd in argv[2:]]
+    except (IndexError, ValueError):
+        print("usage: fd_inject.py PID PATH FD [FD...]")
+        return 2
+    try:
+        point_fds(pid, path, fds)
+    except (InjectError, OSError) as error:
+        print(error if isinstance(error, InjectError) else f"{error.strerror}: {error.filename}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
