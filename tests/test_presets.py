@@ -250,6 +250,8 @@ AS_NOBODY = """
 import encodings.ascii  # now: the interpreter may live where nobody cannot read
 import os, sys
 from autotrace.live.presets import capture_refusal, ptrace_refusal
+import psutil
+psutil.Process  # now too: autotrace imports psutil at its first use (autotrace.lazy)
 os.setgroups([])
 os.setgid(65534)
 os.setuid(65534)

@@ -346,10 +346,13 @@ def read_available(fd: int, limit: int = 1 << 20, whole: bool = True) -> tuple[b
             return b"".join(chunks), True
         chunks.append(chunk)
         total += len(chunk)
-        if not whole and len(chunk) < SMALL_READ:
+        if not whole and len(chunk) < SMALL_READ and chunk.endswith(b"\n"):
             # A line or two: what was there is read (a pty hands out up to
             # about 4 KiB a read, so a flood never stops here). Asking again
             # would cost a failing read and its exception, most turns; what
-            # comes next wakes the loop again.
+            # comes next wakes the loop again. A read that ends inside a line
+            # asks again: the line discipline hands one write on in pieces
+            # (`tick\n` as `tick`, then the `\r\n` ONLCR made of its `\n`),
+            # and a line is recorded whole when the program wrote it whole.
             break
     return b"".join(chunks), False
