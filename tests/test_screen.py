@@ -883,3 +883,33 @@ def test_lines_with_tabs_and_backspaces_ended_by_cr_lf_are_skipped_exactly(feede
         assert skipped.skipped > len(text) / 2
         assert skipped.rows_at() == full.rows_at()
         assert skipped.cursor == full.cursor
+
+
+def test_a_plain_line_drawn_from_its_text_is_the_row_its_cells_draw():
+    from autotrace.view import render
+
+    screen = PaneScreen(30, 8, history=100)
+    screen.feed("plain 123\r\n\x1b[31mred\x1b[0m and not\r\n"
+                "wide 世界 here\r\n\x1b[44m\x1b[2Kerased blue\x1b[0m\r\n"
+                + "".join(f"line {n} of many, long enough to wrap here\r\n" for n in range(12))
+                + "\tTAB\r\nlast")
+    screen.catch_up()
+    lines = screen.lines_back(0, screen.total_lines)
+    plain = 0
+    for line in lines:
+        for left, cols in ((0, 30), (0, 40), (4, 20), (28, 10), (35, 10)):
+            text = screen.plain_text_of(line, left, cols)
+            cells = screen.cells_of(line)[left:left + cols]
+            slow = render.cells_to_line(cells, cols, True)
+            if text is None:
+                continue
+            plain += 1
+            assert len(text) == cols
+            assert str(render.plain_row(text)) == str(slow), (line, left, cols)
+    assert plain > 60  # history tuples and screen lines took the plain way
+    styled = [screen.plain_text_of(line, 0, 30) for line in lines
+              if line is not None and "red" in row_text(screen.cells_of(line))]
+    assert styled == [None]
+    assert all(screen.plain_text_of(line, 0, 30) is None for line in lines
+               if line is not None and ("世" in row_text(screen.cells_of(line))
+                                        or "blue" in row_text(screen.cells_of(line))))

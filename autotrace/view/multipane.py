@@ -836,10 +836,18 @@ class MultiPaneView:
             drawn[key] = hit
             return hit[3]
         cols, left = how[0], how[1]
-        cells = pane.shown.cells_of(line)[left:left + cols]
-        marks = match_spans(self.search, cells[:cols]) if self.search else ()
-        spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
-        row = render.cells_to_line(cells, cols, self.colours, marks, spans)
+        # Most rows are plain text (one style, ASCII): drawn from their few
+        # written chars, not from a cell per column.
+        text = None if self.search else pane.shown.plain_text_of(line, left, cols)
+        spans = pane.lens(text) if text is not None and pane.lens and self.colours else ()
+        if text is not None and not spans:
+            row = render.plain_row(text)
+        else:
+            cells = pane.shown.cells_of(line)[left:left + cols]
+            marks = match_spans(self.search, cells[:cols]) if self.search else ()
+            if text is None:
+                spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
+            row = render.cells_to_line(cells, cols, self.colours, marks, spans)
         if border is not None:
             row = border + row
         # A history line (a tuple) never changes; a screen line is copied.

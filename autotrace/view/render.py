@@ -162,6 +162,12 @@ def _fit(line: FmtStr, width: int) -> FmtStr:
     return line
 
 
+def plain_row(text: str) -> FmtStr:
+    """A row of printable ASCII in the default style, already as wide as its
+    place (screen.plain_text_of): what cells_to_line makes of its cells."""
+    return FmtStr(Chunk(text, {}))
+
+
 def plain(text: str, width: int, **atts: int | bool) -> FmtStr:
     """Text padded or cut to `width`, with one set of attributes."""
     text = cell_text(text)

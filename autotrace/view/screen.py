@@ -29,6 +29,7 @@ import sys
 import time
 import unicodedata
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Callable, NamedTuple, Union
@@ -168,6 +169,31 @@ def _cells(line: Line, columns: int) -> list[Cell]:
     if len(text) != columns or not text.isascii():
         _fix_wide_halves(row)
     return row
+
+
+_PLAIN_STYLE = _BLANK_CHAR[1:]  # pyte's default attributes: no colour, no flag
+
+
+def _plain_text(line: Line, left: int, columns: int) -> str | None:
+    """Columns LEFT.. of a line that is nothing but printable ASCII in the
+    default style (most output: a log, a tracer), as a string exactly COLUMNS
+    long; None for any other line. Only the written chars are looked at,
+    not a cell per column: a short line costs its few chars."""
+    if isinstance(line, tuple):
+        items: Iterable[tuple[int, Char]] = enumerate(line)
+    elif line.default is _BLANK_CHAR or line.default == _BLANK_CHAR:
+        items = line.items()
+    else:
+        return None  # erased with a colour: every blank has it
+    chars = [" "] * columns
+    for x, char in items:
+        data = char.data
+        if char[1:] != _PLAIN_STYLE or len(data) != 1 or not (data.isascii()
+                                                             and data.isprintable()):
+            return None
+        if left <= x < left + columns:
+            chars[x - left] = data
+    return "".join(chars)
 
 
 def _fix_wide_halves(row: list[Cell]) -> None:
@@ -1021,6 +1047,16 @@ class PaneScreen:
         if line is None:
             return [BLANK] * self.cols
         return _cells(line, self.cols)
+
+    def plain_text_of(self, line: Line | None, left: int, columns: int) -> str | None:
+        """COLUMNS cells of a line from `lines_back`, from column LEFT, as text
+        when the line is plain (printable ASCII, default style), else None:
+        the row is then drawn from `cells_of`."""
+        if line is None:
+            return " " * columns
+        shown = min(columns, max(0, self.cols - left))  # what cells_of would give
+        text = _plain_text(line, left, shown)
+        return None if text is None else text + " " * (columns - shown)
 
     def tail_row(self) -> int:
         """The screen row the newest output ends on: the cursor's row, or the
