@@ -9,6 +9,12 @@ and the real import runs, in place, at the first attribute anyone reads.
 The standard library's LazyLoader does not do here: it imports at the first
 attribute of any kind, and every `import psutil` statement reads `__spec__`.
 The stand-in answers the few attributes the import system reads by itself.
+
+What it does not do: the first use must be an attribute of the module itself,
+not an import of one of its submodules (`import psutil._pslinux` first would
+run the package's code inside the submodule's); `dir()` of the stand-in lists
+only those few attributes. Nothing of ours does either; psutil is first used
+from the session's loop, in its one thread.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ _IMPORT_SYSTEM_READS = frozenset({
 # while the first runs the import waits for the whole module, never a half.
 _lock = threading.RLock()
 _running: set[str] = set()  # imports under way, in the thread that holds _lock
+_initial: dict[str, dict[str, object]] = {}  # a stand-in's attributes before its import
 
 
 class _Deferred(types.ModuleType):
@@ -48,12 +55,18 @@ class _Deferred(types.ModuleType):
 
 def _run_import(module: types.ModuleType, name: str) -> None:
     _running.add(name)
+    namespace = types.ModuleType.__getattribute__(module, "__dict__")
     try:
         spec = types.ModuleType.__getattribute__(module, "__spec__")
         spec.loader.exec_module(module)
         module.__class__ = types.ModuleType
-    except BaseException:
-        sys.modules.pop(name, None)  # the next import tries afresh, and says why
+    except BaseException as error:
+        # The stand-in stays (every module that imported it holds it), as it
+        # was before: the next use tries afresh, and says why again.
+        namespace.clear()
+        namespace.update(_initial[name])
+        if isinstance(error, AttributeError):  # not "no such attribute": a broken import
+            raise ImportError(f"importing {name} failed: {error}") from error
         raise
     finally:
         _running.discard(name)
@@ -69,6 +82,7 @@ def defer(name: str) -> None:
         return
     module = importlib.util.module_from_spec(spec)
     module.__class__ = _Deferred
+    _initial[name] = dict(types.ModuleType.__getattribute__(module, "__dict__"))
     sys.modules[name] = module
 
 

@@ -142,3 +142,23 @@ def test_a_process_that_is_gone_or_a_path_it_cannot_open_is_one_line(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_process_under_a_seccomp_filter_is_not_touched(tmp_path):
+    # Strict seccomp allows read, write, exit, sigreturn: the injected mmap
+    # would kill it, so nothing is injected.
+    code = ("import ctypes, os\nr, w = os.pipe()\nctypes.CDLL(None).prctl(22, 1, 0, 0, 0)\n"
+            "os.read(r, 1)\n")
+    strict = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while fd_inject.seccomp_mode(strict.pid) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before = points_at(strict.pid, 1)
+        done = inject(strict.pid, tmp_path / "new", 1)
+        assert (done.returncode, done.stdout) == (1, "a seccomp filter guards its system calls\n")
+        time.sleep(0.2)
+        assert strict.poll() is None and points_at(strict.pid, 1) == before
+    finally:
+        strict.kill()
+        strict.wait()

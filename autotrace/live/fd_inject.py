@@ -39,9 +39,10 @@ SYSCALL = b"\x0f\x05"
 NR_CLOSE, NR_MMAP, NR_MUNMAP, NR_DUP2, NR_OPENAT = 3, 9, 11, 33, 257
 AT_FDCWD = -100
 PAGE = 4096
+# -EINTR and the kernel's restart codes: a call interrupted by a signal, to be made again.
+RESTART = frozenset({-4, -512, -513, -514, -516})
 PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS = 0x1 | 0x2, 0x02 | 0x20
 USER_CS = 0x33  # a 64-bit process (a 32-bit one runs with 0x23)
-JOB_STOPS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 # struct user_regs_struct (sys/user.h), x86-64.
 REGS = ("r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags "
@@ -89,40 +90,55 @@ def _wait_stop(pid: int) -> int:
 
 
 def syscall_address(pid: int) -> int:
-    """Where in PID's memory a `syscall` instruction is: an executable mapping's
-    (libc's, the vDSO's), so that nothing is written into its code."""
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            fields = line.split()
-            if len(fields) < 2 or "x" not in fields[1] or "[vsyscall]" in line:
-                continue
-            start, end = (int(part, 16) for part in fields[0].split("-"))
+    """Where in PID's memory a `syscall` instruction is: in libc's code or the
+    vDSO's, never in memory that can change (writable, a JIT's): nothing is
+    written into its code, and what runs there is known to stay."""
+    with open(f"/proc/{pid}/maps") as maps:
+        mappings = [line.split() for line in maps]
+    found = [(fields[0], fields[1]) for fields in mappings if len(fields) >= 6
+             and fields[1].startswith("r-x") and _is_libc_or_vdso(fields[5])]
+    with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for span, _ in found:
+            start, end = (int(part, 16) for part in span.split("-"))
             try:
                 mem.seek(start)
                 code = mem.read(min(end - start, 1 << 22))
             except (OSError, OverflowError, ValueError):
                 continue
-            found = code.find(SYSCALL)
-            if found >= 0:
-                return start + found
-    raise InjectError("no syscall instruction found in its memory")
+            at = code.find(SYSCALL)
+            if at >= 0:
+                return start + at
+    raise InjectError("no syscall instruction in its libc or vDSO")
+
+
+def _is_libc_or_vdso(path: str) -> bool:
+    name = os.path.basename(path)
+    return path == "[vdso]" or name.startswith("libc.so") or name.startswith("libc-")
+
+
+def seccomp_mode(pid: int) -> int:
+    """0 when no seccomp filter can refuse (or kill on) the calls we make."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("Seccomp:"):
+                return int(line.split()[1])
+    return 0
 
 
 class Injection:
     """PID stopped under our ptrace, its general registers saved: system calls
-    made by it one at a time, then everything put back."""
+    made by it one at a time, then everything put back.
+
+    A stopped job needs nothing of ours to stay stopped: when the tracer
+    detaches, the kernel puts a job stop that is still in force back in
+    place, and a SIGCONT that came meanwhile has ended it, as it should."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.signals: list[int] = []  # signals that arrived meanwhile: handed on at the end
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            raise InjectError("ptrace: No such process") from None
+        self.last_was_delivery = False  # the latest stop: may DETACH hand a signal in?
         _ptrace(PTRACE_SEIZE, pid)
         self.attached = True
-        self.job_stop = signal.SIGSTOP if state == b"T" else 0  # a stopped job stays stopped
         try:
             _ptrace(PTRACE_INTERRUPT, pid)
             self._stopped(_wait_stop(pid))
@@ -133,13 +149,21 @@ class Injection:
 
     def _stopped(self, stop: int) -> None:
         sig, event = stop & 0xFF, stop >> 8
-        if event and sig in JOB_STOPS:
-            self.job_stop = sig  # a group-stop: it was stopped with this one
-        elif not event and sig != signal.SIGTRAP:
+        self.last_was_delivery = not event
+        if not event and sig != signal.SIGTRAP:
             self.signals.append(sig)  # on its way in: not ours to swallow
 
     def call(self, at: int, number: int, *args: int) -> int:
-        """One system call made by the process: its result (negative: -errno)."""
+        """One system call made by the process: its result (negative: -errno).
+        Interrupted before it ran (a signal), it is made again; anything but
+        the step over that one instruction ends the injection."""
+        for _ in range(8):
+            result = self._call_once(at, number, *args)
+            if result not in RESTART:
+                return result
+        raise InjectError("its calls kept being interrupted")
+
+    def _call_once(self, at: int, number: int, *args: int) -> int:
         regs = Regs.from_buffer_copy(self.saved)
         regs.rip, regs.rax = at, number
         # orig_rax -1: no system call is under way, so the kernel does not try
@@ -148,29 +172,35 @@ class Injection:
         for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args):
             setattr(regs, name, value & ((1 << 64) - 1))
         _set_regs(self.pid, regs)
-        for _ in range(16):  # a signal that arrives meanwhile stops it first
+        for _ in range(16):
             _ptrace(PTRACE_SINGLESTEP, self.pid, 0, 0)
             stop = _wait_stop(self.pid)
             done = _regs(self.pid)
-            if done.rip == at + len(SYSCALL):
+            if done.rip == at:  # a signal, an interrupt or a job stop came first:
+                self._stopped(stop)  # nothing ran yet, step again
+                continue
+            self.last_was_delivery = stop >> 8 == 0
+            if (done.rip == at + len(SYSCALL) and stop == signal.SIGTRAP
+                    and done.orig_rax == number):
                 result = int(done.rax)
                 return result - (1 << 64) if result >= 1 << 63 else result
-            self._stopped(stop)
+            raise InjectError("the process did not make the call as asked")
         raise InjectError("the process did not make the call")
 
     def leave(self) -> None:
-        """Registers as they were, detached, signals handed on, a job stop kept."""
+        """Registers as they were, detached, signals that came meanwhile handed on."""
         if not self.attached:
             return
         self.attached = False
         with contextlib.suppress(InjectError, OSError):
             if hasattr(self, "saved"):
                 _set_regs(self.pid, self.saved)
-        first = self.signals[0] if self.signals else self.job_stop
+        # DETACH hands a signal in only from a signal-delivery stop.
+        first = self.signals[0] if self.signals and self.last_was_delivery else 0
         with contextlib.suppress(InjectError, OSError):
             _ptrace(PTRACE_DETACH, self.pid, 0, first)
-        for sig in self.signals[1:] + ([self.job_stop] if self.signals and self.job_stop else []):
-            with contextlib.suppress(InjectError, OSError):
+        for sig in self.signals[1 if first else 0:]:
+            with contextlib.suppress(OSError):
                 os.kill(self.pid, sig)
 
 
@@ -178,6 +208,12 @@ def point_fds(pid: int, path: str, fds: list[int]) -> None:
     """PID's FDS, pointed at PATH (opened O_RDWR|O_NOCTTY); raises InjectError."""
     if os.uname().machine != "x86_64":
         raise InjectError(f"system calls are injected on x86-64 only, not {os.uname().machine}")
+    try:
+        filtered = seccomp_mode(pid)
+    except (OSError, ValueError):
+        raise InjectError("ptrace: No such process") from None
+    if filtered:
+        raise InjectError("a seccomp filter guards its system calls")
     process = Injection(pid)  # first: the permission to look is ptrace's
     try:
         at = syscall_address(pid)
@@ -196,7 +232,9 @@ def point_fds(pid: int, path: str, fds: list[int]) -> None:
 
 
 def _open_and_dup(process: Injection, at: int, name: int, path: str, fds: list[int]) -> None:
-    fd = process.call(at, NR_OPENAT, AT_FDCWD, name, os.O_RDWR | os.O_NOCTTY)
+    # O_CLOEXEC: a fork and exec in another of its threads meanwhile must
+    # not take it along (dup2's copies do not inherit the flag).
+    fd = process.call(at, NR_OPENAT, AT_FDCWD, name, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     if fd < 0:
         raise InjectError(f"it could not open {path}: {os.strerror(-fd)}")
     try:
@@ -215,6 +253,11 @@ def _write_string(pid: int, address: int, text: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # Between setting a call's registers and putting them back, dying would
+    # leave the process running our call's registers: no signal that a
+    # terminal, a hangup or a closed pipe sends may end us meanwhile.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGINT, signal.SIGQUIT,
+                                              signal.SIGTERM, signal.SIGPIPE, signal.SIGTSTP})
     try:
         pid, path, fds = int(argv[0]), argv[1], [int(fd) for fd in argv[2:]]
     except (IndexError, ValueError):

@@ -207,13 +207,25 @@ Moves = list[tuple[int, list[int], str]]  # (pid, its fds, the terminal they go 
 
 
 def _move_all(moves: Moves) -> list[str | None]:
-    """Each move's outcome (see move); one mover runs for every process at once."""
+    """Each move's outcome (see move), in order. The processes are moved at
+    once, but one process's moves (fds going back to two terminals) one after
+    another: a process has one tracer at a time."""
     if not moves:
         return []
     from concurrent.futures import ThreadPoolExecutor  # a Ctrl-Z pick-up only: not at start
 
-    with ThreadPoolExecutor(max_workers=min(8, len(moves))) as pool:
-        return list(pool.map(lambda m: move(*m), moves))
+    by_pid: dict[int, list[int]] = {}
+    for position, (pid, _, _) in enumerate(moves):
+        by_pid.setdefault(pid, []).append(position)
+    outcomes: list[str | None] = [None] * len(moves)
+
+    def one_process(positions: list[int]) -> None:
+        for position in positions:
+            outcomes[position] = move(*moves[position])
+
+    with ThreadPoolExecutor(max_workers=min(8, len(by_pid))) as pool:
+        list(pool.map(one_process, by_pid.values()))
+    return outcomes
 
 
 def move_in(pid: int, group: int, cols: int, rows: int
