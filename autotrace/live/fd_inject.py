@@ -31,7 +31,7 @@ import os
 import signal
 import sys
 
-PTRACE_PEEKUSER, PTRACE_GETREGS, PTRACE_SETREGS = 3, 12, 13
+PTRACE_GETREGS, PTRACE_SETREGS = 12, 13
 PTRACE_SINGLESTEP, PTRACE_DETACH = 9, 17
 PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
 WALL = 0x40000000
@@ -82,7 +82,8 @@ def _set_regs(pid: int, regs: Regs) -> None:
 
 
 def _wait_stop(pid: int) -> int:
-    """The signal PID stopped with (it must stop, not exit)."""
+    """How PID stopped (it must stop, not exit): the signal, with a ptrace
+    event (PTRACE_EVENT_STOP: an interrupt or a job stop) in the bits above."""
     _, status = os.waitpid(pid, WALL)
     if not os.WIFSTOPPED(status):
         raise InjectError("the process ended")

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 ELEVATORS = frozenset({"sudo", "doas"})
 
 
-
 class TargetError(UserError):
     """Nothing suitable to attach to, or no way to ask; the message is one line."""
 

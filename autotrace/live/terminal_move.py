@@ -36,7 +36,7 @@ from ptyprocess import PtyProcess
 
 from autotrace.live import fd_inject, procs
 
-MOVE_TIMEOUT = 20.0  # gdb attaching to a large process on a loaded machine
+MOVE_TIMEOUT = 20.0  # a mover (gdb at worst) attaching to a large process on a loaded machine
 INJECTOR = fd_inject.__file__
 STDIO = (0, 1, 2)
 _O_RDWR_NOCTTY = os.O_RDWR | os.O_NOCTTY

@@ -839,14 +839,16 @@ class MultiPaneView:
         # Most rows are plain text (one style, ASCII): drawn from their few
         # written chars, not from a cell per column.
         text = None if self.search else pane.shown.plain_text_of(line, left, cols)
-        spans = pane.lens(text) if text is not None and pane.lens and self.colours else ()
+        cells = pane.shown.cells_of(line)[left:left + cols] if text is None else []
+        if pane.lens and self.colours:
+            spans = pane.lens(text if text is not None else row_text(cells[:cols]))
+        else:
+            spans = ()
         if text is not None and not spans:
             row = render.plain_row(text)
         else:
-            cells = pane.shown.cells_of(line)[left:left + cols]
+            cells = cells or pane.shown.cells_of(line)[left:left + cols]
             marks = match_spans(self.search, cells[:cols]) if self.search else ()
-            if text is None:
-                spans = pane.lens(row_text(cells[:cols])) if pane.lens and self.colours else ()
             row = render.cells_to_line(cells, cols, self.colours, marks, spans)
         if border is not None:
             row = border + row
