@@ -4,6 +4,7 @@ server (examples/dns_server.py), real dig/getent/curl, real tcpdump."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -192,3 +193,59 @@ def test_a_damaged_or_planted_findings_file_is_one_line(tmp_path) -> None:
     findings.write_text('{"t": 1.0, "rule": "from.a.newer.autotrace"}\n{"t": 2.0, "rule": "x", '
                         '"severity": "error", "title": "kept", "future": 1}\n{"torn')
     assert [f["title"] for f in findings_of(rec.directory)] == ["kept"]
+
+
+BURST_MAIN = r"""
+import os, signal, socket, sys, time
+import dns.message
+# Our own @dns probe's tcpdump: the one in this network namespace.
+mine = os.readlink("/proc/self/ns/net")
+def ours(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        return argv[0].endswith(b"tcpdump") and os.readlink(f"/proc/{pid}/ns/net") == mine
+    except OSError:
+        return False
+capture = next(int(p) for p in os.listdir("/proc") if p.isdigit() and ours(p))
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sink.bind(("127.0.0.153", 53))
+sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+os.kill(capture, signal.SIGSTOP)
+try:
+    for i in range(int(sys.argv[1])):
+        client.sendto(dns.message.make_query(f"q{i}.test", "A").to_wire(), ("127.0.0.153", 53))
+    time.sleep(0.2)
+finally:
+    os.kill(capture, signal.SIGCONT)
+time.sleep(1.5)
+"""
+
+
+def test_a_burst_the_capture_could_not_read_at_once_is_not_lost(tmp_path) -> None:
+    """tcpdump held off the CPU (a loaded machine) while 400 queries go out:
+    the kernel's ring keeps them all for it; each shows in the pane."""
+    script = tmp_path / "burst.py"
+    script.write_text(BURST_MAIN)
+    in_own_netns = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    result, rec = trace(tmp_path, f"{sys.executable} {script} 400", "@dns",
+                        prefix=in_own_netns, timeout=90)
+    assert result.returncode == 0, result.stderr
+    text = rec.output(1)
+    # tcpdump's own count at its end: nothing dropped, and on lo only one copy of each
+    assert re.search(r"^400 packets received by filter\r?$", text, re.M), text[-300:]
+    assert re.search(r"^0 packets dropped by kernel\r?$", text, re.M), text[-300:]
+    assert len(re.findall(r" query id \d+ q\d+\.test\. A ", text)) == 400, text[-300:]
+
+
+def test_the_sent_copy_on_lo_is_left_to_the_kernel_only_where_libpcap_can() -> None:
+    """`ifindex` came with libpcap 1.10; an older one would refuse the whole filter."""
+    from autotrace.live import dns_capture
+
+    assert dns_capture.libpcap_version() >= (1, 10)  # this machine's real tcpdump
+    assert dns_capture.libpcap_version("/nonexistent/tcpdump") == (0, 0)
+    here = dns_capture.tcpdump_command(os.getpid(), [53], (1, 10))[-1]
+    older = dns_capture.tcpdump_command(os.getpid(), [53], (1, 9))[-1]
+    assert "ifindex 1" in here and "ifindex" not in older
+    assert older.startswith("(((udp or tcp) and (port 53))")

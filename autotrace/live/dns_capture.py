@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,14 +42,41 @@ MAX_TCP_BUFFER = 1 << 17  # a DNS message is at most 64 KiB plus its length
 FULL_SCAN_EVERY = 0.5  # seconds: a scan of every process's descriptors, at most this often
 
 
-def tcpdump_command(pid: int, ports: list[int]) -> list[str]:
+# The kernel's ring, not our reading, decides what a loaded machine loses: in
+# immediate mode libpcap gives it fixed frames of the snapshot length, so
+# tcpdump's default (256 KiB) left 31 frames in 8 MiB, and a burst of 16
+# queries while tcpdump was off the CPU lost the rest. A snapshot whose frame
+# fits 64 KiB keeps every IP packet of up to 65,400 bytes whole (a DNS message
+# is at most 65,535) and, with 32 MiB, 512 frames.
+SNAPSHOT_BYTES = 65400
+RING_KIB = 32768
+# On lo, -i any sees each packet twice, as sent and as received; with libpcap
+# 1.10 (`ifindex`) the sent copy is left out in the kernel, so it takes no frame.
+SKIP_SENT_ON_LO = " and not (outbound and ifindex 1)"  # lo is ifindex 1 in every namespace
+
+
+def tcpdump_command(pid: int, ports: list[int], libpcap: tuple[int, int] = (1, 10)
+                    ) -> list[str]:
     ports_filter = " or ".join(f"port {port}" for port in ports)
-    command = ["tcpdump", "-w", "-", "-U", "--immediate-mode", "-n", "-s", "0", "-B", "8192",
-               "-i", "any",
-               f"((udp or tcp) and ({ports_filter})) or icmp or icmp6"]
+    wanted = f"(((udp or tcp) and ({ports_filter})) or icmp or icmp6)"
+    if libpcap >= (1, 10):
+        wanted += SKIP_SENT_ON_LO
+    command = ["tcpdump", "-w", "-", "-U", "--immediate-mode", "-n",
+               "-s", str(SNAPSHOT_BYTES), "-B", str(RING_KIB), "-i", "any", wanted]
     if _netns(pid) != _netns(os.getpid()):
         command = ["nsenter", "-t", str(pid), "-n", "--", *command]
     return command
+
+
+def libpcap_version(tcpdump: str = "tcpdump") -> tuple[int, int]:
+    """The libpcap tcpdump runs on, from `tcpdump --version`; (0, 0) if not known."""
+    try:
+        said = subprocess.run([tcpdump, "--version"], capture_output=True, text=True,
+                              timeout=5, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0, 0)
+    found = re.search(r"libpcap version (\d+)\.(\d+)", said)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
 def _netns(pid: int) -> str:
@@ -306,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ports = args.port or [53]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    command = tcpdump_command(args.pid, ports)
+    command = tcpdump_command(args.pid, ports, libpcap_version())
     # Said once tcpdump writes its stream: the pane's first output tells the
     # session it is ready, and the held main command must not start before.
     import dns.message  # noqa: F401  (0.3 s: before the first packet, not on it)
