@@ -913,3 +913,89 @@ def test_a_plain_line_drawn_from_its_text_is_the_row_its_cells_draw():
     assert all(screen.plain_text_of(line, 0, 30) is None for line in lines
                if line is not None and ("世" in row_text(screen.cells_of(line))
                                         or "blue" in row_text(screen.cells_of(line))))
+
+
+def _emulated_state(pane: PaneScreen) -> tuple[object, ...]:
+    emulator = pane._emulator
+    shown = {y: (dict(line), line.t) for y, line in emulator.buffer.items() if line}
+    return (shown, list(emulator.history_lines), list(emulator.history_times),
+            emulator.history_dropped, emulator.cursor.x, emulator.cursor.y,
+            emulator.cursor.attrs, emulator.in_alt)
+
+
+LINE_PIECES = ["", "x", "seq 12345", "a b  ", " " * 7, "w" * 12, "v" * 24, "u" * 25,
+               "\x1b[31mred\x1b[0m", "\x1b[1;7r", "\x1b[r", "tab\there", "\x1b[?1049h",
+               "\x1b[?1049l", "\x1b[?7l", "\x1b[?7h", "\x1b[4h", "\x1b[4l", "\x1b[2;5H",
+               "\x1b[44m", "\x1b[K", "\x1b(0q\x1b(B", "\x1b[J", "\r", "é"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lines_that_scroll_through_in_one_step_leave_what_one_at_a_time_leaves(
+        seed: int, monkeypatch) -> None:
+    """The bulk path (lines_through) against pyte's own draw and scroll:
+    random lines (short, exact width, wrapping, empty, trailing blanks) with
+    colours, scrolling regions, the alternate screen, autowrap off, insert
+    mode and other charsets among them; the same screen, history, history
+    times and cursor, fed in the same pieces."""
+    import random
+
+    import autotrace.view.screen as screen_module
+
+    rng = random.Random(seed)
+    pieces = []
+    for _ in range(rng.randrange(20, 120)):
+        text = "".join(rng.choice(LINE_PIECES) if rng.random() < 0.3
+                       else rng.choice(LINE_PIECES[:8]) for _ in range(rng.randrange(1, 4)))
+        pieces.append(text + ("\r\n" if rng.random() < 0.9 else "\n"))
+        if rng.random() < 0.1:  # modes back to plain, then a burst of plain lines
+            pieces.append("\x1b[r\x1b[?7h\x1b[4l\x1b(B\x1b[?1049l\r\n" + "".join(
+                rng.choice(LINE_PIECES[:8]) + "\r\n" for _ in range(rng.randrange(2, 12))))
+    chunks, at = [], 0
+    text = "".join(pieces)
+    while at < len(text):
+        size = rng.randrange(1, 400)
+        chunks.append((at / 100, text[at:at + size]))
+        at += size
+    cols, rows, history = 12, rng.randrange(1, 7), rng.choice([0, 5, 100])
+
+    def run() -> tuple[object, ...]:
+        pane = PaneScreen(cols, rows, history=history)
+        for t, chunk in chunks:
+            pane.feed(chunk, t)
+            if seed % 2:
+                pane.catch_up(skip=False)
+            else:  # in timed pieces, as the live view emulates
+                while pane.pending:
+                    pane.catch_up(skip=False, seconds=1.0)
+        return _emulated_state(pane)
+
+    through = []
+    original = screen_module._Emulator.lines_through
+    monkeypatch.setattr(screen_module._Emulator, "lines_through",
+                        lambda self, texts: (through.append(texts), original(self, texts)))
+    bulk = run()
+    assert through, "the one-step path was taken"
+    monkeypatch.setattr(screen_module, "_PLAIN_LINES", re.compile(r"(?!)"))
+    assert run() == bulk
+
+
+def test_a_flood_of_plain_lines_takes_the_one_step_path() -> None:
+    """So the test above compares two paths: seq's output goes through lines_through."""
+    import autotrace.view.screen as screen_module
+
+    calls = []
+    original = screen_module._Emulator.lines_through
+
+    def counting(self, texts):  # type: ignore[no-untyped-def]
+        calls.append(len(texts))
+        original(self, texts)
+
+    pane = PaneScreen(80, 24, history=1000)
+    screen_module._Emulator.lines_through = counting  # type: ignore[method-assign]
+    try:
+        pane.feed("".join(f"{i}\r\n" for i in range(1, 3001)), 1.0)
+        pane.catch_up(skip=False)
+    finally:
+        screen_module._Emulator.lines_through = original  # type: ignore[method-assign]
+    assert sum(calls) > 2900
+    assert lines(pane)[-2:] == ["3000", ""] and pane.text_of(0).rstrip() == "1978"

@@ -62,6 +62,7 @@ _TIMED_PIECE = 256
 _TIMED_LINES = 16  # or this many lines, if fewer chars
 _FINISH_LINE_MAX = 4096  # chars looked at for the end of a line split by a read
 _PLAIN_PIECE = 16384  # printable ASCII draws in whole runs: even wrapping, a few ms
+_PLAIN_LINES_PIECE = 4096  # lines that scroll through in one step: ~500 of seq's, ~1 ms
 
 
 class Cell(NamedTuple):
@@ -268,6 +269,71 @@ class _Emulator(pyte.Screen):
             self.history_dropped += 1
         self.history_lines.append(_compact(line))
         self.history_times.append(max(t, last))
+
+    def _keep_row(self, kept: Kept, t: float | None) -> None:
+        """`_keep` for a row that never was a screen line (lines_through)."""
+        if not self.history_lines.maxlen:
+            return
+        last = self.history_times[-1] if self.history_times else 0.0
+        if len(self.history_lines) == self.history_lines.maxlen:
+            self.history_dropped += 1
+        self.history_lines.append(kept)
+        self.history_times.append(last if t is None else max(t, last))
+
+    def scrolls_through(self) -> bool:
+        """Whether plain ASCII lines ended by CR LF, printed now, would each be
+        drawn from the left of a fresh bottom line and scroll the whole screen
+        up: the cursor at the start of an untouched bottom line, no scrolling
+        region, autowrap on, no insert mode, no other character set."""
+        cursor = self.cursor
+        if cursor.x or cursor.y != self.lines - 1 or self.in_control_string:
+            return False
+        if self.margins is not None and self.margins != (0, self.lines - 1):
+            return False
+        if modes.DECAWM not in self.mode or not self._plain_drawing():
+            return False
+        line = self.buffer.get(cursor.y)
+        return line is None or (not line and line.t is None)
+
+    def lines_through(self, texts: list[str]) -> None:
+        """Print TEXTS (printable ASCII, each then CR LF) when scrolls_through():
+        exactly what drawing each and scrolling would leave (screen, history
+        and its times, the cursor), but rows that leave the top at once are
+        made history directly, and the screen is shifted once, not per line."""
+        columns, lines, now = self.columns, self.lines, self.now
+        rows: list[str] = []
+        for text in texts:
+            if len(text) <= columns:
+                rows.append(text)
+            else:  # autowrap: a row per `columns` chars
+                rows.extend(text[x:x + columns] for x in range(0, len(text), columns))
+        glyph = self._glyphs_for(self.cursor.attrs).__getitem__
+        buffer = self.buffer
+        above: list[_Line | None] = [buffer.get(y) for y in range(lines - 1)]
+        leaving = len(above) + len(rows) - (lines - 1)  # rows that scroll off the top
+        if leaving > 0 and not self.in_alt:
+            for line in above[:leaving]:
+                self._keep(line if line is not None else self._new_line())
+            for text in rows[:max(0, leaving - len(above))]:
+                kept = list(map(glyph, text))
+                while kept and kept[-1] == _BLANK_CHAR:
+                    kept.pop()
+                self._keep_row(tuple(kept), now if text else None)
+        staying = [*above, *rows][max(0, leaving):]
+        shifted: dict[int, _Line] = {}
+        for y, row in enumerate(staying):
+            if isinstance(row, str):
+                if not row:
+                    continue  # an empty line is never drawn on: no line there
+                line = self._new_line()
+                line.update(zip(range(len(row)), map(glyph, row)))
+                line.t = now
+                shifted[y] = line
+            elif row is not None:
+                shifted[y] = row
+        buffer.clear()
+        buffer.update(shifted)
+        self.dirty.update(range(lines))
 
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
@@ -491,6 +557,10 @@ class _Emulator(pyte.Screen):
         return max(0, min(lines - 1, cursor_y + shift))
 
 
+# Two or more lines of printable ASCII, each ended by CR LF, as a pty gives them.
+_PLAIN_LINES = re.compile(r"(?:[ -~]*\r\n){2,}")
+
+
 class _Stream(pyte.Stream):
     """pyte.Stream that also consumes DCS/APC/PM/SOS strings and remembers an
     unfinished escape sequence, so a snapshot can resume mid-sequence."""
@@ -521,6 +591,7 @@ class _Stream(pyte.Stream):
         draw = emulator.draw
         carriage_return, linefeed = emulator.carriage_return, emulator.linefeed
         match_text = self._text_pattern.match
+        match_lines = _PLAIN_LINES.match
         taking_plain_text = self._taking_plain_text
         unfinished = self.unfinished
         sequence_start = 0 if unfinished else None
@@ -532,6 +603,12 @@ class _Stream(pyte.Stream):
                 taking_plain_text = True
                 unfinished, sequence_start = "", None
             elif taking_plain_text:
+                lines = match_lines(data, offset)
+                if lines and emulator.scrolls_through():
+                    # Lines that only scroll through (a log, seq): in one step.
+                    offset = lines.end()
+                    emulator.lines_through(lines[0].split("\r\n")[:-1])
+                    continue
                 match = match_text(data, offset)
                 if match:
                     start, offset = match.span()
@@ -593,8 +670,11 @@ class _Stream(pyte.Stream):
 # ------------------------------------------------------------ the pane model
 
 
-def _timed_piece(text: str) -> int:
-    """How much of `text` to emulate before looking at the clock again."""
+def _timed_piece(text: str, lines_cheap: bool = False) -> int:
+    """How much of `text` to emulate before looking at the clock again
+    (LINES_CHEAP: plain lines would scroll through, in one step: ~1 us each)."""
+    if lines_cheap and (run := _PLAIN_LINES.match(text, 0, _PLAIN_LINES_PIECE)):
+        return run.end()
     head = text[:_PLAIN_PIECE]
     if head.isascii() and head.isprintable():
         return len(head)
@@ -792,7 +872,11 @@ class PaneScreen:
         while self._queue and remaining > 0:
             chunk = self._queue.popleft()
             t, text = chunk.t, chunk.text
-            take = remaining if deadline is None else min(remaining, _timed_piece(text))
+            if deadline is not None:
+                cheap = self._stream.at_ground and emulator.scrolls_through()
+                take = min(remaining, _timed_piece(text, cheap))
+            else:
+                take = remaining
             if len(text) > take:
                 self._queue.push_front(t, text[take:])
                 text = text[:take]
