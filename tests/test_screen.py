@@ -917,7 +917,8 @@ def test_a_plain_line_drawn_from_its_text_is_the_row_its_cells_draw():
 
 def _emulated_state(pane: PaneScreen) -> tuple[object, ...]:
     emulator = pane._emulator
-    shown = {y: (dict(line), line.t) for y, line in emulator.buffer.items() if line}
+    shown = {y: (dict(line), line.t, line.default) for y, line in emulator.buffer.items()
+             if line}
     return (shown, list(emulator.history_lines), list(emulator.history_times),
             emulator.history_dropped, emulator.cursor.x, emulator.cursor.y,
             emulator.cursor.attrs, emulator.in_alt)
@@ -999,3 +1000,46 @@ def test_a_flood_of_plain_lines_takes_the_one_step_path() -> None:
         screen_module._Emulator.lines_through = original  # type: ignore[method-assign]
     assert sum(calls) > 2900
     assert lines(pane)[-2:] == ["3000", ""] and pane.text_of(0).rstrip() == "1978"
+
+
+@pytest.mark.parametrize("text", [
+    # RI makes empty lines; DECSCNM set on the alternate screen leaves the main
+    # screen's empty lines with their old (not reversed) default.
+    "\x1bM\x1b[?1049h\x1b[?5h\x1b[?1049l\x1b[3;1H\x1b[27mab\r\ncd\r\n",
+    "\x1bM\x1b[?1049h\x1b[?5h\x1b[?1049l\x1b[3;1Hab\r\n\r\n",
+])
+def test_lines_through_a_left_over_empty_line_draw_as_pyte_would(text: str, monkeypatch) -> None:
+    import autotrace.view.screen as screen_module
+
+    def run() -> tuple[object, ...]:
+        pane = PaneScreen(4, 3, history=10)
+        pane.feed(text, 1.0)
+        pane.catch_up(skip=False)
+        return _emulated_state(pane) + (pane.live_cells(0), pane.live_cells(1))
+
+    bulk = run()
+    monkeypatch.setattr(screen_module, "_PLAIN_LINES", re.compile(r"(?!)"))
+    assert run() == bulk
+
+
+def test_where_lines_cannot_scroll_through_the_one_step_pattern_is_not_tried(
+        monkeypatch) -> None:
+    """Under a scrolling region (apt's progress bar) each line would otherwise
+    scan the rest of a 64 KiB read again: quadratic."""
+    import autotrace.view.screen as screen_module
+
+    tries = []
+
+    class Counting:
+        def match(self, *args):  # type: ignore[no-untyped-def]
+            tries.append(args[1])
+            return screen_module._PLAIN_LINES_PATTERN.match(*args)
+
+    monkeypatch.setattr(screen_module, "_PLAIN_LINES_PATTERN", screen_module._PLAIN_LINES,
+                        raising=False)
+    monkeypatch.setattr(screen_module, "_PLAIN_LINES", Counting())
+    pane = PaneScreen(200, 50, history=100)
+    pane.feed("\x1b[1;49r\x1b[49;1H" + "".join(f"{i}\r\n" for i in range(5000)), 1.0)
+    pane.catch_up(skip=False)
+    assert lines(pane)[-3:] == ["4999", "", ""]  # the region ends a row above the bottom
+    assert tries == []

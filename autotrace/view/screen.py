@@ -293,7 +293,10 @@ class _Emulator(pyte.Screen):
         if modes.DECAWM not in self.mode or not self._plain_drawing():
             return False
         line = self.buffer.get(cursor.y)
-        return line is None or (not line and line.t is None)
+        # An empty line left over may have another default (blanks of a
+        # reverse screen): pyte would draw on it, so it is not fresh.
+        return line is None or (not line and line.t is None
+                                and line.default == self.default_char)
 
     def lines_through(self, texts: list[str]) -> None:
         """Print TEXTS (printable ASCII, each then CR LF) when scrolls_through():
@@ -603,8 +606,9 @@ class _Stream(pyte.Stream):
                 taking_plain_text = True
                 unfinished, sequence_start = "", None
             elif taking_plain_text:
-                lines = match_lines(data, offset)
-                if lines and emulator.scrolls_through():
+                # (The state first: where lines cannot scroll through, a
+                # match per line would scan the rest of the text each time.)
+                if emulator.scrolls_through() and (lines := match_lines(data, offset)):
                     # Lines that only scroll through (a log, seq): in one step.
                     offset = lines.end()
                     emulator.lines_through(lines[0].split("\r\n")[:-1])
