@@ -307,3 +307,30 @@ def test_findings_read_back_from_json():
     found = wire.findings(end=5.0)
     assert [Finding.from_json(f.to_json()) for f in found] == found
     assert Finding.from_json({"t": "x"}) is None and Finding.from_json([1]) is None
+
+
+def test_a_packet_the_capture_cut_is_said_and_its_connection_not_decoded_as_garbage():
+    """Beyond the snapshot length (a BIG TCP segment, say): framing a stream
+    with a gap in it would decode the rest as nonsense."""
+    decoder = Decoder(MAIN_PID, [53], find_pid=False)
+    query = dns.message.make_query("big.test", "A", id=9).to_wire()
+    framed = struct.pack("!H", len(query)) + query
+    at = 1_700_000_000.0
+    assert decoder.lines(Packet(at, ipv4_tcp(CLIENT, 41009, SERVER, 53, b"", 0x02), False)) == []
+    said = decoder.lines(Packet(at, ipv4_tcp(CLIENT, 41009, SERVER, 53, framed[:20]), False,
+                                cut=True))
+    assert len(said) == 1 and "a packet cut by the capture" in said[0], said
+    assert "the rest of this connection is not decoded" in said[0]
+    assert f"tcp {CLIENT}:41009 > {SERVER}:53" in said[0]
+    # The rest of that connection: nothing, not "not a DNS message".
+    assert decoder.lines(Packet(at, ipv4_tcp(CLIENT, 41009, SERVER, 53, framed), False)) == []
+    assert decoder.lines(Packet(at, ipv4_tcp(CLIENT, 41009, SERVER, 53, b"", 0x11), False)) == []
+    # A new connection on the same ports is decoded again.
+    decoder.lines(Packet(at, ipv4_tcp(CLIENT, 41009, SERVER, 53, b"", 0x02), False))
+    again = decoder.lines(Packet(at, ipv4_tcp(CLIENT, 41009, SERVER, 53, framed), False))
+    assert len(again) == 1 and " query id 9 big.test. A " in again[0], again
+    # A cut datagram is said too, not decoded.
+    udp = decoder.lines(Packet(at, ipv4_udp(CLIENT, 40009, SERVER, 53, query[:10]), False,
+                               cut=True))
+    assert len(udp) == 1 and "a packet cut by the capture" in udp[0]
+    assert "rest of this connection" not in udp[0]

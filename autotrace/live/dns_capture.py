@@ -45,11 +45,13 @@ FULL_SCAN_EVERY = 0.5  # seconds: a scan of every process's descriptors, at most
 # The kernel's ring, not our reading, decides what a loaded machine loses: in
 # immediate mode libpcap gives it fixed frames of the snapshot length, so
 # tcpdump's default (256 KiB) left 31 frames in 8 MiB, and a burst of 16
-# queries while tcpdump was off the CPU lost the rest. A snapshot whose frame
-# fits 64 KiB keeps every IP packet of up to 65,400 bytes whole (a DNS message
-# is at most 65,535) and, with 32 MiB, 512 frames.
-SNAPSHOT_BYTES = 65400
-RING_KIB = 32768
+# queries while tcpdump was off the CPU lost the rest. The snapshot is what
+# the largest packet needs, no more: lo's MTU is 64 KiB, and TCP on it sends
+# IP packets of up to 65,536 bytes, plus -i any's 20-byte header (cut, a
+# stream of large answers could not be decoded). Its frames take 128 KiB
+# blocks; 16 MiB of them hold 256 packets, in 32 MiB of kernel memory.
+SNAPSHOT_BYTES = 65600
+RING_KIB = 16384
 # On lo, -i any sees each packet twice, as sent and as received; with libpcap
 # 1.10 (`ifindex`) the sent copy is left out in the kernel, so it takes no frame.
 SKIP_SENT_ON_LO = " and not (outbound and ifindex 1)"  # lo is ifindex 1 in every namespace
@@ -66,6 +68,12 @@ def tcpdump_command(pid: int, ports: list[int], libpcap: tuple[int, int] = (1, 1
     if _netns(pid) != _netns(os.getpid()):
         command = ["nsenter", "-t", str(pid), "-n", "--", *command]
     return command
+
+
+def _cut_line(when: float, transport: str, src: str, dst: str, stream: bool = False) -> str:
+    rest = "; the rest of this connection is not decoded" if stream else ""
+    return (f"{time.strftime('%H:%M:%S', time.localtime(when))} {transport} {src} > {dst} "
+            f"a packet cut by the capture (snapshot {SNAPSHOT_BYTES} bytes): not decoded{rest}")
 
 
 def libpcap_version(tcpdump: str = "tcpdump") -> tuple[int, int]:
@@ -108,6 +116,7 @@ class Decoder:
         self.find_pid = find_pid
         self.queries: dict[tuple[str, str, int], tuple[float, int | None, str, bool]] = {}
         self.streams: dict[tuple[str, str], bytes] = {}
+        self.lost: set[tuple[str, str]] = set()  # connections a cut segment broke
         self.last_scan = 0.0
 
     def lines(self, packet: Packet) -> list[str]:
@@ -126,18 +135,32 @@ class Decoder:
             return self.icmp(packet.time, proto, src, dst, payload)
         if proto == PROTO_UDP and len(payload) >= 8:
             sport, dport = int.from_bytes(payload[0:2], "big"), int.from_bytes(payload[2:4], "big")
+            if packet.cut:
+                return [_cut_line(packet.time, "udp", _address(src, sport), _address(dst, dport))]
             return self.message(packet.time, "udp", _address(src, sport), _address(dst, dport),
                                 payload[8:])
         if proto == PROTO_TCP and len(payload) >= 20:
-            return self.tcp(packet.time, src, dst, payload)
+            return self.tcp(packet.time, src, dst, payload, packet.cut)
         return []
 
-    def tcp(self, when: float, src: bytes, dst: bytes, segment: bytes) -> list[str]:
+    def tcp(self, when: float, src: bytes, dst: bytes, segment: bytes, cut: bool = False
+            ) -> list[str]:
         sport, dport = int.from_bytes(segment[0:2], "big"), int.from_bytes(segment[2:4], "big")
         flags, offset = segment[13], (segment[12] >> 4) * 4
         key = (_address(src, sport), _address(dst, dport))
         if flags & 0x02:  # SYN: a new connection
             self.streams[key] = b""
+            self.lost.discard(key)
+        if key in self.lost or cut:
+            # A stream with a gap cannot be framed again: said once, then
+            # nothing more of it until it ends.
+            said = [] if key in self.lost else [_cut_line(when, "tcp", *key, stream=True)]
+            self.streams.pop(key, None)
+            if flags & 0x05:
+                self.lost.discard(key)
+            elif len(self.lost) < 10000:
+                self.lost.add(key)
+            return said
         data = self.streams.get(key, b"") + segment[offset:]
         lines = []
         while len(data) >= 2 and len(data) >= 2 + int.from_bytes(data[:2], "big"):

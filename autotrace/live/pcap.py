@@ -31,6 +31,7 @@ class Packet(NamedTuple):
     time: float  # seconds since the epoch
     ip: bytes  # from the IP header on
     outgoing: bool  # the sent copy of a packet on lo, which shows again as received
+    cut: bool = False  # the capture kept less than the packet (its snapshot length)
 
 
 def read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -64,7 +65,7 @@ def packets(stream: BinaryIO, on_header: Callable[[], None] = lambda: None
         head = read_exactly(stream, 16)
         if head is None:
             return
-        seconds, part, captured, _ = record.unpack(head)
+        seconds, part, captured, original = record.unpack(head)
         if captured > MAX_RECORD:
             raise PcapError(f"a record of {captured} bytes: the stream is broken")
         data = read_exactly(stream, captured)
@@ -72,7 +73,7 @@ def packets(stream: BinaryIO, on_header: Callable[[], None] = lambda: None
             return
         found = ip_of(linktype, data)
         if found is not None:
-            yield Packet(seconds + part * fraction, *found)
+            yield Packet(seconds + part * fraction, *found, captured < original)
 
 
 def ip_of(linktype: int, data: bytes) -> tuple[bytes, bool] | None:
