@@ -12,7 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from conftest import REPO, run_autotrace, trace
+from conftest import REPO, RecordingFiles, run_autotrace, trace
 from test_examples import random_loopback
 
 SERVER = REPO / "examples" / "dns_server.py"
@@ -195,6 +195,18 @@ def test_a_damaged_or_planted_findings_file_is_one_line(tmp_path) -> None:
     assert [f["title"] for f in findings_of(rec.directory)] == ["kept"]
 
 
+def dns_probe_in_own_netns(tmp_path: Path, main: str, *args: str) -> RecordingFiles:
+    """A headless session of the Python program MAIN and @dns, in a network
+    namespace of its own (lo up): nothing else's packets, nothing leaves it."""
+    script = tmp_path / "main.py"
+    script.write_text(main)
+    in_own_netns = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    result, rec = trace(tmp_path, " ".join([sys.executable, str(script), *args]), "@dns",
+                        prefix=in_own_netns, timeout=90)
+    assert result.returncode == 0, result.stderr
+    return rec
+
+
 BURST_MAIN = r"""
 import os, signal, socket, sys, time
 import dns.message
@@ -226,12 +238,7 @@ time.sleep(1.5)
 def test_a_burst_the_capture_could_not_read_at_once_is_not_lost(tmp_path) -> None:
     """tcpdump held off the CPU (a loaded machine) while 200 queries go out:
     the kernel's ring keeps them all for it; each shows in the pane."""
-    script = tmp_path / "burst.py"
-    script.write_text(BURST_MAIN)
-    in_own_netns = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-    result, rec = trace(tmp_path, f"{sys.executable} {script} 200", "@dns",
-                        prefix=in_own_netns, timeout=90)
-    assert result.returncode == 0, result.stderr
+    rec = dns_probe_in_own_netns(tmp_path, BURST_MAIN, "200")
     text = rec.output(1)
     # tcpdump's own count at its end: nothing dropped, and on lo only one copy of each
     assert re.search(r"^200 packets received by filter\r?$", text, re.M), text[-300:]
@@ -289,12 +296,7 @@ time.sleep(4)  # dnspython takes ~0.1 s a message: the probe decodes them before
 def test_large_tcp_segments_on_lo_are_captured_whole(tmp_path) -> None:
     """lo's MTU is 64 KiB: answers sent at once go out in IP packets of up to
     65,535 bytes, which the capture must keep whole to decode the stream."""
-    script = tmp_path / "big.py"
-    script.write_text(BIG_TCP_MAIN)
-    in_own_netns = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-    result, rec = trace(tmp_path, f"{sys.executable} {script}", "@dns",
-                        prefix=in_own_netns, timeout=90)
-    assert result.returncode == 0, result.stderr
+    rec = dns_probe_in_own_netns(tmp_path, BIG_TCP_MAIN)
     assert "client read" in rec.output(0)
     text = rec.output(1)
     answers = re.findall(r" answer id \d+ big(\d+)\.test\. A NOERROR flags QR,RD answers 3700 ",
