@@ -70,10 +70,15 @@ def tcpdump_command(pid: int, ports: list[int], libpcap: tuple[int, int] = (1, 1
     return command
 
 
+def _undecoded_line(when: float, transport: str, src: str, dst: str, why: str) -> str:
+    """A line for a packet that is no DNS message we could read (the rules skip it)."""
+    return f"{time.strftime('%H:%M:%S', time.localtime(when))} {transport} {src} > {dst} {why}"
+
+
 def _cut_line(when: float, transport: str, src: str, dst: str, stream: bool = False) -> str:
     rest = "; the rest of this connection is not decoded" if stream else ""
-    return (f"{time.strftime('%H:%M:%S', time.localtime(when))} {transport} {src} > {dst} "
-            f"a packet cut by the capture (snapshot {SNAPSHOT_BYTES} bytes): not decoded{rest}")
+    return _undecoded_line(when, transport, src, dst, f"a packet cut by the capture "
+                           f"(snapshot {SNAPSHOT_BYTES} bytes): not decoded{rest}")
 
 
 def libpcap_version(tcpdump: str = "tcpdump") -> tuple[int, int]:
@@ -184,8 +189,8 @@ class Decoder:
         try:
             message = dns.message.from_wire(wire, ignore_trailing=True)
         except (dns.exception.DNSException, ValueError, IndexError) as err:
-            return [f"{time.strftime('%H:%M:%S', time.localtime(when))} {transport} {src} > "
-                    f"{dst} not a DNS message: {type(err).__name__}"]
+            return [_undecoded_line(when, transport, src, dst,
+                                    f"not a DNS message: {type(err).__name__}")]
         question = message.question[0] if message.question else None
         name = question.name.to_text() if question is not None else "."
         qtype = dns.rdatatype.to_text(question.rdtype) if question is not None else "?"

@@ -159,6 +159,10 @@ def _compact(line: _Line) -> Kept:
     chars = [line.default] * (max(line) + 1)
     for x, char in line.items():
         chars[x] = char
+    return _without_trailing_blanks(chars)
+
+
+def _without_trailing_blanks(chars: list[Char]) -> Kept:
     while chars and chars[-1] == _BLANK_CHAR:
         chars.pop()
     return tuple(chars)
@@ -261,17 +265,11 @@ class _Emulator(pyte.Screen):
     # --- history
 
     def _keep(self, line: _Line) -> None:
-        if not self.history_lines.maxlen:
-            return
-        last = self.history_times[-1] if self.history_times else 0.0
-        t = line.t if line.t is not None else last
-        if len(self.history_lines) == self.history_lines.maxlen:
-            self.history_dropped += 1
-        self.history_lines.append(_compact(line))
-        self.history_times.append(max(t, last))
+        self._keep_row(_compact(line), line.t)
 
     def _keep_row(self, kept: Kept, t: float | None) -> None:
-        """`_keep` for a row that never was a screen line (lines_through)."""
+        """A row into history, at time T (None: never printed on, the last
+        time kept); a screen line's, or one that never was (lines_through)."""
         if not self.history_lines.maxlen:
             return
         last = self.history_times[-1] if self.history_times else 0.0
@@ -318,10 +316,8 @@ class _Emulator(pyte.Screen):
             for line in above[:leaving]:
                 self._keep(line if line is not None else self._new_line())
             for text in rows[:max(0, leaving - len(above))]:
-                kept = list(map(glyph, text))
-                while kept and kept[-1] == _BLANK_CHAR:
-                    kept.pop()
-                self._keep_row(tuple(kept), now if text else None)
+                self._keep_row(_without_trailing_blanks(list(map(glyph, text))),
+                               now if text else None)
         staying = [*above, *rows][max(0, leaving):]
         shifted: dict[int, _Line] = {}
         for y, row in enumerate(staying):
@@ -986,19 +982,7 @@ class PaneScreen:
         the whole screen scrolling, lines wrapping, no insert mode or other
         character set. Then only the last screenful of them can matter for
         what the screen shows next; the rest just scrolls through."""
-        emulator = self._emulator
-        cursor = emulator.cursor
-        line = emulator.buffer.get(cursor.y)
-        return (
-            not self._queue
-            and self._stream.at_ground
-            and not emulator.in_control_string
-            and emulator.margins is None
-            and emulator._plain_drawing()
-            and cursor.x == 0
-            and cursor.y == emulator.lines - 1
-            and (not line or all(char.data == " " for char in line.values()))
-        )
+        return not self._queue and self._stream.at_ground and self._emulator.scrolls_through()
 
     # --- reading
 
