@@ -89,8 +89,10 @@ def test_a_printing_process_goes_on_printing_into_the_new_file(tmp_path):
 def test_a_stopped_job_stays_stopped_and_prints_into_the_new_file_once_continued(tmp_path):
     new = tmp_path / "new"
     new.touch()
+    # A job of its own, as a shell makes one: the kernel ignores SIGTSTP for a
+    # process group that is orphaned (ours is, when CI starts us with setsid).
     printer = subprocess.Popen(["sh", "-c", "while :; do echo tick; sleep 0.1; done"],
-                               stdout=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, process_group=0)
     try:
         time.sleep(0.3)
         os.kill(printer.pid, signal.SIGTSTP)
